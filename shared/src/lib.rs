@@ -1,0 +1,21 @@
+//! Latchkey: JWT access tokens signed in AWS KMS, rotating refresh tokens and the
+//! pieces the Lambda functions and the `latchkey` CLI are built from.
+//!
+//! The crate is organised by concern:
+//! - [`config`]: every `LATCHKEY_*` setting, read once at cold start;
+//! - [`clock`]: the time source, injectable so expiry is testable without sleeping;
+//! - [`token`]: access tokens (issue and verify) and refresh-token material;
+//! - [`signing`]: the [`signing::Signer`] trait, its KMS and local implementations, and
+//!   the [`signing::KeySet`] verifiers use;
+//! - [`password`]: argon2id hashing with a constant-cost unknown-user path.
+#![deny(missing_docs)]
+
+pub mod clock;
+pub mod config;
+mod encoding;
+pub mod password;
+pub mod signing;
+pub mod token;
+
+pub use clock::{Clock, SystemClock};
+pub use config::Config;

@@ -1,0 +1,163 @@
+//! The keys a verifier accepts, selected by `kid`: from a JWKS document or from KMS at cold start.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use super::{JwkError, PublicKey, SigningError, kms_public_key};
+use crate::config::Config;
+
+/// One accepted key, ready for `jsonwebtoken`.
+#[derive(Clone)]
+pub struct VerifyingKey {
+    /// The published key.
+    pub public: PublicKey,
+    pub(crate) decoding: jsonwebtoken::DecodingKey,
+}
+
+impl fmt::Debug for VerifyingKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerifyingKey")
+            .field("kid", &self.public.kid)
+            .field("algorithm", &self.public.algorithm)
+            .finish()
+    }
+}
+
+/// Every key whose tokens are accepted, by `kid`. Several at once during rotation.
+///
+/// Keys come only from configuration or KMS; a key named inside a token (`jwk`,
+/// `jku`, `x5u`, `x5c`) is never looked at.
+#[derive(Debug, Clone, Default)]
+pub struct KeySet {
+    keys: HashMap<String, VerifyingKey>,
+}
+
+impl KeySet {
+    /// A set of the given keys. Duplicates (same `kid`) collapse into one.
+    pub fn new(keys: impl IntoIterator<Item = PublicKey>) -> Result<Self, JwkError> {
+        let keys = keys
+            .into_iter()
+            .map(|public| {
+                let decoding = public.decoding_key()?;
+                Ok((public.kid.clone(), VerifyingKey { public, decoding }))
+            })
+            .collect::<Result<_, JwkError>>()?;
+        Ok(Self { keys })
+    }
+
+    /// Reads a JWKS document (`{"keys": [...]}`). Every entry must be usable (see
+    /// [`PublicKey::from_jwk_json`]): a bad entry fails the whole set, so a typo in
+    /// configuration stops start-up instead of silently dropping a key.
+    pub fn from_jwks_json(json: &str) -> Result<Self, JwkError> {
+        #[derive(serde::Deserialize)]
+        struct Jwks {
+            keys: Vec<serde_json::Value>,
+        }
+        let jwks: Jwks =
+            serde_json::from_str(json).map_err(|_| JwkError::Malformed("JWKS document"))?;
+        let keys = jwks
+            .keys
+            .iter()
+            .map(PublicKey::from_jwk_json)
+            .collect::<Result<Vec<_>, _>>()?;
+        if keys.is_empty() {
+            return Err(JwkError::Malformed("JWKS has no keys"));
+        }
+        Self::new(keys)
+    }
+
+    /// One KMS `GetPublicKey` per key id; meant for cold start.
+    pub async fn from_kms(
+        client: &aws_sdk_kms::Client,
+        key_ids: &[String],
+    ) -> Result<Self, SigningError> {
+        let mut keys = Vec::with_capacity(key_ids.len());
+        for key_id in key_ids {
+            keys.push(kms_public_key(client, key_id).await?);
+        }
+        Ok(Self::new(keys)?)
+    }
+
+    /// The verification keys `config` names: `LATCHKEY_JWKS` when set (no AWS call),
+    /// otherwise `LATCHKEY_KMS_KEY_ID` plus `LATCHKEY_KMS_VERIFY_KEY_IDS` from KMS.
+    /// Fails closed: no key at all is an error.
+    pub async fn from_config(
+        config: &Config,
+        kms: &aws_sdk_kms::Client,
+    ) -> Result<Self, SigningError> {
+        if let Some(jwks) = &config.jwks {
+            return Ok(Self::from_jwks_json(jwks)?);
+        }
+        let key_ids: Vec<String> = config
+            .kms_key_id
+            .iter()
+            .chain(&config.kms_verify_key_ids)
+            .cloned()
+            .collect();
+        if key_ids.is_empty() {
+            return Err(JwkError::Malformed("no LATCHKEY_JWKS and no LATCHKEY_KMS_KEY_ID").into());
+        }
+        Self::from_kms(kms, &key_ids).await
+    }
+
+    /// The key with this `kid`, if accepted.
+    pub fn get(&self, kid: &str) -> Option<&VerifyingKey> {
+        self.keys.get(kid)
+    }
+
+    /// Number of keys.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether the set has no key (a verifier built on it refuses everything).
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// The set as a JWKS document, keys sorted by `kid` so the output is stable.
+    pub fn to_jwks_json(&self) -> serde_json::Value {
+        let mut keys: Vec<&VerifyingKey> = self.keys.values().collect();
+        keys.sort_by(|a, b| a.public.kid.cmp(&b.public.kid));
+        serde_json::json!({ "keys": keys.iter().map(|key| key.public.to_jwk_json()).collect::<Vec<_>>() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::signing::{LocalSigner, Signer};
+
+    #[test]
+    fn jwks_round_trip_keeps_every_key() {
+        let a = LocalSigner::generate().unwrap();
+        let b = LocalSigner::generate().unwrap();
+        let set = KeySet::new([a.public_key().clone(), b.public_key().clone()]).unwrap();
+        let json = set.to_jwks_json().to_string();
+        let reread = KeySet::from_jwks_json(&json).unwrap();
+        assert_eq!(reread.len(), 2);
+        assert!(reread.get(&a.public_key().kid).is_some());
+        assert!(reread.get(&b.public_key().kid).is_some());
+        assert!(reread.get("other").is_none());
+    }
+
+    #[test]
+    fn jwks_with_one_bad_entry_is_refused_whole() {
+        let a = LocalSigner::generate().unwrap();
+        let json = serde_json::json!({"keys": [a.public_key().to_jwk_json(), {"kty": "oct", "k": "c2VjcmV0", "kid": "x"}]});
+        assert!(KeySet::from_jwks_json(&json.to_string()).is_err());
+        assert!(KeySet::from_jwks_json(r#"{"keys": []}"#).is_err());
+        assert!(KeySet::from_jwks_json("not json").is_err());
+    }
+
+    #[tokio::test]
+    async fn config_without_any_key_fails_closed() {
+        let kms = aws_sdk_kms::Client::from_conf(
+            aws_sdk_kms::Config::builder()
+                .behavior_version(aws_sdk_kms::config::BehaviorVersion::latest())
+                .region(aws_sdk_kms::config::Region::new("us-east-1"))
+                .build(),
+        );
+        assert!(KeySet::from_config(&Config::default(), &kms).await.is_err());
+    }
+}

@@ -1,0 +1,167 @@
+//! Access-token claims and issuing: header `{alg, typ: "at+jwt", kid}`, signed by a [`Signer`].
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+use crate::encoding::{b64url, random_bytes};
+use crate::signing::{Signer, SigningError};
+
+/// The header `typ` of every access token (RFC 9068).
+pub const TOKEN_TYPE: &str = "at+jwt";
+
+/// The claims of a Latchkey access token. Every field is required when verifying,
+/// and the time claims must be whole numbers (a string or boolean `exp` is refused).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessClaims {
+    /// Issuer, [`Config::issuer`].
+    pub iss: String,
+    /// Audience, [`Config::audience`].
+    pub aud: String,
+    /// Subject: the user id.
+    pub sub: String,
+    /// The user's email address at issue time.
+    pub email: String,
+    /// The user's role at issue time.
+    pub role: String,
+    /// Session id: the refresh-token chain this token was issued from.
+    pub sid: String,
+    /// Unique token id, 128 random bits.
+    pub jti: String,
+    /// Issued at, Unix seconds.
+    pub iat: u64,
+    /// Not before, Unix seconds (equal to `iat`).
+    pub nbf: u64,
+    /// Expiry, Unix seconds.
+    pub exp: u64,
+}
+
+/// Who an access token is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subject {
+    /// The user id (`sub`).
+    pub user_id: String,
+    /// The user's email (`email`).
+    pub email: String,
+    /// The user's role (`role`).
+    pub role: String,
+    /// The session id (`sid`).
+    pub session_id: String,
+}
+
+/// A freshly issued access token.
+#[derive(Clone, PartialEq, Eq)]
+pub struct IssuedAccessToken {
+    /// The compact JWS.
+    pub token: String,
+    /// Seconds until `exp`, for the `expiresIn` response field.
+    pub expires_in: u64,
+    /// The claims inside `token`.
+    pub claims: AccessClaims,
+}
+
+impl std::fmt::Debug for IssuedAccessToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedAccessToken")
+            .field("token", &"[redacted]")
+            .field("expires_in", &self.expires_in)
+            .field("claims", &self.claims)
+            .finish()
+    }
+}
+
+#[derive(Serialize)]
+struct Header<'a> {
+    alg: &'a str,
+    typ: &'a str,
+    kid: &'a str,
+}
+
+/// Issues access tokens with one [`Signer`] (KMS when deployed, local in `latchkey dev`).
+#[derive(Clone)]
+pub struct AccessTokenIssuer {
+    signer: Arc<dyn Signer>,
+    issuer: String,
+    audience: String,
+    lifetime_secs: u64,
+}
+
+impl std::fmt::Debug for AccessTokenIssuer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessTokenIssuer")
+            .field("kid", &self.signer.public_key().kid)
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("lifetime_secs", &self.lifetime_secs)
+            .finish()
+    }
+}
+
+impl AccessTokenIssuer {
+    /// An issuer with the issuer, audience and lifetime of `config`.
+    pub fn new(signer: Arc<dyn Signer>, config: &Config) -> Self {
+        Self {
+            signer,
+            issuer: config.issuer.clone(),
+            audience: config.audience.clone(),
+            lifetime_secs: config.access_token_ttl.as_secs(),
+        }
+    }
+
+    /// The signer, e.g. to publish its public key.
+    pub fn signer(&self) -> &Arc<dyn Signer> {
+        &self.signer
+    }
+
+    /// Issues a token for `subject`, valid from `now` for the configured lifetime.
+    pub async fn issue(
+        &self,
+        subject: &Subject,
+        now: u64,
+    ) -> Result<IssuedAccessToken, SigningError> {
+        let jti =
+            random_bytes::<16>().map_err(|e| SigningError::LocalKey(format!("randomness: {e}")))?;
+        let claims = AccessClaims {
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+            sub: subject.user_id.clone(),
+            email: subject.email.clone(),
+            role: subject.role.clone(),
+            sid: subject.session_id.clone(),
+            jti: b64url(jti),
+            iat: now,
+            nbf: now,
+            exp: now + self.lifetime_secs,
+        };
+        let token = sign_jwt(self.signer.as_ref(), &claims).await?;
+        Ok(IssuedAccessToken {
+            token,
+            expires_in: self.lifetime_secs,
+            claims,
+        })
+    }
+}
+
+/// Signs `claims` as a compact JWS with an `at+jwt` header naming the signer's key.
+pub(crate) async fn sign_jwt<C: Serialize>(
+    signer: &dyn Signer,
+    claims: &C,
+) -> Result<String, SigningError> {
+    let public = signer.public_key();
+    let header = Header {
+        alg: public.algorithm.jose_name(),
+        typ: TOKEN_TYPE,
+        kid: &public.kid,
+    };
+    let mut jwt = format!("{}.{}", b64url_json(&header), b64url_json(claims));
+    let signature = signer.sign(jwt.as_bytes()).await?;
+    jwt.push('.');
+    jwt.push_str(&b64url(signature));
+    Ok(jwt)
+}
+
+/// base64url of the JSON of `value`; the header and claims structs cannot fail to serialise.
+fn b64url_json<T: Serialize + ?Sized>(value: &T) -> String {
+    b64url(serde_json::to_vec(value).unwrap_or_default())
+}

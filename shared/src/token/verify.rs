@@ -1,0 +1,245 @@
+//! Access-token verification, stricter than `jsonwebtoken`'s defaults.
+//!
+//! Checks happen cheapest first, and everything that can be refused without
+//! cryptography is: size, shape, header members, `kid`, `alg`, signature length.
+//! `jsonwebtoken` then checks the signature, `iss`, `aud` and the required claims;
+//! the time claims are checked here against the caller's clock with the leeway.
+
+use jsonwebtoken::errors::ErrorKind;
+use serde_json::{Map, Value};
+
+use super::{AccessClaims, TOKEN_TYPE};
+use crate::config::Config;
+use crate::encoding::{b64url_decode, is_b64url};
+use crate::signing::{KeySet, SigningAlgorithm};
+
+/// Tokens longer than this many bytes are refused before any decoding.
+pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+
+/// Header members a token may carry; anything else (`crit`, `jwk`, `jku`, `x5u`,
+/// `x5c`, `cty`, ...) is refused.
+const ALLOWED_HEADER_MEMBERS: [&str; 3] = ["alg", "typ", "kid"];
+
+/// Why a token was refused. The variants are precise, for logs; callers must
+/// show nothing but "invalid token".
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    /// Longer than [`MAX_TOKEN_BYTES`].
+    #[error("token longer than {MAX_TOKEN_BYTES} bytes")]
+    TooLong,
+    /// Not three non-empty base64url (unpadded) segments.
+    #[error("malformed token: {0}")]
+    Malformed(&'static str),
+    /// The header is not a JSON object of exactly `alg`, `typ` and `kid` strings.
+    #[error("bad header: {0}")]
+    BadHeader(&'static str),
+    /// The header carries a `crit` member.
+    #[error("crit header present")]
+    CriticalHeader,
+    /// The header carries a member that names or embeds a key (`jwk`, `jku`, `x5u`, `x5c`, ...).
+    #[error("header member {0:?} is not allowed")]
+    ForbiddenHeader(String),
+    /// `typ` is not `at+jwt`.
+    #[error("typ is not at+jwt")]
+    WrongType,
+    /// No accepted key has this `kid`.
+    #[error("unknown kid")]
+    UnknownKey,
+    /// `alg` is not the one algorithm of the key named by `kid` (this covers `none`
+    /// in any case and HMAC algorithms).
+    #[error("alg {0:?} does not match the key")]
+    AlgorithmMismatch(String),
+    /// The signature segment has the wrong length for the algorithm (for ES256, a
+    /// DER-encoded signature instead of 64 bytes `r||s`).
+    #[error("signature has the wrong length for the algorithm")]
+    SignatureLength,
+    /// The signature does not verify under the key.
+    #[error("signature does not verify")]
+    BadSignature,
+    /// `iss` is not the configured issuer.
+    #[error("wrong issuer")]
+    WrongIssuer,
+    /// `aud` is not the configured audience.
+    #[error("wrong audience")]
+    WrongAudience,
+    /// A required claim is absent or empty.
+    #[error("missing claim {0}")]
+    MissingClaim(String),
+    /// The claims are not valid JSON or a claim has the wrong type.
+    #[error("malformed claims: {0}")]
+    MalformedClaims(String),
+    /// `exp` is in the past, beyond the leeway.
+    #[error("expired")]
+    Expired,
+    /// `nbf` is in the future, beyond the leeway.
+    #[error("not yet valid")]
+    NotYetValid,
+    /// `iat` is in the future, beyond the leeway.
+    #[error("issued in the future")]
+    IssuedInFuture,
+}
+
+/// Verifies access tokens against a [`KeySet`], issuer, audience and leeway.
+/// Makes no network call.
+#[derive(Debug, Clone)]
+pub struct Verifier {
+    keys: KeySet,
+    issuer: String,
+    audience: String,
+    leeway: u64,
+}
+
+impl Verifier {
+    /// A verifier accepting `keys`, with the issuer, audience and clock-skew leeway of `config`.
+    pub fn new(keys: KeySet, config: &Config) -> Self {
+        Self {
+            keys,
+            issuer: config.issuer.clone(),
+            audience: config.audience.clone(),
+            leeway: config.clock_skew.as_secs(),
+        }
+    }
+
+    /// The accepted keys.
+    pub fn keys(&self) -> &KeySet {
+        &self.keys
+    }
+
+    /// Verifies `token` at time `now` (Unix seconds) and returns its claims.
+    pub fn verify(&self, token: &str, now: u64) -> Result<AccessClaims, TokenError> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(TokenError::TooLong);
+        }
+        let segments: Vec<&str> = token.split('.').collect();
+        let [header, claims, signature] = segments.as_slice() else {
+            return Err(TokenError::Malformed("not three segments"));
+        };
+        if signature.is_empty() {
+            return Err(TokenError::Malformed("empty signature"));
+        }
+        if ![header, claims, signature]
+            .iter()
+            .all(|segment| is_b64url(segment))
+        {
+            return Err(TokenError::Malformed("segment is not unpadded base64url"));
+        }
+
+        let (alg, kid) = check_header(header)?;
+        let key = self.keys.get(&kid).ok_or(TokenError::UnknownKey)?;
+        let algorithm = key.public.algorithm;
+        if alg != algorithm.jose_name() {
+            return Err(TokenError::AlgorithmMismatch(alg));
+        }
+        let signature_len = b64url_decode(signature).map_or(0, |bytes| bytes.len());
+        let length_fits = match algorithm {
+            SigningAlgorithm::Es256 => signature_len == 64,
+            SigningAlgorithm::Rs256 => signature_len * 8 >= crate::signing::MIN_RSA_BITS,
+        };
+        if !length_fits {
+            return Err(TokenError::SignatureLength);
+        }
+
+        let claims =
+            jsonwebtoken::decode::<AccessClaims>(token, &key.decoding, &self.validation(algorithm))
+                .map_err(|error| map_library_error(error.into_kind()))?
+                .claims;
+        self.check_claims(&claims, now)?;
+        Ok(claims)
+    }
+
+    fn validation(&self, algorithm: SigningAlgorithm) -> jsonwebtoken::Validation {
+        let mut validation = jsonwebtoken::Validation::new(algorithm.to_jsonwebtoken());
+        validation.algorithms = vec![algorithm.to_jsonwebtoken()];
+        validation.set_issuer(&[&self.issuer]);
+        validation.set_audience(&[&self.audience]);
+        validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
+        // Time is checked in `check_claims` against the injected clock.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.leeway = 0;
+        validation
+    }
+
+    fn check_claims(&self, claims: &AccessClaims, now: u64) -> Result<(), TokenError> {
+        for (name, value) in [
+            ("sub", &claims.sub),
+            ("sid", &claims.sid),
+            ("jti", &claims.jti),
+        ] {
+            if value.is_empty() {
+                return Err(TokenError::MissingClaim(name.to_owned()));
+            }
+        }
+        if now >= claims.exp.saturating_add(self.leeway) {
+            return Err(TokenError::Expired);
+        }
+        if claims.nbf > now.saturating_add(self.leeway) {
+            return Err(TokenError::NotYetValid);
+        }
+        if claims.iat > now.saturating_add(self.leeway) {
+            return Err(TokenError::IssuedInFuture);
+        }
+        Ok(())
+    }
+}
+
+/// Parses and checks the header; returns `(alg, kid)`.
+fn check_header(segment: &str) -> Result<(String, String), TokenError> {
+    let bytes = b64url_decode(segment).ok_or(TokenError::Malformed("header is not base64url"))?;
+    let header: Map<String, Value> =
+        serde_json::from_slice(&bytes).map_err(|_| TokenError::BadHeader("not a JSON object"))?;
+    if header.contains_key("crit") {
+        return Err(TokenError::CriticalHeader);
+    }
+    if let Some(extra) = header
+        .keys()
+        .find(|name| !ALLOWED_HEADER_MEMBERS.contains(&name.as_str()))
+    {
+        return Err(TokenError::ForbiddenHeader(extra.clone()));
+    }
+    let text = |name: &'static str| match header.get(name) {
+        Some(Value::String(value)) => Ok(value.clone()),
+        Some(_) => Err(TokenError::BadHeader("alg, typ and kid must be strings")),
+        None => Err(TokenError::BadHeader("alg, typ and kid are required")),
+    };
+    let (alg, typ, kid) = (text("alg")?, text("typ"), text("kid")?);
+    if typ? != TOKEN_TYPE {
+        return Err(TokenError::WrongType);
+    }
+    Ok((alg, kid))
+}
+
+fn map_library_error(kind: ErrorKind) -> TokenError {
+    match kind {
+        ErrorKind::InvalidSignature | ErrorKind::InvalidEcdsaKey | ErrorKind::InvalidRsaKey(_) => {
+            TokenError::BadSignature
+        }
+        ErrorKind::InvalidIssuer => TokenError::WrongIssuer,
+        ErrorKind::InvalidAudience => TokenError::WrongAudience,
+        ErrorKind::MissingRequiredClaim(claim) => TokenError::MissingClaim(claim),
+        ErrorKind::InvalidClaimFormat(claim) => TokenError::MalformedClaims(claim),
+        ErrorKind::Json(error) => json_claims_error(&error),
+        ErrorKind::InvalidAlgorithm | ErrorKind::MissingAlgorithm => {
+            TokenError::AlgorithmMismatch("rejected by jsonwebtoken".to_owned())
+        }
+        other => TokenError::MalformedClaims(format!("{other:?}")),
+    }
+}
+
+/// Names the missing claim when serde says one is missing; otherwise says only
+/// where and what kind of error, since serde's message can quote claim values.
+fn json_claims_error(error: &serde_json::Error) -> TokenError {
+    let message = error.to_string();
+    let missing = message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split_once('`'))
+        .map(|(field, _)| field.to_owned());
+    match missing {
+        Some(field) => TokenError::MissingClaim(field),
+        None => TokenError::MalformedClaims(format!(
+            "{:?} error at column {}",
+            error.classify(),
+            error.column()
+        )),
+    }
+}
