@@ -24,6 +24,7 @@ pub const VARIABLES: &[&str] = &[
     "LATCHKEY_KMS_KEY_ID",
     "LATCHKEY_KMS_VERIFY_KEY_IDS",
     "LATCHKEY_JWKS",
+    "LATCHKEY_REFRESH_MAC_KEY_ID",
     "LATCHKEY_ARGON2_MEMORY_KIB",
     "LATCHKEY_ARGON2_ITERATIONS",
     "LATCHKEY_ARGON2_PARALLELISM",
@@ -67,6 +68,10 @@ pub struct Config {
     /// A JWKS document (JSON) that verifiers use instead of asking KMS, so the
     /// authorizer makes no AWS call at all. `LATCHKEY_JWKS`, default unset.
     pub jwks: Option<String>,
+    /// KMS `HMAC_256` key from which the refresh-token MAC key is derived at cold
+    /// start (`GenerateMac` over a fixed label). `LATCHKEY_REFRESH_MAC_KEY_ID`, no
+    /// default: required by the functions that mint or check refresh tokens.
+    pub refresh_mac_key_id: Option<String>,
     /// argon2id cost for new hashes; stored hashes weaker than this are upgraded at
     /// the next login. `LATCHKEY_ARGON2_MEMORY_KIB` (default 19456, 19456–1048576),
     /// `LATCHKEY_ARGON2_ITERATIONS` (default 2, 2–20), `LATCHKEY_ARGON2_PARALLELISM`
@@ -88,6 +93,7 @@ impl Default for Config {
             kms_key_id: None,
             kms_verify_key_ids: Vec::new(),
             jwks: None,
+            refresh_mac_key_id: None,
             password: PasswordParams::default(),
         }
     }
@@ -171,6 +177,7 @@ impl Config {
                 })
                 .unwrap_or_default(),
             jwks: get("LATCHKEY_JWKS"),
+            refresh_mac_key_id: get("LATCHKEY_REFRESH_MAC_KEY_ID").map(|id| id.trim().to_owned()),
             password: PasswordParams {
                 memory_kib: number(
                     "LATCHKEY_ARGON2_MEMORY_KIB",
@@ -200,6 +207,16 @@ impl Config {
             problem(
                 "LATCHKEY_KMS_KEY_ID",
                 "must be set to a KMS key id, ARN or alias",
+            )
+        })
+    }
+
+    /// The refresh-token MAC key id, or an error naming the variable that must be set.
+    pub fn require_refresh_mac_key_id(&self) -> Result<&str, ConfigError> {
+        self.refresh_mac_key_id.as_deref().ok_or_else(|| {
+            problem(
+                "LATCHKEY_REFRESH_MAC_KEY_ID",
+                "must be set to a KMS HMAC_256 key id, ARN or alias",
             )
         })
     }
@@ -304,6 +321,7 @@ mod tests {
                 "alias/old, ,arn:aws:kms:eu-west-1:1:key/x",
             ),
             ("LATCHKEY_JWKS", r#"{"keys":[]}"#),
+            ("LATCHKEY_REFRESH_MAC_KEY_ID", "alias/latchkey-refresh"),
             ("LATCHKEY_ARGON2_MEMORY_KIB", "65536"),
             ("LATCHKEY_ARGON2_ITERATIONS", "3"),
             ("LATCHKEY_ARGON2_PARALLELISM", "2"),
@@ -323,6 +341,10 @@ mod tests {
             ["alias/old", "arn:aws:kms:eu-west-1:1:key/x"]
         );
         assert_eq!(config.jwks.as_deref(), Some(r#"{"keys":[]}"#));
+        assert_eq!(
+            config.require_refresh_mac_key_id().unwrap(),
+            "alias/latchkey-refresh"
+        );
         assert_eq!(
             config.password,
             PasswordParams {
@@ -378,6 +400,8 @@ mod tests {
     fn missing_kms_key_is_reported_by_name() {
         let error = Config::default().require_kms_key_id().unwrap_err();
         assert_eq!(error.variable, "LATCHKEY_KMS_KEY_ID");
+        let error = Config::default().require_refresh_mac_key_id().unwrap_err();
+        assert_eq!(error.variable, "LATCHKEY_REFRESH_MAC_KEY_ID");
     }
 
     #[test]

@@ -7,14 +7,18 @@
 //! - [`token`]: access tokens (issue and verify) and refresh-token material;
 //! - [`signing`]: the [`signing::Signer`] trait, its KMS and local implementations, and
 //!   the [`signing::KeySet`] verifiers use;
-//! - [`password`]: argon2id hashing with a constant-cost unknown-user path.
+//! - [`password`]: argon2id hashing with a constant-cost unknown-user path;
+//! - [`store`]: users and sessions in DynamoDB or in memory, behind two traits;
+//! - [`session`]: the session lifecycle: start, rotate (grace window, reuse detection), revoke.
 #![deny(missing_docs)]
 
 pub mod clock;
 pub mod config;
 mod encoding;
 pub mod password;
+pub mod session;
 pub mod signing;
+pub mod store;
 pub mod token;
 
 pub use clock::{Clock, SystemClock};

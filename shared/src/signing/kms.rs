@@ -3,9 +3,10 @@
 use async_trait::async_trait;
 use aws_sdk_kms::Client;
 use aws_sdk_kms::primitives::Blob;
-use aws_sdk_kms::types::{MessageType, SigningAlgorithmSpec};
+use aws_sdk_kms::types::{MacAlgorithmSpec, MessageType, SigningAlgorithmSpec};
 
 use super::{PublicKey, Signer, SigningAlgorithm, SigningError, ecdsa_der_to_jose};
+use crate::token::RefreshKey;
 
 /// KMS accepts at most this many bytes with `MessageType::Raw`.
 const KMS_RAW_MESSAGE_LIMIT: usize = 4096;
@@ -57,6 +58,30 @@ async fn fetch_public_key(
     let public = PublicKey::from_spki_der(der.as_ref())?;
     let key_arn = output.key_id().unwrap_or(key_id).to_owned();
     Ok((key_arn, public))
+}
+
+/// The message whose KMS MAC is the refresh-token key. Changing it changes the key.
+const REFRESH_KEY_LABEL: &[u8] = b"latchkey refresh-token key v1";
+
+/// Derives the refresh-token MAC key once per cold start: KMS `GenerateMac`
+/// (`HMAC_SHA_256`) over a fixed label with the `HMAC_256` key `key_id`. The result
+/// is deterministic, so every function instance derives the same key, while the KMS
+/// key itself never leaves KMS and the derived key is never stored.
+pub async fn derive_refresh_key(client: &Client, key_id: &str) -> Result<RefreshKey, SigningError> {
+    let output = client
+        .generate_mac()
+        .key_id(key_id)
+        .mac_algorithm(MacAlgorithmSpec::HmacSha256)
+        .message(Blob::new(REFRESH_KEY_LABEL))
+        .send()
+        .await
+        .map_err(|error| kms_error("GenerateMac", &error))?;
+    let mac = output.mac().map(|mac| mac.as_ref()).unwrap_or_default();
+    let bytes: [u8; 32] = mac.try_into().map_err(|_| SigningError::Kms {
+        operation: "GenerateMac",
+        message: format!("expected a 32-byte MAC, got {} bytes", mac.len()),
+    })?;
+    Ok(RefreshKey::from_bytes(&bytes))
 }
 
 fn kms_error(operation: &'static str, error: &(dyn std::error::Error + 'static)) -> SigningError {

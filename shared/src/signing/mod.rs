@@ -12,7 +12,7 @@ use async_trait::async_trait;
 pub use der::ecdsa_der_to_jose;
 pub use jwk::{Jwk, JwkError, MIN_RSA_BITS, PublicKey};
 pub use keyset::{KeySet, VerifyingKey};
-pub use kms::{KmsSigner, kms_public_key};
+pub use kms::{KmsSigner, derive_refresh_key, kms_public_key};
 pub use local::LocalSigner;
 
 /// The JWS algorithms Latchkey signs with. One algorithm per key, fixed by the key.

@@ -2,6 +2,13 @@
 #![allow(dead_code, clippy::panic)]
 
 use aws_config::BehaviorVersion;
+use std::sync::Arc;
+
+use latchkey::Clock;
+use latchkey::clock::ManualClock;
+use latchkey::session::{SessionManager, SessionPolicy};
+use latchkey::store::{DynamoStore, MemoryStore, SessionStore, User, UserStore, normalize_email};
+use latchkey::token::{RefreshKey, RefreshToken, SessionId};
 
 /// A KMS client pointed at moto, or `None` (test skipped with a message) when
 /// `AWS_ENDPOINT_URL` is unset outside CI. Under `CI=true` a missing moto is a
@@ -23,4 +30,97 @@ async fn moto_config() -> Option<aws_config::SdkConfig> {
         return None;
     }
     Some(aws_config::defaults(BehaviorVersion::latest()).load().await)
+}
+
+/// A DynamoDB client pointed at moto; same rules as [`moto_kms`].
+pub async fn moto_dynamodb() -> Option<aws_sdk_dynamodb::Client> {
+    moto_config()
+        .await
+        .map(|config| aws_sdk_dynamodb::Client::new(&config))
+}
+
+/// A table name no other test uses.
+pub fn unique_name(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "{prefix}-{}-{nanos}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+pub const START: u64 = 1_800_000_000;
+pub const DAY: u64 = 86_400;
+pub const POLICY: SessionPolicy = SessionPolicy {
+    idle_secs: 30 * DAY,
+    absolute_secs: 90 * DAY,
+    grace_secs: 10,
+};
+
+/// Both stores behind one fixture, a manual clock and a fresh refresh key.
+pub struct Backend {
+    pub users: Arc<dyn UserStore>,
+    pub sessions: Arc<dyn SessionStore>,
+    pub clock: Arc<ManualClock>,
+    pub key: RefreshKey,
+}
+
+impl Backend {
+    fn over(users: Arc<dyn UserStore>, sessions: Arc<dyn SessionStore>) -> Self {
+        Self {
+            users,
+            sessions,
+            clock: Arc::new(ManualClock::new(START)),
+            key: RefreshKey::generate().unwrap(),
+        }
+    }
+
+    pub fn memory() -> Self {
+        let store = Arc::new(MemoryStore::new());
+        Self::over(store.clone(), store)
+    }
+
+    pub async fn dynamodb() -> Option<Self> {
+        let client = moto_dynamodb().await?;
+        let table = unique_name("contract");
+        assert!(DynamoStore::ensure_table(&client, &table).await.unwrap());
+        let store = Arc::new(DynamoStore::new(client, table));
+        Some(Self::over(store.clone(), store))
+    }
+
+    pub fn manager(&self, policy: SessionPolicy) -> SessionManager {
+        SessionManager::new(
+            self.sessions.clone(),
+            self.users.clone(),
+            self.key.clone(),
+            policy,
+            self.clock.clone(),
+        )
+    }
+
+    pub async fn user(&self, email: &str) -> User {
+        let user = User {
+            id: format!("id-{email}"),
+            email: normalize_email(email).unwrap(),
+            password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g".into(),
+            role: "member".into(),
+            disabled: false,
+            password_changed_at: self.clock.now(),
+            created_at: self.clock.now(),
+        };
+        self.users.create_user(&user).await.unwrap();
+        user
+    }
+
+    pub fn token(&self, session_id: SessionId, generation: u64) -> String {
+        self.key.mint(&RefreshToken {
+            session_id,
+            generation,
+        })
+    }
 }

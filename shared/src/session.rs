@@ -1,0 +1,338 @@
+//! The session lifecycle: start at login, rotate on refresh (with the grace
+//! window and reuse detection), and revoke, over any [`SessionStore`].
+//!
+//! The rules live here once; the stores only perform the conditional writes.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::store::{RotateOutcome, Session, SessionStore, StoreError, User, UserStore};
+use crate::token::{RefreshKey, RefreshToken, RefreshTokenError, SessionId};
+
+/// Why a refresh token was refused. Precise, for logs; every variant is answered
+/// with the same `invalid_grant`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidGrant {
+    /// Not a refresh token at all.
+    #[error("malformed refresh token")]
+    Malformed,
+    /// Well-formed but its MAC does not verify (forged, or another key).
+    #[error("refresh token MAC does not verify")]
+    Forged,
+    /// No such session (never existed, or removed by TTL).
+    #[error("unknown session")]
+    UnknownSession,
+    /// The session was revoked (logout, reuse, password change, disabled user).
+    #[error("session revoked")]
+    Revoked,
+    /// The session passed its idle or absolute expiry.
+    #[error("session expired")]
+    Expired,
+    /// A rotated token was presented outside the grace window: the session is now revoked.
+    #[error("refresh token reuse")]
+    Reuse,
+    /// The session's user no longer exists.
+    #[error("user no longer exists")]
+    UserMissing,
+    /// The session's user is disabled.
+    #[error("user disabled")]
+    UserDisabled,
+    /// The password changed after the session began.
+    #[error("password changed since login")]
+    PasswordChanged,
+}
+
+/// A refresh that did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum RefreshError {
+    /// The token is not (or no longer) good: `invalid_grant`.
+    #[error("invalid grant: {0}")]
+    Invalid(#[from] InvalidGrant),
+    /// The store failed: a server error, not the client's fault.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// How a successful refresh came about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshKind {
+    /// This request rotated the session.
+    Rotated,
+    /// The immediate predecessor inside the grace window: the successor another
+    /// request already made is handed out again, nothing is written.
+    GraceReplay,
+}
+
+/// A successful refresh: who, which session, and the refresh token to hand back.
+#[derive(Clone)]
+pub struct Refreshed {
+    /// The session's user as now stored (current role and email for the access token).
+    pub user: User,
+    /// The session after rotation.
+    pub session: Session,
+    /// The current refresh token of the session.
+    pub refresh_token: String,
+    /// Rotation or grace replay.
+    pub kind: RefreshKind,
+}
+
+impl fmt::Debug for Refreshed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Refreshed")
+            .field("user", &self.user)
+            .field("session", &self.session)
+            .field("refresh_token", &"[redacted]")
+            .field("kind", &self.kind)
+            .finish()
+    }
+}
+
+/// A new session and its first refresh token.
+#[derive(Clone)]
+pub struct StartedSession {
+    /// The session as stored.
+    pub session: Session,
+    /// Its generation-0 refresh token.
+    pub refresh_token: String,
+}
+
+impl fmt::Debug for StartedSession {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StartedSession")
+            .field("session", &self.session)
+            .field("refresh_token", &"[redacted]")
+            .finish()
+    }
+}
+
+/// Session lifetimes, from [`Config`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionPolicy {
+    /// Idle lifetime: each rotation extends the session by this much.
+    pub idle_secs: u64,
+    /// Absolute lifetime from login.
+    pub absolute_secs: u64,
+    /// Grace window for the immediate predecessor.
+    pub grace_secs: u64,
+}
+
+impl SessionPolicy {
+    /// The lifetimes configured in `config`.
+    pub fn from_config(config: &Config) -> Self {
+        Self {
+            idle_secs: config.refresh_token_ttl.as_secs(),
+            absolute_secs: config.session_max_lifetime.as_secs(),
+            grace_secs: config.refresh_reuse_grace.as_secs(),
+        }
+    }
+}
+
+/// Starts, rotates and revokes sessions.
+#[derive(Clone)]
+pub struct SessionManager {
+    sessions: Arc<dyn SessionStore>,
+    users: Arc<dyn UserStore>,
+    key: RefreshKey,
+    policy: SessionPolicy,
+    clock: Arc<dyn Clock>,
+}
+
+impl fmt::Debug for SessionManager {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionManager")
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SessionManager {
+    /// A manager over the given stores, MAC key, lifetimes and clock.
+    pub fn new(
+        sessions: Arc<dyn SessionStore>,
+        users: Arc<dyn UserStore>,
+        key: RefreshKey,
+        policy: SessionPolicy,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            sessions,
+            users,
+            key,
+            policy,
+            clock,
+        }
+    }
+
+    /// The clock the manager reads.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// Starts a session for `user` (at login): generation 0, idle expiry now +
+    /// idle lifetime, absolute expiry now + absolute lifetime.
+    pub async fn start(&self, user: &User) -> Result<StartedSession, StoreError> {
+        let now = self.clock.now();
+        let session_id = SessionId::random().map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let session = Session {
+            id: session_id,
+            user_id: user.id.clone(),
+            email: user.email.clone(),
+            generation: 0,
+            created_at: now,
+            rotated_at: now,
+            idle_expires_at: now.saturating_add(self.policy.idle_secs),
+            absolute_expires_at: now.saturating_add(self.policy.absolute_secs),
+            revoked_at: None,
+            revoke_reason: None,
+        };
+        self.sessions.create_session(&session).await?;
+        let refresh_token = self.key.mint(&RefreshToken {
+            session_id,
+            generation: 0,
+        });
+        Ok(StartedSession {
+            session,
+            refresh_token,
+        })
+    }
+
+    /// Checks a refresh token's MAC (no storage call) and returns what it names.
+    pub fn identify(&self, presented: &str) -> Result<RefreshToken, InvalidGrant> {
+        self.key.verify(presented).map_err(|error| match error {
+            RefreshTokenError::BadMac => InvalidGrant::Forged,
+            RefreshTokenError::Malformed | RefreshTokenError::Randomness => InvalidGrant::Malformed,
+        })
+    }
+
+    /// Rotates the session named by `presented`: one conditional write, then one
+    /// read of the user. See `docs/storage.md` for every outcome.
+    pub async fn refresh(&self, presented: &str) -> Result<Refreshed, RefreshError> {
+        let token = self.identify(presented)?;
+        let now = self.clock.now();
+        let outcome = self
+            .sessions
+            .rotate_session(
+                &token.session_id,
+                token.generation,
+                now,
+                self.policy.idle_secs,
+            )
+            .await?;
+        let (session, kind) = match outcome {
+            RotateOutcome::Rotated(session) => (session, RefreshKind::Rotated),
+            RotateOutcome::Conflict(None) => return Err(InvalidGrant::UnknownSession.into()),
+            RotateOutcome::Conflict(Some(current)) => (
+                self.judge_conflict(&token, current, now).await?,
+                RefreshKind::GraceReplay,
+            ),
+        };
+        let user = self.check_user(&session, now).await?;
+        let refresh_token = self.key.mint(&RefreshToken {
+            session_id: session.id,
+            generation: session.generation,
+        });
+        Ok(Refreshed {
+            user,
+            session,
+            refresh_token,
+            kind,
+        })
+    }
+
+    /// Decides a failed rotation from the session as it was: refused, or (only the
+    /// immediate predecessor, only inside the grace window) the current session.
+    async fn judge_conflict(
+        &self,
+        token: &RefreshToken,
+        current: Session,
+        now: u64,
+    ) -> Result<Session, RefreshError> {
+        if current.revoked_at.is_some() {
+            return Err(InvalidGrant::Revoked.into());
+        }
+        if !current.is_live(now) || current.generation == token.generation {
+            return Err(InvalidGrant::Expired.into());
+        }
+        let is_predecessor = token.generation.checked_add(1) == Some(current.generation);
+        let in_grace = now < current.rotated_at.saturating_add(self.policy.grace_secs);
+        if is_predecessor && in_grace {
+            return Ok(current);
+        }
+        self.sessions
+            .revoke_session(&current.id, now, "reuse")
+            .await?;
+        tracing::warn!(
+            event = "refresh_token_reuse",
+            user_id = %current.user_id,
+            session_id = %current.id,
+            presented_generation = token.generation,
+            current_generation = current.generation,
+            "rotated refresh token presented again; session revoked"
+        );
+        Err(InvalidGrant::Reuse.into())
+    }
+
+    /// The session's user, if it may still use the session; otherwise the session
+    /// is revoked and the reason returned.
+    async fn check_user(&self, session: &Session, now: u64) -> Result<User, RefreshError> {
+        let user = self.users.get_user_by_email(&session.email).await?;
+        let verdict = match &user {
+            None => Some((InvalidGrant::UserMissing, "user_deleted")),
+            Some(user) if user.id != session.user_id => {
+                Some((InvalidGrant::UserMissing, "user_deleted"))
+            }
+            Some(user) if user.disabled => Some((InvalidGrant::UserDisabled, "user_disabled")),
+            Some(user) if user.password_changed_at > session.created_at => {
+                Some((InvalidGrant::PasswordChanged, "password_changed"))
+            }
+            Some(_) => None,
+        };
+        match (verdict, user) {
+            (None, Some(user)) => Ok(user),
+            (Some((grant, reason)), _) => {
+                self.sessions
+                    .revoke_session(&session.id, now, reason)
+                    .await?;
+                Err(grant.into())
+            }
+            (None, None) => Err(InvalidGrant::UserMissing.into()),
+        }
+    }
+
+    /// Revokes one session. Idempotent; returns whether it exists.
+    pub async fn revoke(&self, session_id: &SessionId, reason: &str) -> Result<bool, StoreError> {
+        let revoked = self
+            .sessions
+            .revoke_session(session_id, self.clock.now(), reason)
+            .await?;
+        Ok(revoked.is_some())
+    }
+
+    /// Revokes every live session of `user_id`. Idempotent; returns how many were live.
+    pub async fn revoke_all(&self, user_id: &str, reason: &str) -> Result<usize, StoreError> {
+        let now = self.clock.now();
+        let live: Vec<Session> = self
+            .sessions
+            .list_user_sessions(user_id)
+            .await?
+            .into_iter()
+            .filter(|session| session.is_live(now))
+            .collect();
+        for session in &live {
+            self.sessions
+                .revoke_session(&session.id, now, reason)
+                .await?;
+        }
+        Ok(live.len())
+    }
+
+    /// The user's sessions that are live now, oldest first.
+    pub async fn list_live(&self, user_id: &str) -> Result<Vec<Session>, StoreError> {
+        let now = self.clock.now();
+        let mut sessions = self.sessions.list_user_sessions(user_id).await?;
+        sessions.retain(|session| session.is_live(now));
+        Ok(sessions)
+    }
+}

@@ -1,0 +1,555 @@
+//! The DynamoDB store: one table, item mapping, and every access pattern of
+//! `docs/storage.md` as a single request (conditional where a rule needs it).
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::client::Waiters;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
+    KeyType, Projection, ProjectionType, ReturnValue, ReturnValuesOnConditionCheckFailure,
+    ScalarAttributeType, TimeToLiveSpecification, TimeToLiveStatus,
+};
+
+use super::{RotateOutcome, Session, SessionStore, StoreError, User, UserStore};
+use crate::token::SessionId;
+
+type Item = HashMap<String, AttributeValue>;
+
+/// Name of the global secondary index that lists a user's items by `userId`.
+pub const USER_INDEX: &str = "byUser";
+/// The table's TTL attribute (epoch seconds).
+pub const TTL_ATTRIBUTE: &str = "ttl";
+
+const USER_PREFIX: &str = "USER#";
+const SESSION_PREFIX: &str = "SESSION#";
+const USER_SORT_KEY: &str = "USER";
+
+/// Users and sessions in one DynamoDB table (see `docs/storage.md`).
+#[derive(Debug, Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoStore {
+    /// A store on `table`, using `client` (built once at cold start).
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    /// Creates the table (on-demand billing, the `byUser` index) if it does not
+    /// exist, and enables TTL on [`TTL_ATTRIBUTE`] if it is not enabled. Idempotent.
+    /// Returns whether the table was created by this call.
+    pub async fn ensure_table(client: &Client, table: &str) -> Result<bool, StoreError> {
+        let exists = match client.describe_table().table_name(table).send().await {
+            Ok(_) => true,
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_resource_not_found_exception()) =>
+            {
+                false
+            }
+            Err(error) => return Err(unavailable("DescribeTable", &error)),
+        };
+        if !exists {
+            let key = |name: &str, key_type| {
+                KeySchemaElement::builder()
+                    .attribute_name(name)
+                    .key_type(key_type)
+                    .build()
+                    .map_err(build_error)
+            };
+            let attribute = |name: &str| {
+                AttributeDefinition::builder()
+                    .attribute_name(name)
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .map_err(build_error)
+            };
+            let index = GlobalSecondaryIndex::builder()
+                .index_name(USER_INDEX)
+                .key_schema(key("userId", KeyType::Hash)?)
+                .key_schema(key("gsi1sk", KeyType::Range)?)
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::All)
+                        .build(),
+                )
+                .build()
+                .map_err(build_error)?;
+            client
+                .create_table()
+                .table_name(table)
+                .billing_mode(BillingMode::PayPerRequest)
+                .key_schema(key("pk", KeyType::Hash)?)
+                .attribute_definitions(attribute("pk")?)
+                .attribute_definitions(attribute("userId")?)
+                .attribute_definitions(attribute("gsi1sk")?)
+                .global_secondary_indexes(index)
+                .send()
+                .await
+                .map_err(|error| unavailable("CreateTable", &error))?;
+            client
+                .wait_until_table_exists()
+                .table_name(table)
+                .wait(std::time::Duration::from_secs(120))
+                .await
+                .map_err(|error| StoreError::Unavailable(format!("waiting for table: {error}")))?;
+        }
+        let ttl = client
+            .describe_time_to_live()
+            .table_name(table)
+            .send()
+            .await
+            .map_err(|error| unavailable("DescribeTimeToLive", &error))?;
+        let status = ttl
+            .time_to_live_description()
+            .and_then(|d| d.time_to_live_status());
+        if !matches!(
+            status,
+            Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling)
+        ) {
+            let spec = TimeToLiveSpecification::builder()
+                .attribute_name(TTL_ATTRIBUTE)
+                .enabled(true)
+                .build()
+                .map_err(build_error)?;
+            client
+                .update_time_to_live()
+                .table_name(table)
+                .time_to_live_specification(spec)
+                .send()
+                .await
+                .map_err(|error| unavailable("UpdateTimeToLive", &error))?;
+        }
+        Ok(!exists)
+    }
+
+    async fn update_user(
+        &self,
+        email: &str,
+        expression: &str,
+        names: Vec<(&str, &str)>,
+        values: Vec<(&str, AttributeValue)>,
+    ) -> Result<(), StoreError> {
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("{USER_PREFIX}{email}")))
+            .update_expression(expression)
+            .condition_expression("attribute_exists(pk)");
+        for (placeholder, name) in names {
+            request = request.expression_attribute_names(placeholder, name);
+        }
+        for (placeholder, value) in values {
+            request = request.expression_attribute_values(placeholder, value);
+        }
+        match request.send().await {
+            Ok(_) => Ok(()),
+            Err(error) if is_update_condition_failure(&error) => Err(StoreError::NotFound),
+            Err(error) => Err(unavailable("UpdateItem", &error)),
+        }
+    }
+}
+
+#[async_trait]
+impl UserStore for DynamoStore {
+    async fn get_user_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("{USER_PREFIX}{email}")))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|error| unavailable("GetItem", &error))?;
+        output.item().map(user_from_item).transpose()
+    }
+
+    async fn get_user_by_id(&self, user_id: &str) -> Result<Option<User>, StoreError> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(USER_INDEX)
+            .key_condition_expression("userId = :u AND gsi1sk = :user")
+            .expression_attribute_values(":u", s(user_id))
+            .expression_attribute_values(":user", s(USER_SORT_KEY))
+            .send()
+            .await
+            .map_err(|error| unavailable("Query", &error))?;
+        output.items().first().map(user_from_item).transpose()
+    }
+
+    async fn create_user(&self, user: &User) -> Result<(), StoreError> {
+        let outcome = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(user_to_item(user)))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match outcome {
+            Ok(_) => Ok(()),
+            Err(error)
+                if matches!(
+                    error.as_service_error(),
+                    Some(PutItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                Err(StoreError::DuplicateEmail)
+            }
+            Err(error) => Err(unavailable("PutItem", &error)),
+        }
+    }
+
+    async fn set_password(
+        &self,
+        email: &str,
+        password_hash: &str,
+        now: u64,
+    ) -> Result<(), StoreError> {
+        self.update_user(
+            email,
+            "SET passwordHash = :h, passwordChangedAt = :now",
+            vec![],
+            vec![(":h", s(password_hash)), (":now", n(now))],
+        )
+        .await
+    }
+
+    async fn upgrade_password_hash(
+        &self,
+        email: &str,
+        current_hash: &str,
+        new_hash: &str,
+    ) -> Result<bool, StoreError> {
+        let outcome = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("{USER_PREFIX}{email}")))
+            .update_expression("SET passwordHash = :new")
+            .condition_expression("passwordHash = :current")
+            .expression_attribute_values(":new", s(new_hash))
+            .expression_attribute_values(":current", s(current_hash))
+            .send()
+            .await;
+        match outcome {
+            Ok(_) => Ok(true),
+            Err(error) if is_update_condition_failure(&error) => Ok(false),
+            Err(error) => Err(unavailable("UpdateItem", &error)),
+        }
+    }
+
+    async fn set_role(&self, email: &str, role: &str) -> Result<(), StoreError> {
+        // ROLE is a DynamoDB reserved word.
+        self.update_user(
+            email,
+            "SET #role = :r",
+            vec![("#role", "role")],
+            vec![(":r", s(role))],
+        )
+        .await
+    }
+
+    async fn set_disabled(&self, email: &str, disabled: bool) -> Result<(), StoreError> {
+        self.update_user(
+            email,
+            "SET disabled = :d",
+            vec![],
+            vec![(":d", AttributeValue::Bool(disabled))],
+        )
+        .await
+    }
+
+    async fn list_users(&self) -> Result<Vec<User>, StoreError> {
+        let pages = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .filter_expression("begins_with(pk, :user)")
+            .expression_attribute_values(":user", s(USER_PREFIX))
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<Item>, _>>()
+            .await
+            .map_err(|error| unavailable("Scan", &error))?;
+        let mut users = pages
+            .iter()
+            .map(user_from_item)
+            .collect::<Result<Vec<_>, _>>()?;
+        users.sort_by(|a, b| a.email.cmp(&b.email));
+        Ok(users)
+    }
+}
+
+#[async_trait]
+impl SessionStore for DynamoStore {
+    async fn create_session(&self, session: &Session) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(session_to_item(session)))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|error| unavailable("PutItem", &error))
+    }
+
+    async fn get_session(&self, session_id: &SessionId) -> Result<Option<Session>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("{SESSION_PREFIX}{session_id}")))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|error| unavailable("GetItem", &error))?;
+        output.item().map(session_from_item).transpose()
+    }
+
+    async fn rotate_session(
+        &self,
+        session_id: &SessionId,
+        generation: u64,
+        now: u64,
+        idle_secs: u64,
+    ) -> Result<RotateOutcome, StoreError> {
+        let Some(next) = generation.checked_add(1) else {
+            return Ok(RotateOutcome::Conflict(self.get_session(session_id).await?));
+        };
+        let idle_expires_at = now.saturating_add(idle_secs);
+        let outcome = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("{SESSION_PREFIX}{session_id}")))
+            .update_expression(
+                "SET #gen = :next, rotatedAt = :now, idleExpiresAt = :idle, #ttl = :idle",
+            )
+            .condition_expression(
+                "attribute_exists(pk) AND #gen = :g AND attribute_not_exists(revokedAt) \
+                 AND idleExpiresAt > :now AND absExpiresAt > :now",
+            )
+            .expression_attribute_names("#gen", "gen")
+            .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
+            .expression_attribute_values(":g", n(generation))
+            .expression_attribute_values(":next", n(next))
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":idle", n(idle_expires_at))
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match outcome {
+            Ok(output) => {
+                let item = output.attributes().ok_or_else(|| {
+                    StoreError::Corrupt("UpdateItem returned no attributes".to_owned())
+                })?;
+                Ok(RotateOutcome::Rotated(session_from_item(item)?))
+            }
+            Err(error) => match error.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
+                    let old = failed.item().map(session_from_item).transpose()?;
+                    Ok(RotateOutcome::Conflict(old))
+                }
+                _ => Err(unavailable("UpdateItem", &error)),
+            },
+        }
+    }
+
+    async fn revoke_session(
+        &self,
+        session_id: &SessionId,
+        now: u64,
+        reason: &str,
+    ) -> Result<Option<Session>, StoreError> {
+        let outcome = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("{SESSION_PREFIX}{session_id}")))
+            .update_expression(
+                "SET revokedAt = if_not_exists(revokedAt, :now), revokeReason = if_not_exists(revokeReason, :why)",
+            )
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":why", s(reason))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match outcome {
+            Ok(output) => output.attributes().map(session_from_item).transpose(),
+            Err(error) if is_update_condition_failure(&error) => Ok(None),
+            Err(error) => Err(unavailable("UpdateItem", &error)),
+        }
+    }
+
+    async fn list_user_sessions(&self, user_id: &str) -> Result<Vec<Session>, StoreError> {
+        let items = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(USER_INDEX)
+            .key_condition_expression("userId = :u AND begins_with(gsi1sk, :session)")
+            .expression_attribute_values(":u", s(user_id))
+            .expression_attribute_values(":session", s(SESSION_PREFIX))
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<Item>, _>>()
+            .await
+            .map_err(|error| unavailable("Query", &error))?;
+        let mut sessions = items
+            .iter()
+            .map(session_from_item)
+            .collect::<Result<Vec<_>, _>>()?;
+        sessions.sort_by_key(|session| (session.created_at, session.id));
+        Ok(sessions)
+    }
+}
+
+fn is_update_condition_failure<R>(error: &SdkError<UpdateItemError, R>) -> bool {
+    matches!(
+        error.as_service_error(),
+        Some(UpdateItemError::ConditionalCheckFailedException(_))
+    )
+}
+
+fn unavailable<E, R>(operation: &str, error: &SdkError<E, R>) -> StoreError
+where
+    E: std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    StoreError::Unavailable(format!("{operation}: {}", DisplayErrorContext(error)))
+}
+
+fn build_error(error: aws_sdk_dynamodb::error::BuildError) -> StoreError {
+    StoreError::Unavailable(format!("request build: {error}"))
+}
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn n(value: u64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+fn user_to_item(user: &User) -> Item {
+    HashMap::from([
+        ("pk".to_owned(), s(format!("{USER_PREFIX}{}", user.email))),
+        ("gsi1sk".to_owned(), s(USER_SORT_KEY)),
+        ("userId".to_owned(), s(&user.id)),
+        ("email".to_owned(), s(&user.email)),
+        ("passwordHash".to_owned(), s(&user.password_hash)),
+        ("role".to_owned(), s(&user.role)),
+        ("disabled".to_owned(), AttributeValue::Bool(user.disabled)),
+        ("passwordChangedAt".to_owned(), n(user.password_changed_at)),
+        ("createdAt".to_owned(), n(user.created_at)),
+    ])
+}
+
+fn user_from_item(item: &Item) -> Result<User, StoreError> {
+    Ok(User {
+        id: get_s(item, "userId")?,
+        email: get_s(item, "email")?,
+        password_hash: get_s(item, "passwordHash")?,
+        role: get_s(item, "role")?,
+        disabled: match item.get("disabled") {
+            Some(AttributeValue::Bool(disabled)) => *disabled,
+            None => false,
+            Some(_) => return Err(StoreError::Corrupt("disabled is not a boolean".to_owned())),
+        },
+        password_changed_at: get_n(item, "passwordChangedAt")?,
+        created_at: get_n(item, "createdAt")?,
+    })
+}
+
+fn session_to_item(session: &Session) -> Item {
+    let mut item = HashMap::from([
+        (
+            "pk".to_owned(),
+            s(format!("{SESSION_PREFIX}{}", session.id)),
+        ),
+        (
+            "gsi1sk".to_owned(),
+            s(format!("{SESSION_PREFIX}{}", session.id)),
+        ),
+        ("sessionId".to_owned(), s(session.id.to_string())),
+        ("userId".to_owned(), s(&session.user_id)),
+        ("email".to_owned(), s(&session.email)),
+        ("gen".to_owned(), n(session.generation)),
+        ("createdAt".to_owned(), n(session.created_at)),
+        ("rotatedAt".to_owned(), n(session.rotated_at)),
+        ("idleExpiresAt".to_owned(), n(session.idle_expires_at)),
+        ("absExpiresAt".to_owned(), n(session.absolute_expires_at)),
+        (TTL_ATTRIBUTE.to_owned(), n(session.expires_at())),
+    ]);
+    if let Some(revoked_at) = session.revoked_at {
+        item.insert("revokedAt".to_owned(), n(revoked_at));
+    }
+    if let Some(reason) = &session.revoke_reason {
+        item.insert("revokeReason".to_owned(), s(reason));
+    }
+    item
+}
+
+fn session_from_item(item: &Item) -> Result<Session, StoreError> {
+    Ok(Session {
+        id: get_s(item, "sessionId")?
+            .parse()
+            .map_err(|_| StoreError::Corrupt("sessionId".to_owned()))?,
+        user_id: get_s(item, "userId")?,
+        email: get_s(item, "email")?,
+        generation: get_n(item, "gen")?,
+        created_at: get_n(item, "createdAt")?,
+        rotated_at: get_n(item, "rotatedAt")?,
+        idle_expires_at: get_n(item, "idleExpiresAt")?,
+        absolute_expires_at: get_n(item, "absExpiresAt")?,
+        revoked_at: item
+            .get("revokedAt")
+            .map(|_| get_n(item, "revokedAt"))
+            .transpose()?,
+        revoke_reason: item
+            .get("revokeReason")
+            .map(|_| get_s(item, "revokeReason"))
+            .transpose()?,
+    })
+}
+
+fn get_s(item: &Item, name: &str) -> Result<String, StoreError> {
+    match item.get(name) {
+        Some(AttributeValue::S(value)) => Ok(value.clone()),
+        _ => Err(StoreError::Corrupt(format!(
+            "{name} is missing or not a string"
+        ))),
+    }
+}
+
+fn get_n(item: &Item, name: &str) -> Result<u64, StoreError> {
+    match item.get(name) {
+        Some(AttributeValue::N(value)) => value
+            .parse()
+            .map_err(|_| StoreError::Corrupt(format!("{name} is not a whole number"))),
+        _ => Err(StoreError::Corrupt(format!(
+            "{name} is missing or not a number"
+        ))),
+    }
+}

@@ -1,0 +1,178 @@
+//! The in-memory store for `latchkey dev` and fast tests: the same conditional
+//! semantics as DynamoDB, each operation atomic under one mutex.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+
+use async_trait::async_trait;
+
+use super::{RotateOutcome, Session, SessionStore, StoreError, User, UserStore};
+use crate::token::SessionId;
+
+/// Users and sessions in process memory; lost when the process ends.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    users: HashMap<String, User>,
+    sessions: HashMap<SessionId, Session>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave a half-applied change (every
+        // operation mutates after all checks), so a poisoned lock is still sound.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn update_user(&self, email: &str, change: impl FnOnce(&mut User)) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        let user = state.users.get_mut(email).ok_or(StoreError::NotFound)?;
+        change(user);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl UserStore for MemoryStore {
+    async fn get_user_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
+        Ok(self.lock().users.get(email).cloned())
+    }
+
+    async fn get_user_by_id(&self, user_id: &str) -> Result<Option<User>, StoreError> {
+        Ok(self
+            .lock()
+            .users
+            .values()
+            .find(|user| user.id == user_id)
+            .cloned())
+    }
+
+    async fn create_user(&self, user: &User) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        if state.users.contains_key(&user.email) {
+            return Err(StoreError::DuplicateEmail);
+        }
+        state.users.insert(user.email.clone(), user.clone());
+        Ok(())
+    }
+
+    async fn set_password(
+        &self,
+        email: &str,
+        password_hash: &str,
+        now: u64,
+    ) -> Result<(), StoreError> {
+        self.update_user(email, |user| {
+            user.password_hash = password_hash.to_owned();
+            user.password_changed_at = now;
+        })
+    }
+
+    async fn upgrade_password_hash(
+        &self,
+        email: &str,
+        current_hash: &str,
+        new_hash: &str,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.lock();
+        match state.users.get_mut(email) {
+            Some(user) if user.password_hash == current_hash => {
+                user.password_hash = new_hash.to_owned();
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn set_role(&self, email: &str, role: &str) -> Result<(), StoreError> {
+        self.update_user(email, |user| user.role = role.to_owned())
+    }
+
+    async fn set_disabled(&self, email: &str, disabled: bool) -> Result<(), StoreError> {
+        self.update_user(email, |user| user.disabled = disabled)
+    }
+
+    async fn list_users(&self) -> Result<Vec<User>, StoreError> {
+        let mut users: Vec<User> = self.lock().users.values().cloned().collect();
+        users.sort_by(|a, b| a.email.cmp(&b.email));
+        Ok(users)
+    }
+}
+
+#[async_trait]
+impl SessionStore for MemoryStore {
+    async fn create_session(&self, session: &Session) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        if state.sessions.contains_key(&session.id) {
+            return Err(StoreError::Unavailable("session id collision".to_owned()));
+        }
+        state.sessions.insert(session.id, session.clone());
+        Ok(())
+    }
+
+    async fn get_session(&self, session_id: &SessionId) -> Result<Option<Session>, StoreError> {
+        Ok(self.lock().sessions.get(session_id).cloned())
+    }
+
+    async fn rotate_session(
+        &self,
+        session_id: &SessionId,
+        generation: u64,
+        now: u64,
+        idle_secs: u64,
+    ) -> Result<RotateOutcome, StoreError> {
+        let mut state = self.lock();
+        let Some(session) = state.sessions.get_mut(session_id) else {
+            return Ok(RotateOutcome::Conflict(None));
+        };
+        let next = generation.checked_add(1);
+        match next {
+            Some(next) if session.generation == generation && session.is_live(now) => {
+                session.generation = next;
+                session.rotated_at = now;
+                session.idle_expires_at = now.saturating_add(idle_secs);
+                Ok(RotateOutcome::Rotated(session.clone()))
+            }
+            _ => Ok(RotateOutcome::Conflict(Some(session.clone()))),
+        }
+    }
+
+    async fn revoke_session(
+        &self,
+        session_id: &SessionId,
+        now: u64,
+        reason: &str,
+    ) -> Result<Option<Session>, StoreError> {
+        let mut state = self.lock();
+        Ok(state.sessions.get_mut(session_id).map(|session| {
+            if session.revoked_at.is_none() {
+                session.revoked_at = Some(now);
+                session.revoke_reason = Some(reason.to_owned());
+            }
+            session.clone()
+        }))
+    }
+
+    async fn list_user_sessions(&self, user_id: &str) -> Result<Vec<Session>, StoreError> {
+        let mut sessions: Vec<Session> = self
+            .lock()
+            .sessions
+            .values()
+            .filter(|session| session.user_id == user_id)
+            .cloned()
+            .collect();
+        sessions.sort_by_key(|session| (session.created_at, session.id));
+        Ok(sessions)
+    }
+}

@@ -1,0 +1,213 @@
+//! Storage of users and sessions: the domain types, the two store traits, and
+//! their DynamoDB and in-memory implementations.
+//!
+//! Stores are pure with respect to time: every operation that depends on "now"
+//! takes it as an argument, so the rotation rules are tested with a moved clock.
+//! They enforce every rule with a conditional write, never read-then-write.
+
+mod dynamodb;
+mod memory;
+
+use async_trait::async_trait;
+
+use crate::token::SessionId;
+
+pub use dynamodb::DynamoStore;
+pub use memory::MemoryStore;
+
+/// Why a store operation failed. A failed *condition* is never an error here:
+/// it is a domain outcome ([`RotateOutcome::Conflict`], [`StoreError::DuplicateEmail`]).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A user with this (normalised) email already exists.
+    #[error("a user with this email already exists")]
+    DuplicateEmail,
+    /// The user or session addressed does not exist.
+    #[error("not found")]
+    NotFound,
+    /// The store could not be reached or refused the request (throttling, outage,
+    /// permissions): an infrastructure failure, answered with a 500.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// An item in the table does not have the shape this code writes.
+    #[error("corrupt item: {0}")]
+    Corrupt(String),
+}
+
+/// An email address that is not acceptable as a login name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a valid email address")]
+pub struct InvalidEmail;
+
+/// The login key of a user: trimmed and lower-cased. Refuses what cannot be an
+/// address (no `@`, whitespace or control characters inside, over 254 bytes).
+pub fn normalize_email(raw: &str) -> Result<String, InvalidEmail> {
+    let email = raw.trim().to_lowercase();
+    let Some((local, domain)) = email.rsplit_once('@') else {
+        return Err(InvalidEmail);
+    };
+    let bad_char = |c: char| c.is_whitespace() || c.is_control();
+    if local.is_empty() || domain.is_empty() || email.len() > 254 || email.chars().any(bad_char) {
+        return Err(InvalidEmail);
+    }
+    Ok(email)
+}
+
+/// A user account.
+#[derive(Clone, PartialEq, Eq)]
+pub struct User {
+    /// Stable opaque id (the access token's `sub`).
+    pub id: String,
+    /// Normalised email: the login key.
+    pub email: String,
+    /// argon2id PHC string.
+    pub password_hash: String,
+    /// Role passed to backends (`member`, `admin`, ...).
+    pub role: String,
+    /// A disabled user cannot log in or refresh.
+    pub disabled: bool,
+    /// When the password was last set (Unix seconds); sessions that began before
+    /// it are dead.
+    pub password_changed_at: u64,
+    /// When the account was created (Unix seconds).
+    pub created_at: u64,
+}
+
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("User")
+            .field("id", &self.id)
+            .field("email", &self.email)
+            .field("password_hash", &"[redacted]")
+            .field("role", &self.role)
+            .field("disabled", &self.disabled)
+            .field("password_changed_at", &self.password_changed_at)
+            .field("created_at", &self.created_at)
+            .finish()
+    }
+}
+
+/// A session: one login, carrying a chain of refresh tokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// Session id (the refresh token's `sid`, the access token's `sid`).
+    pub id: SessionId,
+    /// Owner's user id.
+    pub user_id: String,
+    /// Owner's normalised email, to read the user with one `GetItem` on refresh.
+    pub email: String,
+    /// Generation of the current refresh token: 0 at login, +1 per rotation.
+    pub generation: u64,
+    /// Login time (Unix seconds).
+    pub created_at: u64,
+    /// Time of the last rotation (login time before any).
+    pub rotated_at: u64,
+    /// The session ends at this time unless rotated (last rotation + idle lifetime).
+    pub idle_expires_at: u64,
+    /// The session ends at this time whatever happens (login + absolute lifetime).
+    pub absolute_expires_at: u64,
+    /// When it was revoked; `None` while live.
+    pub revoked_at: Option<u64>,
+    /// Why it was revoked (`logout`, `reuse`, `password_changed`, `user_disabled`, ...).
+    pub revoke_reason: Option<String>,
+}
+
+impl Session {
+    /// When the session ends if nothing else happens: the earlier of its idle and
+    /// absolute expiry. Also the item's DynamoDB TTL.
+    pub fn expires_at(&self) -> u64 {
+        self.idle_expires_at.min(self.absolute_expires_at)
+    }
+
+    /// Whether the session is usable at `now`: not revoked, and both expiries in the future.
+    pub fn is_live(&self, now: u64) -> bool {
+        self.revoked_at.is_none() && now < self.expires_at()
+    }
+}
+
+/// What a conditional rotation found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RotateOutcome {
+    /// This call moved the session from the expected generation to the next; the
+    /// session as it now is.
+    Rotated(Session),
+    /// The condition failed: the session is not at the expected generation, is
+    /// revoked or has expired. Carries the item as it was (`None`: no such session).
+    Conflict(Option<Session>),
+}
+
+/// Users, keyed by normalised email.
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    /// The user with this normalised email (strongly consistent read).
+    async fn get_user_by_email(&self, email: &str) -> Result<Option<User>, StoreError>;
+
+    /// The user with this id.
+    async fn get_user_by_id(&self, user_id: &str) -> Result<Option<User>, StoreError>;
+
+    /// Stores a new user; refuses an existing email atomically ([`StoreError::DuplicateEmail`]).
+    async fn create_user(&self, user: &User) -> Result<(), StoreError>;
+
+    /// Sets a new password hash and `password_changed_at = now`, which ends every
+    /// session that began earlier.
+    async fn set_password(
+        &self,
+        email: &str,
+        password_hash: &str,
+        now: u64,
+    ) -> Result<(), StoreError>;
+
+    /// Replaces a hash with a stronger hash of the *same* password (after login),
+    /// only if `current_hash` is still the stored one; sessions are unaffected.
+    /// Returns whether the hash was replaced.
+    async fn upgrade_password_hash(
+        &self,
+        email: &str,
+        current_hash: &str,
+        new_hash: &str,
+    ) -> Result<bool, StoreError>;
+
+    /// Sets the user's role.
+    async fn set_role(&self, email: &str, role: &str) -> Result<(), StoreError>;
+
+    /// Disables or re-enables the user.
+    async fn set_disabled(&self, email: &str, disabled: bool) -> Result<(), StoreError>;
+
+    /// Every user, ordered by email (administration only: a full scan).
+    async fn list_users(&self) -> Result<Vec<User>, StoreError>;
+}
+
+/// Sessions, keyed by session id, listable by user.
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    /// Stores a new session (refuses an existing id).
+    async fn create_session(&self, session: &Session) -> Result<(), StoreError>;
+
+    /// The session with this id, live or not.
+    async fn get_session(&self, session_id: &SessionId) -> Result<Option<Session>, StoreError>;
+
+    /// Atomically: if the session is at `generation`, not revoked, and both
+    /// expiries are after `now`, set generation + 1, `rotated_at = now` and
+    /// `idle_expires_at = now + idle_secs`. Otherwise report the item as it was.
+    async fn rotate_session(
+        &self,
+        session_id: &SessionId,
+        generation: u64,
+        now: u64,
+        idle_secs: u64,
+    ) -> Result<RotateOutcome, StoreError>;
+
+    /// Marks the session revoked at `now` for `reason`, unless it already is
+    /// (the first revocation's time and reason are kept). Idempotent; a missing
+    /// session is not an error. Returns the session as it now is, if it exists.
+    async fn revoke_session(
+        &self,
+        session_id: &SessionId,
+        now: u64,
+        reason: &str,
+    ) -> Result<Option<Session>, StoreError>;
+
+    /// Every session of the user, live or not (revoked and expired ones remain
+    /// until TTL removes them).
+    async fn list_user_sessions(&self, user_id: &str) -> Result<Vec<Session>, StoreError>;
+}
