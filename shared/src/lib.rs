@@ -9,9 +9,11 @@
 //!   the [`signing::KeySet`] verifiers use;
 //! - [`password`]: argon2id hashing with a constant-cost unknown-user path;
 //! - [`store`]: users and sessions in DynamoDB or in memory, behind two traits;
-//! - [`session`]: the session lifecycle: start, rotate (grace window, reuse detection), revoke.
+//! - [`session`]: the session lifecycle: start, rotate (grace window, reuse detection), revoke;
+//! - [`account`]: creation, login, password changes, roles and disabling, with their effect on sessions.
 #![deny(missing_docs)]
 
+pub mod account;
 pub mod clock;
 pub mod config;
 mod encoding;

@@ -48,6 +48,11 @@ impl Password {
         Ok(Self(text))
     }
 
+    /// Number of Unicode scalar values, for length policies.
+    pub fn char_count(&self) -> usize {
+        self.0.chars().count()
+    }
+
     /// The password's bytes, for the hasher.
     fn as_bytes(&self) -> &[u8] {
         self.0.as_bytes()

@@ -336,3 +336,152 @@ impl SessionManager {
         Ok(sessions)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::clock::ManualClock;
+
+    /// A store that fails every call, to prove a refresh made none.
+    struct Unreachable;
+
+    fn down<T>() -> Result<T, StoreError> {
+        Err(StoreError::Unavailable(
+            "unreachable store was called".to_owned(),
+        ))
+    }
+
+    #[async_trait]
+    impl SessionStore for Unreachable {
+        async fn create_session(&self, _: &Session) -> Result<(), StoreError> {
+            down()
+        }
+        async fn get_session(&self, _: &SessionId) -> Result<Option<Session>, StoreError> {
+            down()
+        }
+        async fn rotate_session(
+            &self,
+            _: &SessionId,
+            _: u64,
+            _: u64,
+            _: u64,
+        ) -> Result<RotateOutcome, StoreError> {
+            down()
+        }
+        async fn revoke_session(
+            &self,
+            _: &SessionId,
+            _: u64,
+            _: &str,
+        ) -> Result<Option<Session>, StoreError> {
+            down()
+        }
+        async fn list_user_sessions(&self, _: &str) -> Result<Vec<Session>, StoreError> {
+            down()
+        }
+    }
+
+    #[async_trait]
+    impl UserStore for Unreachable {
+        async fn get_user_by_email(&self, _: &str) -> Result<Option<User>, StoreError> {
+            down()
+        }
+        async fn get_user_by_id(&self, _: &str) -> Result<Option<User>, StoreError> {
+            down()
+        }
+        async fn create_user(&self, _: &User) -> Result<(), StoreError> {
+            down()
+        }
+        async fn set_password(&self, _: &str, _: &str, _: u64) -> Result<(), StoreError> {
+            down()
+        }
+        async fn upgrade_password_hash(
+            &self,
+            _: &str,
+            _: &str,
+            _: &str,
+        ) -> Result<bool, StoreError> {
+            down()
+        }
+        async fn set_role(&self, _: &str, _: &str) -> Result<(), StoreError> {
+            down()
+        }
+        async fn set_disabled(&self, _: &str, _: bool) -> Result<(), StoreError> {
+            down()
+        }
+        async fn list_users(&self) -> Result<Vec<User>, StoreError> {
+            down()
+        }
+    }
+
+    fn manager(key: RefreshKey) -> SessionManager {
+        let store = Arc::new(Unreachable);
+        let policy = SessionPolicy::from_config(&Config::default());
+        SessionManager::new(
+            store.clone(),
+            store,
+            key,
+            policy,
+            Arc::new(ManualClock::new(1_000)),
+        )
+    }
+
+    #[tokio::test]
+    async fn forged_and_malformed_tokens_are_refused_without_a_store_call() {
+        let sessions = manager(RefreshKey::generate().unwrap());
+        let forged = RefreshKey::generate().unwrap().mint(&RefreshToken {
+            session_id: SessionId::random().unwrap(),
+            generation: 0,
+        });
+        for (token, expected) in [
+            (forged.as_str(), InvalidGrant::Forged),
+            ("lk1.not.a.token", InvalidGrant::Malformed),
+            ("", InvalidGrant::Malformed),
+        ] {
+            match sessions.refresh(token).await {
+                Err(RefreshError::Invalid(grant)) => assert_eq!(grant, expected),
+                other => panic!("{token:?}: {other:?}"),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn genuine_token_reaches_the_store_and_an_outage_is_not_an_invalid_grant() {
+        let key = RefreshKey::generate().unwrap();
+        let genuine = key.mint(&RefreshToken {
+            session_id: SessionId::random().unwrap(),
+            generation: 3,
+        });
+        let outcome = manager(key).refresh(&genuine).await;
+        assert!(
+            matches!(
+                outcome,
+                Err(RefreshError::Store(StoreError::Unavailable(_)))
+            ),
+            "{outcome:?}"
+        );
+    }
+
+    #[test]
+    fn debug_output_never_shows_refresh_tokens() {
+        let session = Session {
+            id: SessionId::random().unwrap(),
+            user_id: "u".into(),
+            email: "e@example.com".into(),
+            generation: 0,
+            created_at: 0,
+            rotated_at: 0,
+            idle_expires_at: 1,
+            absolute_expires_at: 1,
+            revoked_at: None,
+            revoke_reason: None,
+        };
+        let started = StartedSession {
+            session,
+            refresh_token: "lk1.secret-token".into(),
+        };
+        assert!(!format!("{started:?}").contains("secret-token"));
+    }
+}

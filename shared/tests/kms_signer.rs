@@ -10,8 +10,10 @@ use aws_sdk_kms::types::{KeySpec, KeyUsageType};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use futures::StreamExt;
-use latchkey::signing::{JwkError, KeySet, KmsSigner, SigningAlgorithm, SigningError};
-use latchkey::token::{AccessTokenIssuer, Subject, TokenError, Verifier};
+use latchkey::signing::{
+    JwkError, KeySet, KmsSigner, SigningAlgorithm, SigningError, derive_refresh_key,
+};
+use latchkey::token::{AccessTokenIssuer, RefreshToken, SessionId, Subject, TokenError, Verifier};
 use latchkey::{Clock, Config, SystemClock};
 
 async fn create_key(kms: &aws_sdk_kms::Client, spec: KeySpec) -> String {
@@ -233,4 +235,37 @@ async fn unknown_kms_key_is_an_error_not_a_panic() {
         ),
         "{outcome:?}"
     );
+}
+
+#[tokio::test]
+async fn refresh_key_derived_from_kms_is_stable_per_key_and_distinct_across_keys() {
+    let Some(kms) = support::moto_kms().await else {
+        return;
+    };
+    let create_hmac = || async {
+        let created = kms
+            .create_key()
+            .key_usage(KeyUsageType::GenerateVerifyMac)
+            .key_spec(KeySpec::Hmac256)
+            .send()
+            .await
+            .unwrap();
+        created.key_metadata().unwrap().key_id().to_owned()
+    };
+    let (first, second) = (create_hmac().await, create_hmac().await);
+    let token = RefreshToken {
+        session_id: SessionId::random().unwrap(),
+        generation: 4,
+    };
+    let minted = derive_refresh_key(&kms, &first).await.unwrap().mint(&token);
+    let again = derive_refresh_key(&kms, &first).await.unwrap();
+    assert_eq!(
+        again.verify(&minted).unwrap(),
+        token,
+        "another cold start derives the same key"
+    );
+    let other = derive_refresh_key(&kms, &second).await.unwrap();
+    assert!(other.verify(&minted).is_err());
+    let signing_key = create_key(&kms, KeySpec::EccNistP256).await;
+    assert!(derive_refresh_key(&kms, &signing_key).await.is_err());
 }

@@ -3,6 +3,7 @@
 //! Time is a `ManualClock`; nothing sleeps, and TTL deletion is never relied on.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[macro_use]
 mod support;
 
 use latchkey::Clock;
@@ -491,30 +492,6 @@ async fn conditional_rotation_reports_the_item_it_lost_to(b: Backend) {
         .await
         .unwrap();
     assert_eq!(missing, RotateOutcome::Conflict(None));
-}
-
-macro_rules! contract {
-    ($($name:ident),* $(,)?) => {
-        mod memory {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    super::$name(super::Backend::memory()).await;
-                }
-            )*
-        }
-
-        mod dynamodb {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    if let Some(backend) = super::Backend::dynamodb().await {
-                        super::$name(backend).await;
-                    }
-                }
-            )*
-        }
-    };
 }
 
 contract!(

@@ -1,11 +1,40 @@
-//! Test support: clients for the moto server that `scripts/test` starts.
-#![allow(dead_code, clippy::panic)]
+//! Test support: clients for the moto server that `scripts/test` starts, and the
+//! `Backend` fixture and `contract!` macro that run one suite against both stores.
+#![allow(dead_code, unused_macros, clippy::panic)]
 
-use aws_config::BehaviorVersion;
+/// Runs each named `async fn(Backend)` as two tests: `memory::name` and `dynamodb::name`.
+macro_rules! contract {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(super::Backend::memory()).await;
+                }
+            )*
+        }
+
+        mod dynamodb {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    if let Some(backend) = super::Backend::dynamodb().await {
+                        super::$name(backend).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
 use std::sync::Arc;
 
+use aws_config::BehaviorVersion;
+
 use latchkey::Clock;
+use latchkey::account::Accounts;
 use latchkey::clock::ManualClock;
+use latchkey::password::{PasswordHasher, PasswordParams};
 use latchkey::session::{SessionManager, SessionPolicy};
 use latchkey::store::{DynamoStore, MemoryStore, SessionStore, User, UserStore, normalize_email};
 use latchkey::token::{RefreshKey, RefreshToken, SessionId};
@@ -115,6 +144,15 @@ impl Backend {
         };
         self.users.create_user(&user).await.unwrap();
         user
+    }
+
+    /// Account operations over this backend, hashing with `params`.
+    pub fn accounts(&self, params: PasswordParams) -> Accounts {
+        Accounts::new(
+            self.users.clone(),
+            self.manager(POLICY),
+            PasswordHasher::new(params).unwrap(),
+        )
     }
 
     pub fn token(&self, session_id: SessionId, generation: u64) -> String {

@@ -1,0 +1,209 @@
+//! User accounts: creation, login authentication, password changes, roles and
+//! disabling, each keeping the user's sessions consistent with the change.
+
+use std::sync::Arc;
+
+use crate::encoding::{b64url, random_bytes};
+use crate::password::{Password, PasswordError, PasswordHasher, Verification};
+use crate::session::SessionManager;
+use crate::store::{InvalidEmail, StoreError, User, UserStore, normalize_email};
+
+/// Fewest characters a new password may have (NIST SP 800-63B); the most is
+/// [`crate::password::MAX_PASSWORD_BYTES`] bytes.
+pub const MIN_PASSWORD_CHARS: usize = 8;
+
+/// Role given to users created without one.
+pub const DEFAULT_ROLE: &str = "member";
+
+/// Why an account operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    /// The email cannot be a login name.
+    #[error(transparent)]
+    InvalidEmail(#[from] InvalidEmail),
+    /// The new password is shorter than [`MIN_PASSWORD_CHARS`].
+    #[error("password must have at least {MIN_PASSWORD_CHARS} characters")]
+    WeakPassword,
+    /// A role must be 1-64 characters of `a-z 0-9 _ - : .`.
+    #[error("role must be 1-64 characters of a-z 0-9 _ - : .")]
+    InvalidRole,
+    /// Hashing failed, or a stored hash is corrupt.
+    #[error(transparent)]
+    Password(#[from] PasswordError),
+    /// The store failed, or the user does not exist / already exists.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Account operations over a [`UserStore`] and a [`SessionManager`].
+#[derive(Clone)]
+pub struct Accounts {
+    users: Arc<dyn UserStore>,
+    sessions: SessionManager,
+    hasher: PasswordHasher,
+}
+
+impl std::fmt::Debug for Accounts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Accounts")
+            .field("sessions", &self.sessions)
+            .field("hasher", &self.hasher)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Accounts {
+    /// Accounts over `users`, ending sessions through `sessions`, hashing with `hasher`.
+    pub fn new(
+        users: Arc<dyn UserStore>,
+        sessions: SessionManager,
+        hasher: PasswordHasher,
+    ) -> Self {
+        Self {
+            users,
+            sessions,
+            hasher,
+        }
+    }
+
+    /// The session manager.
+    pub fn sessions(&self) -> &SessionManager {
+        &self.sessions
+    }
+
+    /// The user store.
+    pub fn users(&self) -> &Arc<dyn UserStore> {
+        &self.users
+    }
+
+    /// Creates a user with a random id; the email is normalised and must be new.
+    pub async fn create(
+        &self,
+        email: &str,
+        password: &Password,
+        role: &str,
+    ) -> Result<User, AccountError> {
+        let email = normalize_email(email)?;
+        check_new_password(password)?;
+        check_role(role)?;
+        let password_hash = self.hasher.hash(password).await?;
+        let id = random_bytes::<16>()
+            .map_err(|e| StoreError::Unavailable(format!("randomness: {e}")))?;
+        let now = self.sessions.clock().now();
+        let user = User {
+            id: b64url(id),
+            email,
+            password_hash,
+            role: role.to_owned(),
+            disabled: false,
+            password_changed_at: now,
+            created_at: now,
+        };
+        self.users.create_user(&user).await?;
+        Ok(user)
+    }
+
+    /// Checks an email and password for login. `Ok(None)` for an unknown email, a
+    /// wrong password or a disabled user, all at the same cost (one argon2id
+    /// verification). On success, a hash weaker than the configured parameters
+    /// is replaced.
+    pub async fn authenticate(
+        &self,
+        email: &str,
+        password: &Password,
+    ) -> Result<Option<User>, AccountError> {
+        let user = match normalize_email(email) {
+            Ok(email) => self.users.get_user_by_email(&email).await?,
+            Err(InvalidEmail) => None,
+        };
+        let stored = user.as_ref().map(|user| user.password_hash.as_str());
+        let verification = self.hasher.verify(password, stored).await?;
+        let (Some(user), Verification::Valid { needs_rehash }) = (user, verification) else {
+            return Ok(None);
+        };
+        if user.disabled {
+            return Ok(None);
+        }
+        if needs_rehash {
+            let stronger = self.hasher.hash(password).await?;
+            match self
+                .users
+                .upgrade_password_hash(&user.email, &user.password_hash, &stronger)
+                .await
+            {
+                Ok(upgraded) => {
+                    tracing::info!(event = "password_rehash", user_id = %user.id, upgraded)
+                }
+                // The login itself succeeded; the upgrade is retried at the next one.
+                Err(error) => {
+                    tracing::warn!(event = "password_rehash_failed", user_id = %user.id, %error)
+                }
+            }
+        }
+        Ok(Some(user))
+    }
+
+    /// Sets a new password and revokes every session of the user (the refresh
+    /// check also refuses sessions older than the change, should one be missed).
+    /// Returns how many live sessions were revoked.
+    pub async fn set_password(
+        &self,
+        email: &str,
+        password: &Password,
+    ) -> Result<usize, AccountError> {
+        let user = self.existing(email).await?;
+        check_new_password(password)?;
+        let hash = self.hasher.hash(password).await?;
+        self.users
+            .set_password(&user.email, &hash, self.sessions.clock().now())
+            .await?;
+        Ok(self
+            .sessions
+            .revoke_all(&user.id, "password_changed")
+            .await?)
+    }
+
+    /// Disables (revoking every session) or re-enables a user. Idempotent.
+    /// Returns how many live sessions were revoked.
+    pub async fn set_disabled(&self, email: &str, disabled: bool) -> Result<usize, AccountError> {
+        let user = self.existing(email).await?;
+        self.users.set_disabled(&user.email, disabled).await?;
+        if !disabled {
+            return Ok(0);
+        }
+        Ok(self.sessions.revoke_all(&user.id, "user_disabled").await?)
+    }
+
+    /// Sets a user's role; it reaches access tokens at the next refresh.
+    pub async fn set_role(&self, email: &str, role: &str) -> Result<(), AccountError> {
+        check_role(role)?;
+        let user = self.existing(email).await?;
+        Ok(self.users.set_role(&user.email, role).await?)
+    }
+
+    /// The user with this email, or [`StoreError::NotFound`].
+    pub async fn existing(&self, email: &str) -> Result<User, AccountError> {
+        let email = normalize_email(email)?;
+        self.users
+            .get_user_by_email(&email)
+            .await?
+            .ok_or(AccountError::Store(StoreError::NotFound))
+    }
+}
+
+fn check_new_password(password: &Password) -> Result<(), AccountError> {
+    if password.char_count() < MIN_PASSWORD_CHARS {
+        return Err(AccountError::WeakPassword);
+    }
+    Ok(())
+}
+
+fn check_role(role: &str) -> Result<(), AccountError> {
+    let allowed = |b: u8| {
+        b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-' | b':' | b'.')
+    };
+    if role.is_empty() || role.len() > 64 || !role.bytes().all(allowed) {
+        return Err(AccountError::InvalidRole);
+    }
+    Ok(())
+}
