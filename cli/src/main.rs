@@ -54,12 +54,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Token(TokenCommand::Decode { jwt }) => {
             let (header, claims) = decode_unverified(jwt.trim()).context("cannot decode token")?;
-            println!(
-                "{}",
-                serde_json::to_string_pretty(
-                    &serde_json::json!({"header": header, "claims": claims})
-                )?
-            );
+            println!("{}", serde_json::to_string_pretty(&serde_json::json!({"header": header, "claims": claims}))?);
             eprintln!("latchkey: decoded only; the signature and claims were NOT verified");
             Ok(ExitCode::SUCCESS)
         }

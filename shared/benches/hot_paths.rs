@@ -30,34 +30,19 @@ fn tokens(c: &mut Criterion) {
     let config = Config::default();
     let verifier = Verifier::new(KeySet::new([signer.public_key().clone()]).unwrap(), &config);
     let issuer = AccessTokenIssuer::new(signer, &config);
-    let token = runtime
-        .block_on(issuer.issue(&subject(), NOW))
-        .unwrap()
-        .token;
+    let token = runtime.block_on(issuer.issue(&subject(), NOW)).unwrap().token;
 
-    c.bench_function("access_token_verify_es256", |b| {
-        b.iter(|| verifier.verify(black_box(&token), NOW).unwrap())
-    });
+    c.bench_function("access_token_verify_es256", |b| b.iter(|| verifier.verify(black_box(&token), NOW).unwrap()));
     c.bench_function("access_token_verify_garbage", |b| {
-        b.iter(|| {
-            verifier
-                .verify(black_box("eyJhbGciOiJub25lIn0.e30.x"), NOW)
-                .unwrap_err()
-        })
+        b.iter(|| verifier.verify(black_box("eyJhbGciOiJub25lIn0.e30.x"), NOW).unwrap_err())
     });
     c.bench_function("access_token_issue_es256_local", |b| {
-        b.to_async(&runtime)
-            .iter(|| async { issuer.issue(black_box(&subject()), NOW).await.unwrap() })
+        b.to_async(&runtime).iter(|| async { issuer.issue(black_box(&subject()), NOW).await.unwrap() })
     });
 
     let key = RefreshKey::generate().unwrap();
-    let refresh = key.mint(&RefreshToken {
-        session_id: SessionId::random().unwrap(),
-        generation: 12,
-    });
-    c.bench_function("refresh_token_verify_mac", |b| {
-        b.iter(|| key.verify(black_box(&refresh)).unwrap())
-    });
+    let refresh = key.mint(&RefreshToken { session_id: SessionId::random().unwrap(), generation: 12 });
+    c.bench_function("refresh_token_verify_mac", |b| b.iter(|| key.verify(black_box(&refresh)).unwrap()));
 }
 
 fn passwords(c: &mut Criterion) {
@@ -68,16 +53,10 @@ fn passwords(c: &mut Criterion) {
     let mut group = c.benchmark_group("password");
     group.sample_size(20);
     group.bench_function("verify_owasp_argon2id", |b| {
-        b.to_async(&runtime).iter(|| async {
-            hasher
-                .verify(black_box(&password), Some(&stored))
-                .await
-                .unwrap()
-        })
+        b.to_async(&runtime).iter(|| async { hasher.verify(black_box(&password), Some(&stored)).await.unwrap() })
     });
     group.bench_function("verify_unknown_user_dummy", |b| {
-        b.to_async(&runtime)
-            .iter(|| async { hasher.verify(black_box(&password), None).await.unwrap() })
+        b.to_async(&runtime).iter(|| async { hasher.verify(black_box(&password), None).await.unwrap() })
     });
     group.finish();
 }

@@ -54,16 +54,8 @@ impl std::fmt::Debug for Accounts {
 
 impl Accounts {
     /// Accounts over `users`, ending sessions through `sessions`, hashing with `hasher`.
-    pub fn new(
-        users: Arc<dyn UserStore>,
-        sessions: SessionManager,
-        hasher: PasswordHasher,
-    ) -> Self {
-        Self {
-            users,
-            sessions,
-            hasher,
-        }
+    pub fn new(users: Arc<dyn UserStore>, sessions: SessionManager, hasher: PasswordHasher) -> Self {
+        Self { users, sessions, hasher }
     }
 
     /// The session manager.
@@ -77,18 +69,12 @@ impl Accounts {
     }
 
     /// Creates a user with a random id; the email is normalised and must be new.
-    pub async fn create(
-        &self,
-        email: &str,
-        password: &Password,
-        role: &str,
-    ) -> Result<User, AccountError> {
+    pub async fn create(&self, email: &str, password: &Password, role: &str) -> Result<User, AccountError> {
         let email = normalize_email(email)?;
         check_new_password(password)?;
         check_role(role)?;
         let password_hash = self.hasher.hash(password).await?;
-        let id = random_bytes::<16>()
-            .map_err(|e| StoreError::Unavailable(format!("randomness: {e}")))?;
+        let id = random_bytes::<16>().map_err(|e| StoreError::Unavailable(format!("randomness: {e}")))?;
         let now = self.sessions.clock().now();
         let user = User {
             id: b64url(id),
@@ -107,11 +93,7 @@ impl Accounts {
     /// wrong password or a disabled user, all at the same cost (one argon2id
     /// verification). On success, a hash weaker than the configured parameters
     /// is replaced.
-    pub async fn authenticate(
-        &self,
-        email: &str,
-        password: &Password,
-    ) -> Result<Option<User>, AccountError> {
+    pub async fn authenticate(&self, email: &str, password: &Password) -> Result<Option<User>, AccountError> {
         let user = match normalize_email(email) {
             Ok(email) => self.users.get_user_by_email(&email).await?,
             Err(InvalidEmail) => None,
@@ -126,11 +108,7 @@ impl Accounts {
         }
         if needs_rehash {
             let stronger = self.hasher.hash(password).await?;
-            match self
-                .users
-                .upgrade_password_hash(&user.email, &user.password_hash, &stronger)
-                .await
-            {
+            match self.users.upgrade_password_hash(&user.email, &user.password_hash, &stronger).await {
                 Ok(upgraded) => {
                     tracing::info!(event = "password_rehash", user_id = %user.id, upgraded)
                 }
@@ -146,21 +124,12 @@ impl Accounts {
     /// Sets a new password and revokes every session of the user (the refresh
     /// check also refuses sessions older than the change, should one be missed).
     /// Returns how many live sessions were revoked.
-    pub async fn set_password(
-        &self,
-        email: &str,
-        password: &Password,
-    ) -> Result<usize, AccountError> {
+    pub async fn set_password(&self, email: &str, password: &Password) -> Result<usize, AccountError> {
         let user = self.existing(email).await?;
         check_new_password(password)?;
         let hash = self.hasher.hash(password).await?;
-        self.users
-            .set_password(&user.email, &hash, self.sessions.clock().now())
-            .await?;
-        Ok(self
-            .sessions
-            .revoke_all(&user.id, "password_changed")
-            .await?)
+        self.users.set_password(&user.email, &hash, self.sessions.clock().now()).await?;
+        Ok(self.sessions.revoke_all(&user.id, "password_changed").await?)
     }
 
     /// Disables (revoking every session) or re-enables a user. Idempotent.
@@ -184,10 +153,7 @@ impl Accounts {
     /// The user with this email, or [`StoreError::NotFound`].
     pub async fn existing(&self, email: &str) -> Result<User, AccountError> {
         let email = normalize_email(email)?;
-        self.users
-            .get_user_by_email(&email)
-            .await?
-            .ok_or(AccountError::Store(StoreError::NotFound))
+        self.users.get_user_by_email(&email).await?.ok_or(AccountError::Store(StoreError::NotFound))
     }
 }
 
@@ -199,9 +165,7 @@ fn check_new_password(password: &Password) -> Result<(), AccountError> {
 }
 
 fn check_role(role: &str) -> Result<(), AccountError> {
-    let allowed = |b: u8| {
-        b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-' | b':' | b'.')
-    };
+    let allowed = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-' | b':' | b'.');
     if role.is_empty() || role.len() > 64 || !role.bytes().all(allowed) {
         return Err(AccountError::InvalidRole);
     }

@@ -16,10 +16,7 @@ pub(crate) fn b64url_decode(text: &str) -> Option<Vec<u8>> {
 
 /// Whether `text` is non-empty and made only of the base64url alphabet (no `=`).
 pub(crate) fn is_b64url(text: &str) -> bool {
-    !text.is_empty()
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    !text.is_empty() && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// Fills a fresh array from the operating system's CSPRNG.

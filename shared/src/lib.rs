@@ -10,13 +10,20 @@
 //! - [`password`]: argon2id hashing with a constant-cost unknown-user path;
 //! - [`store`]: users and sessions in DynamoDB or in memory, behind two traits;
 //! - [`session`]: the session lifecycle: start, rotate (grace window, reuse detection), revoke;
+//! - [`http`]: the login, refresh, logout and JWKS handlers and their edge (CORS, cookies, CSRF, errors);
+//! - [`authorizer`]: the API Gateway Lambda authorizer (REST TOKEN/REQUEST, HTTP API 1.0/2.0);
+//! - [`deploy`], [`logging`]: cold-start wiring of each Lambda function, and its JSON log lines;
 //! - [`account`]: creation, login, password changes, roles and disabling, with their effect on sessions.
 #![deny(missing_docs)]
 
 pub mod account;
+pub mod authorizer;
 pub mod clock;
 pub mod config;
+pub mod deploy;
 mod encoding;
+pub mod http;
+pub mod logging;
 pub mod password;
 pub mod session;
 pub mod signing;

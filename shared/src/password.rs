@@ -25,11 +25,7 @@ pub struct PasswordParams {
 
 impl Default for PasswordParams {
     fn default() -> Self {
-        Self {
-            memory_kib: 19_456,
-            iterations: 2,
-            parallelism: 1,
-        }
+        Self { memory_kib: 19_456, iterations: 2, parallelism: 1 }
     }
 }
 
@@ -98,7 +94,8 @@ pub enum PasswordError {
 /// PHC string of the dummy verified when a user does not exist, for
 /// [`PasswordParams::default`]. Only its cost matters: verifying any password
 /// against it runs the full argon2id computation and then fails.
-const DEFAULT_DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$bGF0Y2hrZXktZHVtbXk$z7QjZQPp5Q3mB0m1cHxYkq5bV6r0e8JQbOqf3s2Xw5c";
+const DEFAULT_DUMMY_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$bGF0Y2hrZXktZHVtbXk$z7QjZQPp5Q3mB0m1cHxYkq5bV6r0e8JQbOqf3s2Xw5c";
 
 /// Hashes and verifies passwords with argon2id; the work runs on tokio's blocking pool.
 #[derive(Clone)]
@@ -114,9 +111,7 @@ struct Inner {
 
 impl fmt::Debug for PasswordHasher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PasswordHasher")
-            .field("params", &self.inner.params)
-            .finish_non_exhaustive()
+        f.debug_struct("PasswordHasher").field("params", &self.inner.params).finish_non_exhaustive()
     }
 }
 
@@ -129,18 +124,11 @@ impl PasswordHasher {
             DEFAULT_DUMMY_HASH.to_owned()
         } else {
             let throwaway = crate::encoding::b64url(
-                crate::encoding::random_bytes::<32>()
-                    .map_err(|e| PasswordError::Argon2(e.to_string()))?,
+                crate::encoding::random_bytes::<32>().map_err(|e| PasswordError::Argon2(e.to_string()))?,
             );
             hash_with(&argon2, throwaway.as_bytes())?
         };
-        Ok(Self {
-            inner: Arc::new(Inner {
-                argon2,
-                params,
-                dummy_hash,
-            }),
-        })
+        Ok(Self { inner: Arc::new(Inner { argon2, params, dummy_hash }) })
     }
 
     /// The parameters new hashes are made with.
@@ -159,25 +147,16 @@ impl PasswordHasher {
     /// dummy hash of the same cost is verified instead and the answer is
     /// [`Verification::Invalid`], so the response time does not reveal which
     /// accounts exist.
-    pub async fn verify(
-        &self,
-        password: &Password,
-        stored: Option<&str>,
-    ) -> Result<Verification, PasswordError> {
+    pub async fn verify(&self, password: &Password, stored: Option<&str>) -> Result<Verification, PasswordError> {
         let inner = Arc::clone(&self.inner);
         let password = password.clone();
         let stored = stored.map(str::to_owned);
-        tokio::task::spawn_blocking(move || inner.verify_blocking(&password, stored.as_deref()))
-            .await?
+        tokio::task::spawn_blocking(move || inner.verify_blocking(&password, stored.as_deref())).await?
     }
 }
 
 impl Inner {
-    fn verify_blocking(
-        &self,
-        password: &Password,
-        stored: Option<&str>,
-    ) -> Result<Verification, PasswordError> {
+    fn verify_blocking(&self, password: &Password, stored: Option<&str>) -> Result<Verification, PasswordError> {
         let parsed = stored.map(PasswordHash::new);
         let Some(Ok(hash)) = parsed else {
             // Unknown user or a corrupt record: spend the same time anyway.
@@ -187,53 +166,35 @@ impl Inner {
                 Some(_) => Err(PasswordError::MalformedHash),
             };
         };
-        let matches = self
-            .argon2
-            .verify_password(password.as_bytes(), &hash)
-            .is_ok();
+        let matches = self.argon2.verify_password(password.as_bytes(), &hash).is_ok();
         if !matches {
             return Ok(Verification::Invalid);
         }
-        Ok(Verification::Valid {
-            needs_rehash: is_weaker(&hash, self.params),
-        })
+        Ok(Verification::Valid { needs_rehash: is_weaker(&hash, self.params) })
     }
 
     fn check(&self, password: &Password, phc: &str) -> bool {
         PasswordHash::new(phc)
-            .map(|hash| {
-                self.argon2
-                    .verify_password(password.as_bytes(), &hash)
-                    .is_ok()
-            })
+            .map(|hash| self.argon2.verify_password(password.as_bytes(), &hash).is_ok())
             .unwrap_or(false)
     }
 }
 
 fn argon2_for(params: PasswordParams) -> Result<Argon2<'static>, PasswordError> {
-    let params = Params::new(
-        params.memory_kib,
-        params.iterations,
-        params.parallelism,
-        None,
-    )
-    .map_err(|e| PasswordError::Argon2(e.to_string()))?;
+    let params = Params::new(params.memory_kib, params.iterations, params.parallelism, None)
+        .map_err(|e| PasswordError::Argon2(e.to_string()))?;
     Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
 }
 
 fn hash_with(argon2: &Argon2<'_>, password: &[u8]) -> Result<String, PasswordError> {
     let salt = SaltString::generate(&mut OsRng);
-    argon2
-        .hash_password(password, &salt)
-        .map(|hash| hash.to_string())
-        .map_err(|e| PasswordError::Argon2(e.to_string()))
+    argon2.hash_password(password, &salt).map(|hash| hash.to_string()).map_err(|e| PasswordError::Argon2(e.to_string()))
 }
 
 /// Whether `hash` was made with a different algorithm or version, or with less
 /// memory, fewer passes or less parallelism than `wanted`.
 fn is_weaker(hash: &PasswordHash<'_>, wanted: PasswordParams) -> bool {
-    if hash.algorithm != Algorithm::Argon2id.ident() || hash.version != Some(Version::V0x13.into())
-    {
+    if hash.algorithm != Algorithm::Argon2id.ident() || hash.version != Some(Version::V0x13.into()) {
         return true;
     }
     match Params::try_from(hash) {
@@ -261,42 +222,18 @@ mod tests {
     #[tokio::test]
     async fn right_password_verifies() {
         let hasher = hasher();
-        let stored = hasher
-            .hash(&password("correct horse battery staple"))
-            .await
-            .unwrap();
-        assert!(
-            stored.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
-            "{stored}"
-        );
-        let outcome = hasher
-            .verify(&password("correct horse battery staple"), Some(&stored))
-            .await
-            .unwrap();
-        assert_eq!(
-            outcome,
-            Verification::Valid {
-                needs_rehash: false
-            }
-        );
+        let stored = hasher.hash(&password("correct horse battery staple")).await.unwrap();
+        assert!(stored.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{stored}");
+        let outcome = hasher.verify(&password("correct horse battery staple"), Some(&stored)).await.unwrap();
+        assert_eq!(outcome, Verification::Valid { needs_rehash: false });
     }
 
     #[tokio::test]
     async fn wrong_password_is_invalid() {
         let hasher = hasher();
-        let stored = hasher
-            .hash(&password("correct horse battery staple"))
-            .await
-            .unwrap();
-        for wrong in [
-            "Correct horse battery staple",
-            "correct horse battery stapl",
-            "",
-        ] {
-            let outcome = hasher
-                .verify(&password(wrong), Some(&stored))
-                .await
-                .unwrap();
+        let stored = hasher.hash(&password("correct horse battery staple")).await.unwrap();
+        for wrong in ["Correct horse battery staple", "correct horse battery stapl", ""] {
+            let outcome = hasher.verify(&password(wrong), Some(&stored)).await.unwrap();
             assert_eq!(outcome, Verification::Invalid, "{wrong:?}");
         }
     }
@@ -304,10 +241,7 @@ mod tests {
     #[tokio::test]
     async fn unknown_user_verifies_the_dummy_and_is_invalid() {
         let hasher = hasher();
-        assert_eq!(
-            hasher.verify(&password("anything"), None).await.unwrap(),
-            Verification::Invalid
-        );
+        assert_eq!(hasher.verify(&password("anything"), None).await.unwrap(), Verification::Invalid);
     }
 
     #[test]
@@ -322,11 +256,7 @@ mod tests {
 
     #[test]
     fn raised_parameters_make_a_dummy_of_the_raised_cost() {
-        let raised = PasswordParams {
-            memory_kib: 19_456,
-            iterations: 3,
-            parallelism: 1,
-        };
+        let raised = PasswordParams { memory_kib: 19_456, iterations: 3, parallelism: 1 };
         let hasher = PasswordHasher::new(raised).unwrap();
         let dummy = PasswordHash::new(&hasher.inner.dummy_hash).unwrap();
         assert_eq!(Params::try_from(&dummy).unwrap().t_cost(), 3);
@@ -336,28 +266,14 @@ mod tests {
     async fn hash_weaker_than_configured_needs_rehash() {
         let old = hasher();
         let stored = old.hash(&password("hunter2 but longer")).await.unwrap();
-        let stronger = PasswordHasher::new(PasswordParams {
-            memory_kib: 32_768,
-            iterations: 2,
-            parallelism: 1,
-        })
-        .unwrap();
-        let outcome = stronger
-            .verify(&password("hunter2 but longer"), Some(&stored))
-            .await
-            .unwrap();
+        let stronger =
+            PasswordHasher::new(PasswordParams { memory_kib: 32_768, iterations: 2, parallelism: 1 }).unwrap();
+        let outcome = stronger.verify(&password("hunter2 but longer"), Some(&stored)).await.unwrap();
         assert_eq!(outcome, Verification::Valid { needs_rehash: true });
 
-        let argon2i = Argon2::new(
-            Algorithm::Argon2i,
-            Version::V0x13,
-            Params::new(19_456, 2, 1, None).unwrap(),
-        );
+        let argon2i = Argon2::new(Algorithm::Argon2i, Version::V0x13, Params::new(19_456, 2, 1, None).unwrap());
         let legacy = hash_with(&argon2i, b"hunter2 but longer").unwrap();
-        let outcome = old
-            .verify(&password("hunter2 but longer"), Some(&legacy))
-            .await
-            .unwrap();
+        let outcome = old.verify(&password("hunter2 but longer"), Some(&legacy)).await.unwrap();
         assert_eq!(outcome, Verification::Valid { needs_rehash: true });
     }
 
@@ -368,42 +284,26 @@ mod tests {
         assert_eq!(text.chars().count(), 128);
         let stored = hasher.hash(&password(&text)).await.unwrap();
         assert_eq!(
-            hasher
-                .verify(&password(&text), Some(&stored))
-                .await
-                .unwrap(),
-            Verification::Valid {
-                needs_rehash: false
-            }
+            hasher.verify(&password(&text), Some(&stored)).await.unwrap(),
+            Verification::Valid { needs_rehash: false }
         );
         let truncated: String = text.chars().take(127).collect();
         let folded = text.to_lowercase();
         assert_ne!(folded, text);
         for near in [truncated, folded] {
-            assert_eq!(
-                hasher
-                    .verify(&password(&near), Some(&stored))
-                    .await
-                    .unwrap(),
-                Verification::Invalid
-            );
+            assert_eq!(hasher.verify(&password(&near), Some(&stored)).await.unwrap(), Verification::Invalid);
         }
     }
 
     #[test]
     fn password_over_1_kib_is_refused_before_hashing() {
         assert!(Password::new("x".repeat(MAX_PASSWORD_BYTES)).is_ok());
-        assert!(matches!(
-            Password::new("x".repeat(MAX_PASSWORD_BYTES + 1)),
-            Err(PasswordError::TooLong)
-        ));
+        assert!(matches!(Password::new("x".repeat(MAX_PASSWORD_BYTES + 1)), Err(PasswordError::TooLong)));
     }
 
     #[tokio::test]
     async fn malformed_stored_hash_is_an_error_not_a_match() {
-        let outcome = hasher()
-            .verify(&password("pw"), Some("not-a-phc-string"))
-            .await;
+        let outcome = hasher().verify(&password("pw"), Some("not-a-phc-string")).await;
         assert!(matches!(outcome, Err(PasswordError::MalformedHash)));
     }
 

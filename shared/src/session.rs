@@ -100,10 +100,7 @@ pub struct StartedSession {
 
 impl fmt::Debug for StartedSession {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StartedSession")
-            .field("session", &self.session)
-            .field("refresh_token", &"[redacted]")
-            .finish()
+        f.debug_struct("StartedSession").field("session", &self.session).field("refresh_token", &"[redacted]").finish()
     }
 }
 
@@ -141,9 +138,7 @@ pub struct SessionManager {
 
 impl fmt::Debug for SessionManager {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SessionManager")
-            .field("policy", &self.policy)
-            .finish_non_exhaustive()
+        f.debug_struct("SessionManager").field("policy", &self.policy).finish_non_exhaustive()
     }
 }
 
@@ -156,13 +151,7 @@ impl SessionManager {
         policy: SessionPolicy,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Self {
-            sessions,
-            users,
-            key,
-            policy,
-            clock,
-        }
+        Self { sessions, users, key, policy, clock }
     }
 
     /// The clock the manager reads.
@@ -188,14 +177,8 @@ impl SessionManager {
             revoke_reason: None,
         };
         self.sessions.create_session(&session).await?;
-        let refresh_token = self.key.mint(&RefreshToken {
-            session_id,
-            generation: 0,
-        });
-        Ok(StartedSession {
-            session,
-            refresh_token,
-        })
+        let refresh_token = self.key.mint(&RefreshToken { session_id, generation: 0 });
+        Ok(StartedSession { session, refresh_token })
     }
 
     /// Checks a refresh token's MAC (no storage call) and returns what it names.
@@ -211,44 +194,23 @@ impl SessionManager {
     pub async fn refresh(&self, presented: &str) -> Result<Refreshed, RefreshError> {
         let token = self.identify(presented)?;
         let now = self.clock.now();
-        let outcome = self
-            .sessions
-            .rotate_session(
-                &token.session_id,
-                token.generation,
-                now,
-                self.policy.idle_secs,
-            )
-            .await?;
+        let outcome =
+            self.sessions.rotate_session(&token.session_id, token.generation, now, self.policy.idle_secs).await?;
         let (session, kind) = match outcome {
             RotateOutcome::Rotated(session) => (session, RefreshKind::Rotated),
             RotateOutcome::Conflict(None) => return Err(InvalidGrant::UnknownSession.into()),
-            RotateOutcome::Conflict(Some(current)) => (
-                self.judge_conflict(&token, current, now).await?,
-                RefreshKind::GraceReplay,
-            ),
+            RotateOutcome::Conflict(Some(current)) => {
+                (self.judge_conflict(&token, current, now).await?, RefreshKind::GraceReplay)
+            }
         };
         let user = self.check_user(&session, now).await?;
-        let refresh_token = self.key.mint(&RefreshToken {
-            session_id: session.id,
-            generation: session.generation,
-        });
-        Ok(Refreshed {
-            user,
-            session,
-            refresh_token,
-            kind,
-        })
+        let refresh_token = self.key.mint(&RefreshToken { session_id: session.id, generation: session.generation });
+        Ok(Refreshed { user, session, refresh_token, kind })
     }
 
     /// Decides a failed rotation from the session as it was: refused, or (only the
     /// immediate predecessor, only inside the grace window) the current session.
-    async fn judge_conflict(
-        &self,
-        token: &RefreshToken,
-        current: Session,
-        now: u64,
-    ) -> Result<Session, RefreshError> {
+    async fn judge_conflict(&self, token: &RefreshToken, current: Session, now: u64) -> Result<Session, RefreshError> {
         if current.revoked_at.is_some() {
             return Err(InvalidGrant::Revoked.into());
         }
@@ -260,9 +222,7 @@ impl SessionManager {
         if is_predecessor && in_grace {
             return Ok(current);
         }
-        self.sessions
-            .revoke_session(&current.id, now, "reuse")
-            .await?;
+        self.sessions.revoke_session(&current.id, now, "reuse").await?;
         tracing::warn!(
             event = "refresh_token_reuse",
             user_id = %current.user_id,
@@ -280,9 +240,7 @@ impl SessionManager {
         let user = self.users.get_user_by_email(&session.email).await?;
         let verdict = match &user {
             None => Some((InvalidGrant::UserMissing, "user_deleted")),
-            Some(user) if user.id != session.user_id => {
-                Some((InvalidGrant::UserMissing, "user_deleted"))
-            }
+            Some(user) if user.id != session.user_id => Some((InvalidGrant::UserMissing, "user_deleted")),
             Some(user) if user.disabled => Some((InvalidGrant::UserDisabled, "user_disabled")),
             Some(user) if user.password_changed_at > session.created_at => {
                 Some((InvalidGrant::PasswordChanged, "password_changed"))
@@ -292,21 +250,21 @@ impl SessionManager {
         match (verdict, user) {
             (None, Some(user)) => Ok(user),
             (Some((grant, reason)), _) => {
-                self.sessions
-                    .revoke_session(&session.id, now, reason)
-                    .await?;
+                self.sessions.revoke_session(&session.id, now, reason).await?;
                 Err(grant.into())
             }
             (None, None) => Err(InvalidGrant::UserMissing.into()),
         }
     }
 
+    /// The session with this id, live or not.
+    pub async fn session(&self, session_id: &SessionId) -> Result<Option<Session>, StoreError> {
+        self.sessions.get_session(session_id).await
+    }
+
     /// Revokes one session. Idempotent; returns whether it exists.
     pub async fn revoke(&self, session_id: &SessionId, reason: &str) -> Result<bool, StoreError> {
-        let revoked = self
-            .sessions
-            .revoke_session(session_id, self.clock.now(), reason)
-            .await?;
+        let revoked = self.sessions.revoke_session(session_id, self.clock.now(), reason).await?;
         Ok(revoked.is_some())
     }
 
@@ -321,9 +279,7 @@ impl SessionManager {
             .filter(|session| session.is_live(now))
             .collect();
         for session in &live {
-            self.sessions
-                .revoke_session(&session.id, now, reason)
-                .await?;
+            self.sessions.revoke_session(&session.id, now, reason).await?;
         }
         Ok(live.len())
     }
@@ -348,9 +304,7 @@ mod tests {
     struct Unreachable;
 
     fn down<T>() -> Result<T, StoreError> {
-        Err(StoreError::Unavailable(
-            "unreachable store was called".to_owned(),
-        ))
+        Err(StoreError::Unavailable("unreachable store was called".to_owned()))
     }
 
     #[async_trait]
@@ -361,21 +315,10 @@ mod tests {
         async fn get_session(&self, _: &SessionId) -> Result<Option<Session>, StoreError> {
             down()
         }
-        async fn rotate_session(
-            &self,
-            _: &SessionId,
-            _: u64,
-            _: u64,
-            _: u64,
-        ) -> Result<RotateOutcome, StoreError> {
+        async fn rotate_session(&self, _: &SessionId, _: u64, _: u64, _: u64) -> Result<RotateOutcome, StoreError> {
             down()
         }
-        async fn revoke_session(
-            &self,
-            _: &SessionId,
-            _: u64,
-            _: &str,
-        ) -> Result<Option<Session>, StoreError> {
+        async fn revoke_session(&self, _: &SessionId, _: u64, _: &str) -> Result<Option<Session>, StoreError> {
             down()
         }
         async fn list_user_sessions(&self, _: &str) -> Result<Vec<Session>, StoreError> {
@@ -397,12 +340,7 @@ mod tests {
         async fn set_password(&self, _: &str, _: &str, _: u64) -> Result<(), StoreError> {
             down()
         }
-        async fn upgrade_password_hash(
-            &self,
-            _: &str,
-            _: &str,
-            _: &str,
-        ) -> Result<bool, StoreError> {
+        async fn upgrade_password_hash(&self, _: &str, _: &str, _: &str) -> Result<bool, StoreError> {
             down()
         }
         async fn set_role(&self, _: &str, _: &str) -> Result<(), StoreError> {
@@ -419,22 +357,15 @@ mod tests {
     fn manager(key: RefreshKey) -> SessionManager {
         let store = Arc::new(Unreachable);
         let policy = SessionPolicy::from_config(&Config::default());
-        SessionManager::new(
-            store.clone(),
-            store,
-            key,
-            policy,
-            Arc::new(ManualClock::new(1_000)),
-        )
+        SessionManager::new(store.clone(), store, key, policy, Arc::new(ManualClock::new(1_000)))
     }
 
     #[tokio::test]
     async fn forged_and_malformed_tokens_are_refused_without_a_store_call() {
         let sessions = manager(RefreshKey::generate().unwrap());
-        let forged = RefreshKey::generate().unwrap().mint(&RefreshToken {
-            session_id: SessionId::random().unwrap(),
-            generation: 0,
-        });
+        let forged = RefreshKey::generate()
+            .unwrap()
+            .mint(&RefreshToken { session_id: SessionId::random().unwrap(), generation: 0 });
         for (token, expected) in [
             (forged.as_str(), InvalidGrant::Forged),
             ("lk1.not.a.token", InvalidGrant::Malformed),
@@ -450,18 +381,9 @@ mod tests {
     #[tokio::test]
     async fn genuine_token_reaches_the_store_and_an_outage_is_not_an_invalid_grant() {
         let key = RefreshKey::generate().unwrap();
-        let genuine = key.mint(&RefreshToken {
-            session_id: SessionId::random().unwrap(),
-            generation: 3,
-        });
+        let genuine = key.mint(&RefreshToken { session_id: SessionId::random().unwrap(), generation: 3 });
         let outcome = manager(key).refresh(&genuine).await;
-        assert!(
-            matches!(
-                outcome,
-                Err(RefreshError::Store(StoreError::Unavailable(_)))
-            ),
-            "{outcome:?}"
-        );
+        assert!(matches!(outcome, Err(RefreshError::Store(StoreError::Unavailable(_)))), "{outcome:?}");
     }
 
     #[test]
@@ -478,10 +400,7 @@ mod tests {
             revoked_at: None,
             revoke_reason: None,
         };
-        let started = StartedSession {
-            session,
-            refresh_token: "lk1.secret-token".into(),
-        };
+        let started = StartedSession { session, refresh_token: "lk1.secret-token".into() };
         assert!(!format!("{started:?}").contains("secret-token"));
     }
 }

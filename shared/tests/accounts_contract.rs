@@ -16,10 +16,7 @@ fn pw(text: &str) -> Password {
 }
 
 async fn create_ada(accounts: &Accounts) -> latchkey::store::User {
-    accounts
-        .create("ada@example.com", &pw("correct horse"), "member")
-        .await
-        .unwrap()
+    accounts.create("ada@example.com", &pw("correct horse"), "member").await.unwrap()
 }
 
 async fn live_sessions(accounts: &Accounts, user_id: &str) -> usize {
@@ -27,103 +24,51 @@ async fn live_sessions(accounts: &Accounts, user_id: &str) -> usize {
 }
 
 async fn logs_in(accounts: &Accounts, email: &str, password: &Password) -> bool {
-    accounts
-        .authenticate(email, password)
-        .await
-        .unwrap()
-        .is_some()
+    accounts.authenticate(email, password).await.unwrap().is_some()
 }
 
 async fn create_normalises_email_and_refuses_bad_input(b: Backend) {
     let accounts = b.accounts(PasswordParams::default());
-    let ada = accounts
-        .create(" Ada@Example.com ", &pw("long enough pw"), "admin")
-        .await
-        .unwrap();
+    let ada = accounts.create(" Ada@Example.com ", &pw("long enough pw"), "admin").await.unwrap();
     assert_eq!(ada.email, "ada@example.com");
     assert_eq!(ada.role, "admin");
     assert_eq!(ada.id.len(), 22);
     assert!(ada.password_hash.starts_with("$argon2id$"));
-    let duplicate = accounts
-        .create("ADA@example.com", &pw("another password"), "member")
-        .await;
-    assert!(
-        matches!(
-            duplicate,
-            Err(AccountError::Store(StoreError::DuplicateEmail))
-        ),
-        "{duplicate:?}"
-    );
-    let weak = accounts
-        .create("bob@example.com", &pw("short"), "member")
-        .await;
+    let duplicate = accounts.create("ADA@example.com", &pw("another password"), "member").await;
+    assert!(matches!(duplicate, Err(AccountError::Store(StoreError::DuplicateEmail))), "{duplicate:?}");
+    let weak = accounts.create("bob@example.com", &pw("short"), "member").await;
     assert!(matches!(weak, Err(AccountError::WeakPassword)));
-    let role = accounts
-        .create("bob@example.com", &pw("long enough pw"), "Admin Role")
-        .await;
+    let role = accounts.create("bob@example.com", &pw("long enough pw"), "Admin Role").await;
     assert!(matches!(role, Err(AccountError::InvalidRole)));
-    let email = accounts
-        .create("not-an-email", &pw("long enough pw"), "member")
-        .await;
+    let email = accounts.create("not-an-email", &pw("long enough pw"), "member").await;
     assert!(matches!(email, Err(AccountError::InvalidEmail(_))));
 }
 
 async fn authenticate_accepts_only_the_right_password_of_an_enabled_user(b: Backend) {
     let accounts = b.accounts(PasswordParams::default());
     let ada = create_ada(&accounts).await;
-    let found = accounts
-        .authenticate("ADA@example.com ", &pw("correct horse"))
-        .await
-        .unwrap();
+    let found = accounts.authenticate("ADA@example.com ", &pw("correct horse")).await.unwrap();
     assert_eq!(found.map(|u| u.id), Some(ada.id));
     assert!(!logs_in(&accounts, "ada@example.com", &pw("Correct horse")).await);
     assert!(!logs_in(&accounts, "nobody@example.com", &pw("correct horse")).await);
     assert!(!logs_in(&accounts, "no at sign", &pw("correct horse")).await);
-    accounts
-        .set_disabled("ada@example.com", true)
-        .await
-        .unwrap();
+    accounts.set_disabled("ada@example.com", true).await.unwrap();
     assert!(!logs_in(&accounts, "ada@example.com", &pw("correct horse")).await);
-    accounts
-        .set_disabled("ada@example.com", false)
-        .await
-        .unwrap();
+    accounts.set_disabled("ada@example.com", false).await.unwrap();
     assert!(logs_in(&accounts, "ada@example.com", &pw("correct horse")).await);
 }
 
 async fn login_upgrades_a_weak_hash_without_ending_sessions(b: Backend) {
     let weak = b.accounts(PasswordParams::default());
-    let ada = weak
-        .create("ada@example.com", &pw("correct horse"), "member")
-        .await
-        .unwrap();
+    let ada = weak.create("ada@example.com", &pw("correct horse"), "member").await.unwrap();
     let session = weak.sessions().start(&ada).await.unwrap();
-    let stronger = b.accounts(PasswordParams {
-        memory_kib: 19_456,
-        iterations: 3,
-        parallelism: 1,
-    });
+    let stronger = b.accounts(PasswordParams { memory_kib: 19_456, iterations: 3, parallelism: 1 });
     assert!(logs_in(&stronger, "ada@example.com", &pw("correct horse")).await);
-    let stored = b
-        .users
-        .get_user_by_email("ada@example.com")
-        .await
-        .unwrap()
-        .unwrap();
+    let stored = b.users.get_user_by_email("ada@example.com").await.unwrap().unwrap();
     assert_ne!(stored.password_hash, ada.password_hash);
-    assert!(
-        stored.password_hash.contains("t=3"),
-        "{}",
-        stored.password_hash
-    );
+    assert!(stored.password_hash.contains("t=3"), "{}", stored.password_hash);
     assert_eq!(stored.password_changed_at, ada.password_changed_at);
-    assert!(
-        stronger
-            .sessions()
-            .refresh(&session.refresh_token)
-            .await
-            .is_ok()
-    );
+    assert!(stronger.sessions().refresh(&session.refresh_token).await.is_ok());
 }
 
 async fn password_change_revokes_every_session_eagerly(b: Backend) {
@@ -133,68 +78,28 @@ async fn password_change_revokes_every_session_eagerly(b: Backend) {
         accounts.sessions().start(&ada).await.unwrap().refresh_token,
         accounts.sessions().start(&ada).await.unwrap().refresh_token,
     ];
-    assert_eq!(
-        accounts
-            .set_password("ada@example.com", &pw("battery staple"))
-            .await
-            .unwrap(),
-        2
-    );
+    assert_eq!(accounts.set_password("ada@example.com", &pw("battery staple")).await.unwrap(), 2);
     assert_eq!(live_sessions(&accounts, &ada.id).await, 0);
     for token in &tokens {
         let outcome = accounts.sessions().refresh(token).await;
-        assert!(
-            matches!(outcome, Err(RefreshError::Invalid(InvalidGrant::Revoked))),
-            "{outcome:?}"
-        );
+        assert!(matches!(outcome, Err(RefreshError::Invalid(InvalidGrant::Revoked))), "{outcome:?}");
     }
     assert!(!logs_in(&accounts, "ada@example.com", &pw("correct horse")).await);
     assert!(logs_in(&accounts, "ada@example.com", &pw("battery staple")).await);
-    assert_eq!(
-        accounts
-            .set_password("ada@example.com", &pw("battery staple"))
-            .await
-            .unwrap(),
-        0
-    );
-    let missing = accounts
-        .set_password("nobody@example.com", &pw("battery staple"))
-        .await;
-    assert!(matches!(
-        missing,
-        Err(AccountError::Store(StoreError::NotFound))
-    ));
+    assert_eq!(accounts.set_password("ada@example.com", &pw("battery staple")).await.unwrap(), 0);
+    let missing = accounts.set_password("nobody@example.com", &pw("battery staple")).await;
+    assert!(matches!(missing, Err(AccountError::Store(StoreError::NotFound))));
 }
 
 async fn disabling_revokes_every_session_eagerly(b: Backend) {
     let accounts = b.accounts(PasswordParams::default());
     let ada = create_ada(&accounts).await;
     accounts.sessions().start(&ada).await.unwrap();
-    assert_eq!(
-        accounts
-            .set_disabled("ada@example.com", true)
-            .await
-            .unwrap(),
-        1
-    );
-    assert_eq!(
-        accounts
-            .set_disabled("ada@example.com", true)
-            .await
-            .unwrap(),
-        0
-    );
+    assert_eq!(accounts.set_disabled("ada@example.com", true).await.unwrap(), 1);
+    assert_eq!(accounts.set_disabled("ada@example.com", true).await.unwrap(), 0);
     assert_eq!(live_sessions(&accounts, &ada.id).await, 0);
     accounts.set_role("ada@example.com", "admin").await.unwrap();
-    assert_eq!(
-        b.users
-            .get_user_by_email("ada@example.com")
-            .await
-            .unwrap()
-            .unwrap()
-            .role,
-        "admin"
-    );
+    assert_eq!(b.users.get_user_by_email("ada@example.com").await.unwrap().unwrap().role, "admin");
 }
 
 contract!(

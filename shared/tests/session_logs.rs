@@ -18,13 +18,7 @@ async fn reuse_writes_one_structured_event_without_the_token() {
         let logs = logs.clone();
         move || Capture(logs.clone())
     };
-    tracing::subscriber::set_global_default(
-        tracing_subscriber::fmt()
-            .json()
-            .with_writer(writer)
-            .finish(),
-    )
-    .unwrap();
+    tracing::subscriber::set_global_default(tracing_subscriber::fmt().json().with_writer(writer).finish()).unwrap();
 
     check_reuse_event(Backend::memory(), &logs).await;
     if let Some(backend) = Backend::dynamodb().await {
@@ -39,25 +33,15 @@ async fn check_reuse_event(b: Backend, logs: &Mutex<Vec<u8>>) {
         let logs = logs.clone();
         move || Capture(logs.clone())
     };
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_writer(writer)
-        .finish();
+    let subscriber = tracing_subscriber::fmt().json().with_writer(writer).finish();
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let sessions = b.manager(POLICY);
     let user = b.user("ada@example.com").await;
     let started = sessions.start(&user).await.unwrap();
-    let newest = sessions
-        .refresh(&started.refresh_token)
-        .await
-        .unwrap()
-        .refresh_token;
+    let newest = sessions.refresh(&started.refresh_token).await.unwrap().refresh_token;
     b.clock.advance(POLICY.grace_secs);
-    assert!(matches!(
-        sessions.refresh(&started.refresh_token).await,
-        Err(RefreshError::Invalid(InvalidGrant::Reuse))
-    ));
+    assert!(matches!(sessions.refresh(&started.refresh_token).await, Err(RefreshError::Invalid(InvalidGrant::Reuse))));
 
     let text = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
     let events: Vec<serde_json::Value> = text
@@ -68,15 +52,9 @@ async fn check_reuse_event(b: Backend, logs: &Mutex<Vec<u8>>) {
     assert_eq!(events.len(), 1, "{text}");
     assert_eq!(events[0]["level"], "WARN");
     assert_eq!(events[0]["fields"]["user_id"], user.id.as_str());
-    assert_eq!(
-        events[0]["fields"]["session_id"],
-        started.session.id.to_string().as_str()
-    );
+    assert_eq!(events[0]["fields"]["session_id"], started.session.id.to_string().as_str());
     for secret in [&started.refresh_token, &newest] {
-        assert!(
-            !text.contains(secret.as_str()),
-            "a refresh token reached the log"
-        );
+        assert!(!text.contains(secret.as_str()), "a refresh token reached the log");
         let mac = secret.rsplit('.').next().unwrap();
         assert!(!text.contains(mac), "a refresh-token MAC reached the log");
     }

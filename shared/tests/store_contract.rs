@@ -32,61 +32,30 @@ async fn rotation_returns_the_successor_of_the_same_session(b: Backend) {
     assert_eq!(refreshed.session.generation, 1);
     assert_eq!(refreshed.session.rotated_at, START + 60);
     assert_eq!(refreshed.user.id, user.id);
-    let stored = b
-        .sessions
-        .get_session(&started.session.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let stored = b.sessions.get_session(&started.session.id).await.unwrap().unwrap();
     assert_eq!(stored.generation, 1);
 }
 
 async fn replay_of_a_rotated_token_is_refused_and_revokes_the_session(b: Backend) {
     let sessions = b.manager(POLICY);
-    let started = sessions
-        .start(&b.user("ada@example.com").await)
-        .await
-        .unwrap();
-    let newest = sessions
-        .refresh(&started.refresh_token)
-        .await
-        .unwrap()
-        .refresh_token;
+    let started = sessions.start(&b.user("ada@example.com").await).await.unwrap();
+    let newest = sessions.refresh(&started.refresh_token).await.unwrap().refresh_token;
     b.clock.advance(POLICY.grace_secs);
-    assert_eq!(
-        refused(sessions.refresh(&started.refresh_token).await),
-        InvalidGrant::Reuse
-    );
-    assert_eq!(
-        refused(sessions.refresh(&newest).await),
-        InvalidGrant::Revoked
-    );
-    let stored = b
-        .sessions
-        .get_session(&started.session.id)
-        .await
-        .unwrap()
-        .unwrap();
+    assert_eq!(refused(sessions.refresh(&started.refresh_token).await), InvalidGrant::Reuse);
+    assert_eq!(refused(sessions.refresh(&newest).await), InvalidGrant::Revoked);
+    let stored = b.sessions.get_session(&started.session.id).await.unwrap().unwrap();
     assert_eq!(stored.revoke_reason.as_deref(), Some("reuse"));
 }
 
 async fn grace_window_replay_returns_the_same_successor(b: Backend) {
     let sessions = b.manager(POLICY);
-    let started = sessions
-        .start(&b.user("ada@example.com").await)
-        .await
-        .unwrap();
+    let started = sessions.start(&b.user("ada@example.com").await).await.unwrap();
     let first = sessions.refresh(&started.refresh_token).await.unwrap();
     b.clock.advance(POLICY.grace_secs - 1);
     let again = sessions.refresh(&started.refresh_token).await.unwrap();
     assert_eq!(again.kind, RefreshKind::GraceReplay);
     assert_eq!(again.refresh_token, first.refresh_token);
-    let stored = b
-        .sessions
-        .get_session(&started.session.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let stored = b.sessions.get_session(&started.session.id).await.unwrap().unwrap();
     assert_eq!(stored.generation, 1, "a grace replay writes nothing");
     let next = sessions.refresh(&first.refresh_token).await.unwrap();
     assert_eq!(next.session.generation, 2);
@@ -94,49 +63,27 @@ async fn grace_window_replay_returns_the_same_successor(b: Backend) {
 
 async fn predecessor_after_the_window_revokes_the_session(b: Backend) {
     let sessions = b.manager(POLICY);
-    let started = sessions
-        .start(&b.user("ada@example.com").await)
-        .await
-        .unwrap();
+    let started = sessions.start(&b.user("ada@example.com").await).await.unwrap();
     let first = sessions.refresh(&started.refresh_token).await.unwrap();
     b.clock.advance(POLICY.grace_secs);
-    assert_eq!(
-        refused(sessions.refresh(&started.refresh_token).await),
-        InvalidGrant::Reuse
-    );
-    assert_eq!(
-        refused(sessions.refresh(&first.refresh_token).await),
-        InvalidGrant::Revoked
-    );
+    assert_eq!(refused(sessions.refresh(&started.refresh_token).await), InvalidGrant::Reuse);
+    assert_eq!(refused(sessions.refresh(&first.refresh_token).await), InvalidGrant::Revoked);
 }
 
 async fn grandparent_reuse_revokes_even_inside_the_window(b: Backend) {
     let sessions = b.manager(POLICY);
-    let started = sessions
-        .start(&b.user("ada@example.com").await)
-        .await
-        .unwrap();
+    let started = sessions.start(&b.user("ada@example.com").await).await.unwrap();
     let first = sessions.refresh(&started.refresh_token).await.unwrap();
     let second = sessions.refresh(&first.refresh_token).await.unwrap();
-    assert_eq!(
-        refused(sessions.refresh(&started.refresh_token).await),
-        InvalidGrant::Reuse
-    );
-    assert_eq!(
-        refused(sessions.refresh(&second.refresh_token).await),
-        InvalidGrant::Revoked
-    );
+    assert_eq!(refused(sessions.refresh(&started.refresh_token).await), InvalidGrant::Reuse);
+    assert_eq!(refused(sessions.refresh(&second.refresh_token).await), InvalidGrant::Revoked);
 }
 
 async fn concurrent_rotations_of_one_token_make_exactly_one_generation(b: Backend) {
     let sessions = b.manager(POLICY);
-    let started = sessions
-        .start(&b.user("ada@example.com").await)
-        .await
-        .unwrap();
+    let started = sessions.start(&b.user("ada@example.com").await).await.unwrap();
     let successor = b.token(started.session.id, 1);
-    let outcomes =
-        futures::future::join_all((0..32).map(|_| sessions.refresh(&started.refresh_token))).await;
+    let outcomes = futures::future::join_all((0..32).map(|_| sessions.refresh(&started.refresh_token))).await;
     let mut rotations = 0;
     for outcome in outcomes {
         match outcome {
@@ -149,12 +96,7 @@ async fn concurrent_rotations_of_one_token_make_exactly_one_generation(b: Backen
         }
     }
     assert_eq!(rotations, 1);
-    let stored = b
-        .sessions
-        .get_session(&started.session.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let stored = b.sessions.get_session(&started.session.id).await.unwrap().unwrap();
     assert_eq!(stored.generation, 1);
     assert!(stored.revoked_at.is_none());
     assert!(sessions.refresh(&successor).await.is_ok());
@@ -162,42 +104,19 @@ async fn concurrent_rotations_of_one_token_make_exactly_one_generation(b: Backen
 
 async fn idle_expiry_is_enforced_without_ttl_deletion(b: Backend) {
     let sessions = b.manager(POLICY);
-    let started = sessions
-        .start(&b.user("ada@example.com").await)
-        .await
-        .unwrap();
+    let started = sessions.start(&b.user("ada@example.com").await).await.unwrap();
     b.clock.advance(POLICY.idle_secs - 1);
     let refreshed = sessions.refresh(&started.refresh_token).await.unwrap();
-    assert_eq!(
-        refreshed.session.idle_expires_at,
-        START + POLICY.idle_secs - 1 + POLICY.idle_secs
-    );
+    assert_eq!(refreshed.session.idle_expires_at, START + POLICY.idle_secs - 1 + POLICY.idle_secs);
     b.clock.advance(POLICY.idle_secs);
-    assert_eq!(
-        refused(sessions.refresh(&refreshed.refresh_token).await),
-        InvalidGrant::Expired
-    );
-    assert!(
-        b.sessions
-            .get_session(&started.session.id)
-            .await
-            .unwrap()
-            .is_some(),
-        "the item is still there"
-    );
+    assert_eq!(refused(sessions.refresh(&refreshed.refresh_token).await), InvalidGrant::Expired);
+    assert!(b.sessions.get_session(&started.session.id).await.unwrap().is_some(), "the item is still there");
 }
 
 async fn absolute_lifetime_caps_rotation(b: Backend) {
-    let policy = SessionPolicy {
-        idle_secs: DAY,
-        absolute_secs: 2 * DAY,
-        grace_secs: 10,
-    };
+    let policy = SessionPolicy { idle_secs: DAY, absolute_secs: 2 * DAY, grace_secs: 10 };
     let sessions = b.manager(policy);
-    let started = sessions
-        .start(&b.user("ada@example.com").await)
-        .await
-        .unwrap();
+    let started = sessions.start(&b.user("ada@example.com").await).await.unwrap();
     let mut token = started.refresh_token;
     for _ in 0..2 {
         b.clock.advance(20 * 3600);
@@ -205,10 +124,7 @@ async fn absolute_lifetime_caps_rotation(b: Backend) {
     }
     b.clock.advance(8 * 3600);
     assert_eq!(b.clock.now(), START + 2 * DAY);
-    assert_eq!(
-        refused(sessions.refresh(&token).await),
-        InvalidGrant::Expired
-    );
+    assert_eq!(refused(sessions.refresh(&token).await), InvalidGrant::Expired);
 }
 
 async fn revoke_one_session_is_idempotent(b: Backend) {
@@ -219,27 +135,11 @@ async fn revoke_one_session_is_idempotent(b: Backend) {
     assert!(sessions.revoke(&doomed.session.id, "logout").await.unwrap());
     b.clock.advance(5);
     assert!(sessions.revoke(&doomed.session.id, "admin").await.unwrap());
-    let stored = b
-        .sessions
-        .get_session(&doomed.session.id)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        (stored.revoked_at, stored.revoke_reason.as_deref()),
-        (Some(START), Some("logout"))
-    );
-    assert_eq!(
-        refused(sessions.refresh(&doomed.refresh_token).await),
-        InvalidGrant::Revoked
-    );
+    let stored = b.sessions.get_session(&doomed.session.id).await.unwrap().unwrap();
+    assert_eq!((stored.revoked_at, stored.revoke_reason.as_deref()), (Some(START), Some("logout")));
+    assert_eq!(refused(sessions.refresh(&doomed.refresh_token).await), InvalidGrant::Revoked);
     assert!(sessions.refresh(&other.refresh_token).await.is_ok());
-    assert!(
-        !sessions
-            .revoke(&SessionId::random().unwrap(), "logout")
-            .await
-            .unwrap()
-    );
+    assert!(!sessions.revoke(&SessionId::random().unwrap(), "logout").await.unwrap());
 }
 
 async fn revoke_all_ends_every_session_of_the_user_only(b: Backend) {
@@ -254,10 +154,7 @@ async fn revoke_all_ends_every_session_of_the_user_only(b: Backend) {
     assert_eq!(sessions.revoke_all(&ada.id, "admin").await.unwrap(), 3);
     assert_eq!(sessions.revoke_all(&ada.id, "admin").await.unwrap(), 0);
     for token in &ada_tokens {
-        assert_eq!(
-            refused(sessions.refresh(token).await),
-            InvalidGrant::Revoked
-        );
+        assert_eq!(refused(sessions.refresh(token).await), InvalidGrant::Revoked);
     }
     assert!(sessions.refresh(&bob_token).await.is_ok());
 }
@@ -267,24 +164,12 @@ async fn disabled_user_cannot_refresh_and_the_session_is_revoked(b: Backend) {
     let user = b.user("ada@example.com").await;
     let started = sessions.start(&user).await.unwrap();
     b.users.set_disabled(&user.email, true).await.unwrap();
-    assert_eq!(
-        refused(sessions.refresh(&started.refresh_token).await),
-        InvalidGrant::UserDisabled
-    );
+    assert_eq!(refused(sessions.refresh(&started.refresh_token).await), InvalidGrant::UserDisabled);
     b.users.set_disabled(&user.email, false).await.unwrap();
-    let stored = b
-        .sessions
-        .get_session(&started.session.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let stored = b.sessions.get_session(&started.session.id).await.unwrap().unwrap();
     assert_eq!(stored.revoke_reason.as_deref(), Some("user_disabled"));
     let next = b.token(started.session.id, 1);
-    assert_eq!(
-        refused(sessions.refresh(&next).await),
-        InvalidGrant::Revoked,
-        "re-enabling does not revive it"
-    );
+    assert_eq!(refused(sessions.refresh(&next).await), InvalidGrant::Revoked, "re-enabling does not revive it");
 }
 
 async fn password_change_ends_earlier_sessions(b: Backend) {
@@ -292,20 +177,9 @@ async fn password_change_ends_earlier_sessions(b: Backend) {
     let user = b.user("ada@example.com").await;
     let before = sessions.start(&user).await.unwrap();
     b.clock.advance(1);
-    b.users
-        .set_password(&user.email, "$argon2id$new", b.clock.now())
-        .await
-        .unwrap();
-    assert_eq!(
-        refused(sessions.refresh(&before.refresh_token).await),
-        InvalidGrant::PasswordChanged
-    );
-    let stored = b
-        .sessions
-        .get_session(&before.session.id)
-        .await
-        .unwrap()
-        .unwrap();
+    b.users.set_password(&user.email, "$argon2id$new", b.clock.now()).await.unwrap();
+    assert_eq!(refused(sessions.refresh(&before.refresh_token).await), InvalidGrant::PasswordChanged);
+    let stored = b.sessions.get_session(&before.session.id).await.unwrap().unwrap();
     assert_eq!(stored.revoke_reason.as_deref(), Some("password_changed"));
     let after = sessions.start(&user).await.unwrap();
     assert!(sessions.refresh(&after.refresh_token).await.is_ok());
@@ -313,118 +187,42 @@ async fn password_change_ends_earlier_sessions(b: Backend) {
 
 async fn expired_revoked_unknown_and_forged_tokens_are_all_invalid_grants(b: Backend) {
     let sessions = b.manager(POLICY);
-    let started = sessions
-        .start(&b.user("ada@example.com").await)
-        .await
-        .unwrap();
+    let started = sessions.start(&b.user("ada@example.com").await).await.unwrap();
     let never_started = b.token(SessionId::random().unwrap(), 0);
-    assert_eq!(
-        refused(sessions.refresh(&never_started).await),
-        InvalidGrant::UnknownSession
-    );
-    let forged = RefreshKey::generate().unwrap().mint(&RefreshToken {
-        session_id: started.session.id,
-        generation: 0,
-    });
-    assert_eq!(
-        refused(sessions.refresh(&forged).await),
-        InvalidGrant::Forged
-    );
-    assert_eq!(
-        refused(sessions.refresh("lk1.garbage").await),
-        InvalidGrant::Malformed
-    );
+    assert_eq!(refused(sessions.refresh(&never_started).await), InvalidGrant::UnknownSession);
+    let forged = RefreshKey::generate().unwrap().mint(&RefreshToken { session_id: started.session.id, generation: 0 });
+    assert_eq!(refused(sessions.refresh(&forged).await), InvalidGrant::Forged);
+    assert_eq!(refused(sessions.refresh("lk1.garbage").await), InvalidGrant::Malformed);
     assert_eq!(refused(sessions.refresh("").await), InvalidGrant::Malformed);
     let future_generation = b.token(started.session.id, 5);
-    assert_eq!(
-        refused(sessions.refresh(&future_generation).await),
-        InvalidGrant::Reuse
-    );
+    assert_eq!(refused(sessions.refresh(&future_generation).await), InvalidGrant::Reuse);
 }
 
 async fn duplicate_email_is_refused(b: Backend) {
     let first = b.user("ada@example.com").await;
-    let twin = User {
-        id: "another-id".into(),
-        ..first.clone()
-    };
-    assert!(matches!(
-        b.users.create_user(&twin).await,
-        Err(StoreError::DuplicateEmail)
-    ));
-    assert_eq!(
-        b.users
-            .get_user_by_email(&first.email)
-            .await
-            .unwrap()
-            .unwrap()
-            .id,
-        first.id
-    );
+    let twin = User { id: "another-id".into(), ..first.clone() };
+    assert!(matches!(b.users.create_user(&twin).await, Err(StoreError::DuplicateEmail)));
+    assert_eq!(b.users.get_user_by_email(&first.email).await.unwrap().unwrap().id, first.id);
 }
 
 async fn users_are_found_by_email_and_id_and_updated(b: Backend) {
     let ada = b.user("  Ada@Example.COM ").await;
     assert_eq!(ada.email, "ada@example.com");
-    assert_eq!(
-        b.users
-            .get_user_by_email("ada@example.com")
-            .await
-            .unwrap()
-            .unwrap(),
-        ada
-    );
+    assert_eq!(b.users.get_user_by_email("ada@example.com").await.unwrap().unwrap(), ada);
     assert_eq!(b.users.get_user_by_id(&ada.id).await.unwrap().unwrap(), ada);
-    assert!(
-        b.users
-            .get_user_by_email("nobody@example.com")
-            .await
-            .unwrap()
-            .is_none()
-    );
-    assert!(
-        b.users
-            .get_user_by_id("no-such-id")
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(b.users.get_user_by_email("nobody@example.com").await.unwrap().is_none());
+    assert!(b.users.get_user_by_id("no-such-id").await.unwrap().is_none());
 
     b.users.set_role(&ada.email, "admin").await.unwrap();
-    assert!(
-        !b.users
-            .upgrade_password_hash(&ada.email, "stale", "$argon2id$stronger")
-            .await
-            .unwrap()
-    );
-    assert!(
-        b.users
-            .upgrade_password_hash(&ada.email, &ada.password_hash, "$argon2id$stronger")
-            .await
-            .unwrap()
-    );
-    let updated = b
-        .users
-        .get_user_by_email(&ada.email)
-        .await
-        .unwrap()
-        .unwrap();
+    assert!(!b.users.upgrade_password_hash(&ada.email, "stale", "$argon2id$stronger").await.unwrap());
+    assert!(b.users.upgrade_password_hash(&ada.email, &ada.password_hash, "$argon2id$stronger").await.unwrap());
+    let updated = b.users.get_user_by_email(&ada.email).await.unwrap().unwrap();
     assert_eq!(updated.role, "admin");
     assert_eq!(updated.password_hash, "$argon2id$stronger");
-    assert_eq!(
-        updated.password_changed_at, ada.password_changed_at,
-        "an upgrade is not a password change"
-    );
+    assert_eq!(updated.password_changed_at, ada.password_changed_at, "an upgrade is not a password change");
 
     b.user("bob@example.com").await;
-    let emails: Vec<String> = b
-        .users
-        .list_users()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|u| u.email)
-        .collect();
+    let emails: Vec<String> = b.users.list_users().await.unwrap().into_iter().map(|u| u.email).collect();
     assert_eq!(emails, ["ada@example.com", "bob@example.com"]);
 
     for outcome in [
@@ -443,54 +241,24 @@ async fn live_sessions_are_listed_per_user(b: Backend) {
     b.clock.advance(1);
     let second = sessions.start(&ada).await.unwrap();
     let revoked = sessions.start(&ada).await.unwrap();
-    sessions
-        .revoke(&revoked.session.id, "logout")
-        .await
-        .unwrap();
-    sessions
-        .start(&b.user("bob@example.com").await)
-        .await
-        .unwrap();
-    let ids: Vec<SessionId> = sessions
-        .list_live(&ada.id)
-        .await
-        .unwrap()
-        .iter()
-        .map(|s| s.id)
-        .collect();
+    sessions.revoke(&revoked.session.id, "logout").await.unwrap();
+    sessions.start(&b.user("bob@example.com").await).await.unwrap();
+    let ids: Vec<SessionId> = sessions.list_live(&ada.id).await.unwrap().iter().map(|s| s.id).collect();
     assert_eq!(ids, [first.session.id, second.session.id]);
-    assert_eq!(
-        b.sessions.list_user_sessions(&ada.id).await.unwrap().len(),
-        3
-    );
+    assert_eq!(b.sessions.list_user_sessions(&ada.id).await.unwrap().len(), 3);
     b.clock.advance(POLICY.idle_secs);
     assert!(sessions.list_live(&ada.id).await.unwrap().is_empty());
 }
 
 async fn conditional_rotation_reports_the_item_it_lost_to(b: Backend) {
     let sessions = b.manager(POLICY);
-    let started = sessions
-        .start(&b.user("ada@example.com").await)
-        .await
-        .unwrap();
+    let started = sessions.start(&b.user("ada@example.com").await).await.unwrap();
     let id = started.session.id;
-    let won = b
-        .sessions
-        .rotate_session(&id, 0, START, POLICY.idle_secs)
-        .await
-        .unwrap();
+    let won = b.sessions.rotate_session(&id, 0, START, POLICY.idle_secs).await.unwrap();
     assert!(matches!(won, RotateOutcome::Rotated(ref s) if s.generation == 1));
-    let lost = b
-        .sessions
-        .rotate_session(&id, 0, START, POLICY.idle_secs)
-        .await
-        .unwrap();
+    let lost = b.sessions.rotate_session(&id, 0, START, POLICY.idle_secs).await.unwrap();
     assert!(matches!(lost, RotateOutcome::Conflict(Some(ref s)) if s.generation == 1));
-    let missing = b
-        .sessions
-        .rotate_session(&SessionId::random().unwrap(), 0, START, 1)
-        .await
-        .unwrap();
+    let missing = b.sessions.rotate_session(&SessionId::random().unwrap(), 0, START, 1).await.unwrap();
     assert_eq!(missing, RotateOutcome::Conflict(None));
 }
 

@@ -22,10 +22,7 @@ struct Fixture {
 fn fixture() -> Fixture {
     let signer = LocalSigner::generate().unwrap();
     let keys = KeySet::new([signer.public_key().clone()]).unwrap();
-    Fixture {
-        verifier: Verifier::new(keys, &Config::default()),
-        signer,
-    }
+    Fixture { verifier: Verifier::new(keys, &Config::default()), signer }
 }
 
 fn b64(bytes: impl AsRef<[u8]>) -> String {
@@ -62,19 +59,13 @@ impl Fixture {
         self.verifier.verify(token, NOW)
     }
 
-    async fn with_header(
-        &self,
-        change: impl FnOnce(&mut Value),
-    ) -> Result<latchkey::token::AccessClaims, TokenError> {
+    async fn with_header(&self, change: impl FnOnce(&mut Value)) -> Result<latchkey::token::AccessClaims, TokenError> {
         let mut header = self.header();
         change(&mut header);
         self.verify(&self.sign(&header, &self.claims()).await)
     }
 
-    async fn with_claims(
-        &self,
-        change: impl FnOnce(&mut Value),
-    ) -> Result<latchkey::token::AccessClaims, TokenError> {
+    async fn with_claims(&self, change: impl FnOnce(&mut Value)) -> Result<latchkey::token::AccessClaims, TokenError> {
         let mut claims = self.claims();
         change(&mut claims);
         self.verify(&self.sign(&self.header(), &claims).await)
@@ -104,8 +95,7 @@ async fn valid_token_is_accepted_with_its_claims() {
 #[tokio::test]
 async fn issued_token_round_trips_through_the_verifier() {
     let f = fixture();
-    let signer: Arc<dyn Signer> =
-        Arc::new(LocalSigner::from_pem(&f.signer.to_pkcs8_pem().unwrap()).unwrap());
+    let signer: Arc<dyn Signer> = Arc::new(LocalSigner::from_pem(&f.signer.to_pkcs8_pem().unwrap()).unwrap());
     let issuer = AccessTokenIssuer::new(signer, &Config::default());
     let subject = Subject {
         user_id: "u-42".into(),
@@ -115,19 +105,12 @@ async fn issued_token_round_trips_through_the_verifier() {
     };
     let issued = issuer.issue(&subject, NOW).await.unwrap();
     assert_eq!(issued.expires_in, 900);
-    let header: Value = serde_json::from_slice(
-        &URL_SAFE_NO_PAD
-            .decode(segments(&issued.token)[0].as_bytes())
-            .unwrap(),
-    )
-    .unwrap();
+    let header: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(segments(&issued.token)[0].as_bytes()).unwrap()).unwrap();
     assert_eq!(header, f.header());
     let claims = f.verify(&issued.token).unwrap();
     assert_eq!(claims, issued.claims);
-    assert_eq!(
-        (claims.iss.as_str(), claims.aud.as_str()),
-        ("latchkey", "latchkey-api")
-    );
+    assert_eq!((claims.iss.as_str(), claims.aud.as_str()), ("latchkey", "latchkey-api"));
     assert_eq!((claims.iat, claims.nbf, claims.exp), (NOW, NOW, NOW + 900));
     assert_eq!(claims.jti.len(), 22);
     assert!(!format!("{issued:?}").contains(&issued.token));
@@ -139,22 +122,10 @@ async fn alg_none_in_any_letter_case_is_refused() {
     for alg in ["none", "None", "NONE", "nOnE"] {
         let mut header = f.header();
         header["alg"] = json!(alg);
-        let unsigned = format!(
-            "{}.{}.",
-            b64(header.to_string()),
-            b64(f.claims().to_string())
-        );
-        assert_eq!(
-            f.verify(&unsigned),
-            Err(TokenError::Malformed("empty signature")),
-            "{alg}"
-        );
+        let unsigned = format!("{}.{}.", b64(header.to_string()), b64(f.claims().to_string()));
+        assert_eq!(f.verify(&unsigned), Err(TokenError::Malformed("empty signature")), "{alg}");
         let signed = f.sign(&header, &f.claims()).await;
-        assert_eq!(
-            f.verify(&signed),
-            Err(TokenError::AlgorithmMismatch(alg.to_owned())),
-            "{alg}"
-        );
+        assert_eq!(f.verify(&signed), Err(TokenError::AlgorithmMismatch(alg.to_owned())), "{alg}");
     }
 }
 
@@ -163,23 +134,14 @@ async fn hs256_signed_with_the_public_key_as_secret_is_refused() {
     let f = fixture();
     let public = f.signer.public_key();
     let jwk_text = public.to_jwk_json().to_string();
-    let latchkey::signing::Jwk::Ec { x, .. } = &public.jwk else {
-        unreachable!()
-    };
+    let latchkey::signing::Jwk::Ec { x, .. } = &public.jwk else { unreachable!() };
     for secret in [jwk_text.as_bytes(), x.as_bytes()] {
         let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
         header.typ = Some("at+jwt".into());
         header.kid = Some(f.kid());
-        let token = jsonwebtoken::encode(
-            &header,
-            &f.claims(),
-            &jsonwebtoken::EncodingKey::from_secret(secret),
-        )
-        .unwrap();
-        assert_eq!(
-            f.verify(&token),
-            Err(TokenError::AlgorithmMismatch("HS256".into()))
-        );
+        let token =
+            jsonwebtoken::encode(&header, &f.claims(), &jsonwebtoken::EncodingKey::from_secret(secret)).unwrap();
+        assert_eq!(f.verify(&token), Err(TokenError::AlgorithmMismatch("HS256".into())));
     }
 }
 
@@ -188,10 +150,7 @@ async fn valid_signature_from_another_key_is_refused() {
     let f = fixture();
     let stranger = LocalSigner::generate().unwrap();
     let claiming_trusted_kid = sign_with(&stranger, &f.header(), &f.claims()).await;
-    assert_eq!(
-        f.verify(&claiming_trusted_kid),
-        Err(TokenError::BadSignature)
-    );
+    assert_eq!(f.verify(&claiming_trusted_kid), Err(TokenError::BadSignature));
     let mut own_header = f.header();
     own_header["kid"] = json!(stranger.public_key().kid);
     let own_kid = sign_with(&stranger, &own_header, &f.claims()).await;
@@ -201,71 +160,43 @@ async fn valid_signature_from_another_key_is_refused() {
 #[tokio::test]
 async fn unknown_kid_is_refused() {
     let f = fixture();
-    assert_eq!(
-        f.with_header(|h| h["kid"] = json!("some-other-key")).await,
-        Err(TokenError::UnknownKey)
-    );
+    assert_eq!(f.with_header(|h| h["kid"] = json!("some-other-key")).await, Err(TokenError::UnknownKey));
 }
 
 #[tokio::test]
 async fn empty_kid_is_refused() {
     let f = fixture();
-    assert_eq!(
-        f.with_header(|h| h["kid"] = json!("")).await,
-        Err(TokenError::UnknownKey)
-    );
+    assert_eq!(f.with_header(|h| h["kid"] = json!("")).await, Err(TokenError::UnknownKey));
 }
 
 #[tokio::test]
 async fn path_like_kid_is_refused() {
     let f = fixture();
-    for kid in [
-        "../../../../dev/null",
-        "/etc/passwd",
-        "keys/../current",
-        "https://evil.example/jwks.json",
-    ] {
-        assert_eq!(
-            f.with_header(|h| h["kid"] = json!(kid)).await,
-            Err(TokenError::UnknownKey),
-            "{kid}"
-        );
+    for kid in ["../../../../dev/null", "/etc/passwd", "keys/../current", "https://evil.example/jwks.json"] {
+        assert_eq!(f.with_header(|h| h["kid"] = json!(kid)).await, Err(TokenError::UnknownKey), "{kid}");
     }
 }
 
 #[tokio::test]
 async fn missing_or_non_string_kid_is_refused() {
     let f = fixture();
-    let missing = f
-        .with_header(|h| drop(h.as_object_mut().unwrap().remove("kid")))
-        .await;
-    assert!(
-        matches!(missing, Err(TokenError::BadHeader(_))),
-        "{missing:?}"
-    );
+    let missing = f.with_header(|h| drop(h.as_object_mut().unwrap().remove("kid"))).await;
+    assert!(matches!(missing, Err(TokenError::BadHeader(_))), "{missing:?}");
     let number = f.with_header(|h| h["kid"] = json!(7)).await;
-    assert!(
-        matches!(number, Err(TokenError::BadHeader(_))),
-        "{number:?}"
-    );
+    assert!(matches!(number, Err(TokenError::BadHeader(_))), "{number:?}");
 }
 
 #[tokio::test]
 async fn crit_header_is_refused() {
     let f = fixture();
-    assert_eq!(
-        f.with_header(|h| h["crit"] = json!(["exp"])).await,
-        Err(TokenError::CriticalHeader)
-    );
+    assert_eq!(f.with_header(|h| h["crit"] = json!(["exp"])).await, Err(TokenError::CriticalHeader));
 }
 
 #[tokio::test]
 async fn embedded_key_headers_are_refused() {
     let f = fixture();
     for member in ["jwk", "jku", "x5u", "x5c", "x5t", "cty"] {
-        let outcome = f
-            .with_header(|h| h[member] = json!("attacker-controlled"))
-            .await;
+        let outcome = f.with_header(|h| h[member] = json!("attacker-controlled")).await;
         assert_eq!(outcome, Err(TokenError::ForbiddenHeader(member.to_owned())));
     }
 }
@@ -274,60 +205,40 @@ async fn embedded_key_headers_are_refused() {
 async fn wrong_typ_is_refused() {
     let f = fixture();
     for typ in ["JWT", "AT+JWT", "application/jwt", ""] {
-        assert_eq!(
-            f.with_header(|h| h["typ"] = json!(typ)).await,
-            Err(TokenError::WrongType),
-            "{typ}"
-        );
+        assert_eq!(f.with_header(|h| h["typ"] = json!(typ)).await, Err(TokenError::WrongType), "{typ}");
     }
 }
 
 #[tokio::test]
 async fn missing_typ_is_refused() {
     let f = fixture();
-    let outcome = f
-        .with_header(|h| drop(h.as_object_mut().unwrap().remove("typ")))
-        .await;
-    assert!(
-        matches!(outcome, Err(TokenError::BadHeader(_))),
-        "{outcome:?}"
-    );
+    let outcome = f.with_header(|h| drop(h.as_object_mut().unwrap().remove("typ"))).await;
+    assert!(matches!(outcome, Err(TokenError::BadHeader(_))), "{outcome:?}");
 }
 
 #[tokio::test]
 async fn wrong_issuer_is_refused() {
     let f = fixture();
-    assert_eq!(
-        f.with_claims(|c| c["iss"] = json!("https://evil.example"))
-            .await,
-        Err(TokenError::WrongIssuer)
-    );
+    assert_eq!(f.with_claims(|c| c["iss"] = json!("https://evil.example")).await, Err(TokenError::WrongIssuer));
 }
 
 #[tokio::test]
 async fn missing_issuer_is_refused() {
     let f = fixture();
-    let outcome = f
-        .with_claims(|c| drop(c.as_object_mut().unwrap().remove("iss")))
-        .await;
+    let outcome = f.with_claims(|c| drop(c.as_object_mut().unwrap().remove("iss"))).await;
     assert_eq!(outcome, Err(TokenError::MissingClaim("iss".into())));
 }
 
 #[tokio::test]
 async fn wrong_audience_is_refused() {
     let f = fixture();
-    assert_eq!(
-        f.with_claims(|c| c["aud"] = json!("another-api")).await,
-        Err(TokenError::WrongAudience)
-    );
+    assert_eq!(f.with_claims(|c| c["aud"] = json!("another-api")).await, Err(TokenError::WrongAudience));
 }
 
 #[tokio::test]
 async fn missing_audience_is_refused() {
     let f = fixture();
-    let outcome = f
-        .with_claims(|c| drop(c.as_object_mut().unwrap().remove("aud")))
-        .await;
+    let outcome = f.with_claims(|c| drop(c.as_object_mut().unwrap().remove("aud"))).await;
     assert_eq!(outcome, Err(TokenError::MissingClaim("aud".into())));
 }
 
@@ -335,100 +246,54 @@ async fn missing_audience_is_refused() {
 async fn missing_sub_iat_or_sid_is_refused() {
     let f = fixture();
     for claim in ["sub", "iat", "sid", "exp", "nbf"] {
-        let outcome = f
-            .with_claims(|c| drop(c.as_object_mut().unwrap().remove(claim)))
-            .await;
+        let outcome = f.with_claims(|c| drop(c.as_object_mut().unwrap().remove(claim))).await;
         assert!(
-            matches!(
-                outcome,
-                Err(TokenError::MissingClaim(_) | TokenError::MalformedClaims(_))
-            ),
+            matches!(outcome, Err(TokenError::MissingClaim(_) | TokenError::MalformedClaims(_))),
             "{claim}: {outcome:?}"
         );
     }
-    assert_eq!(
-        f.with_claims(|c| c["sub"] = json!("")).await,
-        Err(TokenError::MissingClaim("sub".into()))
-    );
+    assert_eq!(f.with_claims(|c| c["sub"] = json!("")).await, Err(TokenError::MissingClaim("sub".into())));
 }
 
 #[tokio::test]
 async fn exp_past_the_leeway_is_refused() {
     let f = fixture();
-    assert_eq!(
-        f.with_claims(|c| c["exp"] = json!(NOW - LEEWAY)).await,
-        Err(TokenError::Expired)
-    );
-    assert_eq!(
-        f.with_claims(|c| c["exp"] = json!(NOW - 3600)).await,
-        Err(TokenError::Expired)
-    );
+    assert_eq!(f.with_claims(|c| c["exp"] = json!(NOW - LEEWAY)).await, Err(TokenError::Expired));
+    assert_eq!(f.with_claims(|c| c["exp"] = json!(NOW - 3600)).await, Err(TokenError::Expired));
 }
 
 #[tokio::test]
 async fn token_at_the_edge_of_the_leeway_is_accepted() {
     let f = fixture();
-    assert!(
-        f.with_claims(|c| c["exp"] = json!(NOW - LEEWAY + 1))
-            .await
-            .is_ok()
-    );
-    assert!(
-        f.with_claims(|c| c["nbf"] = json!(NOW + LEEWAY))
-            .await
-            .is_ok()
-    );
-    assert!(
-        f.with_claims(|c| c["iat"] = json!(NOW + LEEWAY))
-            .await
-            .is_ok()
-    );
+    assert!(f.with_claims(|c| c["exp"] = json!(NOW - LEEWAY + 1)).await.is_ok());
+    assert!(f.with_claims(|c| c["nbf"] = json!(NOW + LEEWAY)).await.is_ok());
+    assert!(f.with_claims(|c| c["iat"] = json!(NOW + LEEWAY)).await.is_ok());
 }
 
 #[tokio::test]
 async fn nbf_in_the_future_is_refused() {
     let f = fixture();
-    assert_eq!(
-        f.with_claims(|c| c["nbf"] = json!(NOW + LEEWAY + 1)).await,
-        Err(TokenError::NotYetValid)
-    );
+    assert_eq!(f.with_claims(|c| c["nbf"] = json!(NOW + LEEWAY + 1)).await, Err(TokenError::NotYetValid));
 }
 
 #[tokio::test]
 async fn iat_in_the_future_is_refused() {
     let f = fixture();
-    assert_eq!(
-        f.with_claims(|c| c["iat"] = json!(NOW + LEEWAY + 1)).await,
-        Err(TokenError::IssuedInFuture)
-    );
+    assert_eq!(f.with_claims(|c| c["iat"] = json!(NOW + LEEWAY + 1)).await, Err(TokenError::IssuedInFuture));
 }
 
 #[tokio::test]
 async fn string_exp_is_refused() {
     let f = fixture();
-    let outcome = f
-        .with_claims(|c| c["exp"] = json!((NOW + 900).to_string()))
-        .await;
-    assert!(
-        matches!(
-            outcome,
-            Err(TokenError::MalformedClaims(_) | TokenError::MissingClaim(_))
-        ),
-        "{outcome:?}"
-    );
+    let outcome = f.with_claims(|c| c["exp"] = json!((NOW + 900).to_string())).await;
+    assert!(matches!(outcome, Err(TokenError::MalformedClaims(_) | TokenError::MissingClaim(_))), "{outcome:?}");
 }
 
 #[tokio::test]
 async fn boolean_exp_is_refused() {
     let f = fixture();
     let outcome = f.with_claims(|c| c["exp"] = json!(true)).await;
-    assert!(
-        matches!(
-            outcome,
-            Err(TokenError::MalformedClaims(_) | TokenError::MissingClaim(_))
-        ),
-        "{outcome:?}"
-    );
+    assert!(matches!(outcome, Err(TokenError::MalformedClaims(_) | TokenError::MissingClaim(_))), "{outcome:?}");
 }
 
 #[tokio::test]
@@ -453,10 +318,7 @@ async fn non_base64url_segments_are_refused() {
     for bad in ["a+b", "a/b", "a b", "é"] {
         let mut changed = parts.clone();
         changed[1] = format!("{}{bad}", changed[1]);
-        assert!(
-            matches!(f.verify(&changed.join(".")), Err(TokenError::Malformed(_))),
-            "{bad}"
-        );
+        assert!(matches!(f.verify(&changed.join(".")), Err(TokenError::Malformed(_))), "{bad}");
     }
 }
 
@@ -464,14 +326,8 @@ async fn non_base64url_segments_are_refused() {
 async fn four_segments_are_refused() {
     let f = fixture();
     let token = format!("{}.{}", f.valid().await, "AAAA");
-    assert_eq!(
-        f.verify(&token),
-        Err(TokenError::Malformed("not three segments"))
-    );
-    assert_eq!(
-        f.verify("a.b"),
-        Err(TokenError::Malformed("not three segments"))
-    );
+    assert_eq!(f.verify(&token), Err(TokenError::Malformed("not three segments")));
+    assert_eq!(f.verify("a.b"), Err(TokenError::Malformed("not three segments")));
 }
 
 #[tokio::test]
@@ -479,10 +335,7 @@ async fn empty_signature_is_refused() {
     let f = fixture();
     let parts = segments(&f.valid().await);
     let token = format!("{}.{}.", parts[0], parts[1]);
-    assert_eq!(
-        f.verify(&token),
-        Err(TokenError::Malformed("empty signature"))
-    );
+    assert_eq!(f.verify(&token), Err(TokenError::Malformed("empty signature")));
 }
 
 #[tokio::test]
@@ -492,11 +345,7 @@ async fn es256_signature_in_der_form_is_refused() {
     let raw = URL_SAFE_NO_PAD.decode(&parts[2]).unwrap();
     let der_int = |half: &[u8]| {
         let trimmed: Vec<u8> = half.iter().copied().skip_while(|b| *b == 0).collect();
-        let mut body = if trimmed[0] & 0x80 != 0 {
-            vec![0]
-        } else {
-            vec![]
-        };
+        let mut body = if trimmed[0] & 0x80 != 0 { vec![0] } else { vec![] };
         body.extend(trimmed);
         [vec![0x02, body.len() as u8], body].concat()
     };

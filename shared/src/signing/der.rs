@@ -19,10 +19,7 @@ struct EcdsaSignature<'a> {
 pub fn ecdsa_der_to_jose(der: &[u8], half_len: usize) -> Result<Vec<u8>, SigningError> {
     let signature = EcdsaSignature::from_der(der).map_err(|_| SigningError::MalformedSignature)?;
     let mut jose = vec![0u8; 2 * half_len];
-    for (half, slot) in [signature.r, signature.s]
-        .iter()
-        .zip(jose.chunks_exact_mut(half_len))
-    {
+    for (half, slot) in [signature.r, signature.s].iter().zip(jose.chunks_exact_mut(half_len)) {
         let bytes = half.as_bytes();
         if bytes.len() > half_len || bytes.is_empty() {
             return Err(SigningError::MalformedSignature);

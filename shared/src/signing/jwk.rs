@@ -79,33 +79,21 @@ impl PublicKey {
             Jwk::Ec { .. } => SigningAlgorithm::Es256,
             Jwk::Rsa { .. } => SigningAlgorithm::Rs256,
         };
-        Self {
-            kid: thumbprint(&jwk),
-            algorithm,
-            jwk,
-        }
+        Self { kid: thumbprint(&jwk), algorithm, jwk }
     }
 
     /// Parses a DER SubjectPublicKeyInfo (what KMS `GetPublicKey` returns).
     pub fn from_spki_der(der: &[u8]) -> Result<Self, JwkError> {
-        let spki = SubjectPublicKeyInfoRef::from_der(der)
-            .map_err(|_| JwkError::Malformed("SubjectPublicKeyInfo"))?;
-        let key_bytes = spki
-            .subject_public_key
-            .as_bytes()
-            .ok_or(JwkError::Malformed("public key bit string"))?;
+        let spki = SubjectPublicKeyInfoRef::from_der(der).map_err(|_| JwkError::Malformed("SubjectPublicKeyInfo"))?;
+        let key_bytes = spki.subject_public_key.as_bytes().ok_or(JwkError::Malformed("public key bit string"))?;
         let jwk = if spki.algorithm.oid == ID_EC_PUBLIC_KEY {
-            let curve = spki
-                .algorithm
-                .parameters_oid()
-                .map_err(|_| JwkError::Malformed("EC curve"))?;
+            let curve = spki.algorithm.parameters_oid().map_err(|_| JwkError::Malformed("EC curve"))?;
             if curve != PRIME256V1 {
                 return Err(JwkError::Unsupported);
             }
             ec_from_point(key_bytes)?
         } else if spki.algorithm.oid == RSA_ENCRYPTION {
-            let rsa = pkcs1::RsaPublicKey::from_der(key_bytes)
-                .map_err(|_| JwkError::Malformed("RSA public key"))?;
+            let rsa = pkcs1::RsaPublicKey::from_der(key_bytes).map_err(|_| JwkError::Malformed("RSA public key"))?;
             rsa_from_parts(rsa.modulus.as_bytes(), rsa.public_exponent.as_bytes())?
         } else {
             return Err(JwkError::Unsupported);
@@ -123,8 +111,7 @@ impl PublicKey {
     /// `use`, when present, must be the key's algorithm and `sig`. Private members
     /// (`d`, `p`, ...) are refused: a JWKS is for public keys only.
     pub fn from_jwk_json(value: &serde_json::Value) -> Result<Self, JwkError> {
-        let entry: JwkEntry = serde_json::from_value(value.clone())
-            .map_err(|_| JwkError::Malformed("JWK members"))?;
+        let entry: JwkEntry = serde_json::from_value(value.clone()).map_err(|_| JwkError::Malformed("JWK members"))?;
         let jwk = match (entry.kty.as_str(), entry.crv.as_deref()) {
             ("EC", Some("P-256")) => {
                 let (Some(x), Some(y)) = (entry.x.as_deref(), entry.y.as_deref()) else {
@@ -146,19 +133,10 @@ impl PublicKey {
         };
         let key = Self::new(jwk);
         if entry.kid != key.kid {
-            return Err(JwkError::KidMismatch {
-                given: entry.kid,
-                expected: key.kid,
-            });
+            return Err(JwkError::KidMismatch { given: entry.kid, expected: key.kid });
         }
-        let alg_fits = entry
-            .alg
-            .as_deref()
-            .is_none_or(|alg| alg == key.algorithm.jose_name());
-        let use_fits = entry
-            .key_use
-            .as_deref()
-            .is_none_or(|key_use| key_use == "sig");
+        let alg_fits = entry.alg.as_deref().is_none_or(|alg| alg == key.algorithm.jose_name());
+        let use_fits = entry.key_use.as_deref().is_none_or(|key_use| key_use == "sig");
         if !alg_fits || !use_fits {
             return Err(JwkError::WrongUse);
         }
@@ -175,12 +153,9 @@ impl PublicKey {
                 y: Some(y.clone()),
                 ..JwkEntry::default()
             },
-            Jwk::Rsa { n, e } => JwkEntry {
-                kty: "RSA".to_owned(),
-                n: Some(n.clone()),
-                e: Some(e.clone()),
-                ..JwkEntry::default()
-            },
+            Jwk::Rsa { n, e } => {
+                JwkEntry { kty: "RSA".to_owned(), n: Some(n.clone()), e: Some(e.clone()), ..JwkEntry::default() }
+            }
         };
         let entry = JwkEntry {
             kid: self.kid.clone(),
@@ -224,13 +199,10 @@ struct JwkEntry {
 
 fn ec_from_point(point: &[u8]) -> Result<Jwk, JwkError> {
     match point {
-        [0x04, coordinates @ ..] if coordinates.len() == 64 => Ok(Jwk::Ec {
-            x: b64url(&coordinates[..32]),
-            y: b64url(&coordinates[32..]),
-        }),
-        _ => Err(JwkError::Malformed(
-            "P-256 point must be 65 bytes, uncompressed",
-        )),
+        [0x04, coordinates @ ..] if coordinates.len() == 64 => {
+            Ok(Jwk::Ec { x: b64url(&coordinates[..32]), y: b64url(&coordinates[32..]) })
+        }
+        _ => Err(JwkError::Malformed("P-256 point must be 65 bytes, uncompressed")),
     }
 }
 
@@ -244,10 +216,7 @@ fn rsa_from_parts(modulus: &[u8], exponent: &[u8]) -> Result<Jwk, JwkError> {
     if bits < MIN_RSA_BITS {
         return Err(JwkError::RsaTooSmall(bits));
     }
-    Ok(Jwk::Rsa {
-        n: b64url(modulus),
-        e: b64url(exponent),
-    })
+    Ok(Jwk::Rsa { n: b64url(modulus), e: b64url(exponent) })
 }
 
 fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
@@ -274,10 +243,7 @@ mod tests {
     fn rfc7638_example_thumbprint_matches() {
         // RFC 7638 section 3.1.
         let n = "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw";
-        let key = PublicKey::new(Jwk::Rsa {
-            n: n.to_owned(),
-            e: "AQAB".to_owned(),
-        });
+        let key = PublicKey::new(Jwk::Rsa { n: n.to_owned(), e: "AQAB".to_owned() });
         assert_eq!(key.kid, "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
     }
 
@@ -297,10 +263,7 @@ mod tests {
         let point = [&[0x04][..], &[7u8; 32], &[9u8; 32]].concat();
         let mut json = PublicKey::from_ec_point(&point).unwrap().to_jwk_json();
         json["kid"] = json!("my-key");
-        assert!(matches!(
-            PublicKey::from_jwk_json(&json),
-            Err(JwkError::KidMismatch { .. })
-        ));
+        assert!(matches!(PublicKey::from_jwk_json(&json), Err(JwkError::KidMismatch { .. })));
     }
 
     #[test]
@@ -321,10 +284,7 @@ mod tests {
     #[test]
     fn small_rsa_key_is_refused() {
         let modulus = [0xC5u8; 256];
-        assert_eq!(
-            rsa_from_parts(&modulus, &[1, 0, 1]),
-            Err(JwkError::RsaTooSmall(2048))
-        );
+        assert_eq!(rsa_from_parts(&modulus, &[1, 0, 1]), Err(JwkError::RsaTooSmall(2048)));
         assert!(rsa_from_parts(&[0xC5u8; 384], &[1, 0, 1]).is_ok());
     }
 

@@ -53,13 +53,8 @@ impl KeySet {
         struct Jwks {
             keys: Vec<serde_json::Value>,
         }
-        let jwks: Jwks =
-            serde_json::from_str(json).map_err(|_| JwkError::Malformed("JWKS document"))?;
-        let keys = jwks
-            .keys
-            .iter()
-            .map(PublicKey::from_jwk_json)
-            .collect::<Result<Vec<_>, _>>()?;
+        let jwks: Jwks = serde_json::from_str(json).map_err(|_| JwkError::Malformed("JWKS document"))?;
+        let keys = jwks.keys.iter().map(PublicKey::from_jwk_json).collect::<Result<Vec<_>, _>>()?;
         if keys.is_empty() {
             return Err(JwkError::Malformed("JWKS has no keys"));
         }
@@ -67,10 +62,7 @@ impl KeySet {
     }
 
     /// One KMS `GetPublicKey` per key id; meant for cold start.
-    pub async fn from_kms(
-        client: &aws_sdk_kms::Client,
-        key_ids: &[String],
-    ) -> Result<Self, SigningError> {
+    pub async fn from_kms(client: &aws_sdk_kms::Client, key_ids: &[String]) -> Result<Self, SigningError> {
         let mut keys = Vec::with_capacity(key_ids.len());
         for key_id in key_ids {
             keys.push(kms_public_key(client, key_id).await?);
@@ -81,19 +73,11 @@ impl KeySet {
     /// The verification keys `config` names: `LATCHKEY_JWKS` when set (no AWS call),
     /// otherwise `LATCHKEY_KMS_KEY_ID` plus `LATCHKEY_KMS_VERIFY_KEY_IDS` from KMS.
     /// Fails closed: no key at all is an error.
-    pub async fn from_config(
-        config: &Config,
-        kms: &aws_sdk_kms::Client,
-    ) -> Result<Self, SigningError> {
+    pub async fn from_config(config: &Config, kms: &aws_sdk_kms::Client) -> Result<Self, SigningError> {
         if let Some(jwks) = &config.jwks {
             return Ok(Self::from_jwks_json(jwks)?);
         }
-        let key_ids: Vec<String> = config
-            .kms_key_id
-            .iter()
-            .chain(&config.kms_verify_key_ids)
-            .cloned()
-            .collect();
+        let key_ids: Vec<String> = config.kms_key_id.iter().chain(&config.kms_verify_key_ids).cloned().collect();
         if key_ids.is_empty() {
             return Err(JwkError::Malformed("no LATCHKEY_JWKS and no LATCHKEY_KMS_KEY_ID").into());
         }
@@ -144,7 +128,8 @@ mod tests {
     #[test]
     fn jwks_with_one_bad_entry_is_refused_whole() {
         let a = LocalSigner::generate().unwrap();
-        let json = serde_json::json!({"keys": [a.public_key().to_jwk_json(), {"kty": "oct", "k": "c2VjcmV0", "kid": "x"}]});
+        let json =
+            serde_json::json!({"keys": [a.public_key().to_jwk_json(), {"kty": "oct", "k": "c2VjcmV0", "kid": "x"}]});
         assert!(KeySet::from_jwks_json(&json.to_string()).is_err());
         assert!(KeySet::from_jwks_json(r#"{"keys": []}"#).is_err());
         assert!(KeySet::from_jwks_json("not json").is_err());

@@ -26,35 +26,21 @@ impl KmsSigner {
     /// new key, this signer keeps signing with the key whose `kid` it advertises.
     pub async fn new(client: Client, key_id: &str) -> Result<Self, SigningError> {
         let (key_arn, public) = fetch_public_key(&client, key_id).await?;
-        Ok(Self {
-            client,
-            key_arn,
-            public,
-        })
+        Ok(Self { client, key_arn, public })
     }
 }
 
 /// One KMS `GetPublicKey` call: the key's public half as a [`PublicKey`].
 pub async fn kms_public_key(client: &Client, key_id: &str) -> Result<PublicKey, SigningError> {
-    fetch_public_key(client, key_id)
-        .await
-        .map(|(_, public)| public)
+    fetch_public_key(client, key_id).await.map(|(_, public)| public)
 }
 
-async fn fetch_public_key(
-    client: &Client,
-    key_id: &str,
-) -> Result<(String, PublicKey), SigningError> {
-    let output = client
-        .get_public_key()
-        .key_id(key_id)
-        .send()
-        .await
-        .map_err(|error| kms_error("GetPublicKey", &error))?;
-    let der = output.public_key().ok_or(SigningError::Kms {
-        operation: "GetPublicKey",
-        message: "response has no public key".to_owned(),
-    })?;
+async fn fetch_public_key(client: &Client, key_id: &str) -> Result<(String, PublicKey), SigningError> {
+    let output =
+        client.get_public_key().key_id(key_id).send().await.map_err(|error| kms_error("GetPublicKey", &error))?;
+    let der = output
+        .public_key()
+        .ok_or(SigningError::Kms { operation: "GetPublicKey", message: "response has no public key".to_owned() })?;
     let public = PublicKey::from_spki_der(der.as_ref())?;
     let key_arn = output.key_id().unwrap_or(key_id).to_owned();
     Ok((key_arn, public))
@@ -85,10 +71,7 @@ pub async fn derive_refresh_key(client: &Client, key_id: &str) -> Result<Refresh
 }
 
 fn kms_error(operation: &'static str, error: &(dyn std::error::Error + 'static)) -> SigningError {
-    SigningError::Kms {
-        operation,
-        message: aws_sdk_kms::error::DisplayErrorContext(error).to_string(),
-    }
+    SigningError::Kms { operation, message: aws_sdk_kms::error::DisplayErrorContext(error).to_string() }
 }
 
 #[async_trait]
@@ -101,10 +84,7 @@ impl Signer for KmsSigner {
         if signing_input.len() > KMS_RAW_MESSAGE_LIMIT {
             return Err(SigningError::Kms {
                 operation: "Sign",
-                message: format!(
-                    "signing input of {} bytes exceeds KMS's raw limit",
-                    signing_input.len()
-                ),
+                message: format!("signing input of {} bytes exceeds KMS's raw limit", signing_input.len()),
             });
         }
         let spec = match self.public.algorithm {
@@ -121,10 +101,7 @@ impl Signer for KmsSigner {
             .send()
             .await
             .map_err(|error| kms_error("Sign", &error))?;
-        let signature = output
-            .signature()
-            .ok_or(SigningError::MalformedSignature)?
-            .as_ref();
+        let signature = output.signature().ok_or(SigningError::MalformedSignature)?.as_ref();
         match self.public.algorithm {
             SigningAlgorithm::Es256 => ecdsa_der_to_jose(signature, 32),
             SigningAlgorithm::Rs256 => Ok(signature.to_vec()),

@@ -17,9 +17,7 @@ pub struct LocalSigner {
 
 impl fmt::Debug for LocalSigner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LocalSigner")
-            .field("kid", &self.public.kid)
-            .finish_non_exhaustive()
+        f.debug_struct("LocalSigner").field("kid", &self.public.kid).finish_non_exhaustive()
     }
 }
 
@@ -34,16 +32,13 @@ impl LocalSigner {
     /// Reads a P-256 private key from PEM: PKCS#8 (`PRIVATE KEY`, as written by
     /// [`LocalSigner::to_pkcs8_pem`] or `openssl genpkey`) or SEC1 (`EC PRIVATE KEY`).
     pub fn from_pem(pem_text: &str) -> Result<Self, SigningError> {
-        let block = pem::parse(pem_text)
-            .map_err(|_| SigningError::LocalKey("not a PEM document".to_owned()))?;
+        let block = pem::parse(pem_text).map_err(|_| SigningError::LocalKey("not a PEM document".to_owned()))?;
         let alg = &ECDSA_P256_SHA256_FIXED_SIGNING;
         let key_pair = match block.tag() {
             "PRIVATE KEY" => EcdsaKeyPair::from_pkcs8(alg, block.contents()),
             "EC PRIVATE KEY" => EcdsaKeyPair::from_private_key_der(alg, block.contents()),
             other => {
-                return Err(SigningError::LocalKey(format!(
-                    "PEM block {other:?} is not a private key"
-                )));
+                return Err(SigningError::LocalKey(format!("PEM block {other:?} is not a private key")));
             }
         }
         .map_err(|_| SigningError::LocalKey("not a P-256 private key".to_owned()))?;
@@ -52,23 +47,14 @@ impl LocalSigner {
 
     /// The private key as PKCS#8 PEM, so `latchkey dev` can keep a key across restarts.
     pub fn to_pkcs8_pem(&self) -> Result<String, SigningError> {
-        let document = self
-            .key_pair
-            .to_pkcs8v1()
-            .map_err(|_| SigningError::LocalKey("PKCS#8 export failed".to_owned()))?;
-        Ok(pem::encode(&pem::Pem::new(
-            "PRIVATE KEY",
-            document.as_ref(),
-        )))
+        let document =
+            self.key_pair.to_pkcs8v1().map_err(|_| SigningError::LocalKey("PKCS#8 export failed".to_owned()))?;
+        Ok(pem::encode(&pem::Pem::new("PRIVATE KEY", document.as_ref())))
     }
 
     fn from_key_pair(key_pair: EcdsaKeyPair) -> Result<Self, SigningError> {
         let public = PublicKey::from_ec_point(key_pair.public_key().as_ref())?;
-        Ok(Self {
-            key_pair,
-            public,
-            rng: SystemRandom::new(),
-        })
+        Ok(Self { key_pair, public, rng: SystemRandom::new() })
     }
 }
 

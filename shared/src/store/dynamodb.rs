@@ -10,9 +10,9 @@ use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
-    KeyType, Projection, ProjectionType, ReturnValue, ReturnValuesOnConditionCheckFailure,
-    ScalarAttributeType, TimeToLiveSpecification, TimeToLiveStatus,
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ReturnValue, ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TimeToLiveSpecification,
+    TimeToLiveStatus,
 };
 
 use super::{RotateOutcome, Session, SessionStore, StoreError, User, UserStore};
@@ -39,10 +39,7 @@ pub struct DynamoStore {
 impl DynamoStore {
     /// A store on `table`, using `client` (built once at cold start).
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self {
-            client,
-            table: table.into(),
-        }
+        Self { client, table: table.into() }
     }
 
     /// Creates the table (on-demand billing, the `byUser` index) if it does not
@@ -51,22 +48,12 @@ impl DynamoStore {
     pub async fn ensure_table(client: &Client, table: &str) -> Result<bool, StoreError> {
         let exists = match client.describe_table().table_name(table).send().await {
             Ok(_) => true,
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(|e| e.is_resource_not_found_exception()) =>
-            {
-                false
-            }
+            Err(error) if error.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => false,
             Err(error) => return Err(unavailable("DescribeTable", &error)),
         };
         if !exists {
             let key = |name: &str, key_type| {
-                KeySchemaElement::builder()
-                    .attribute_name(name)
-                    .key_type(key_type)
-                    .build()
-                    .map_err(build_error)
+                KeySchemaElement::builder().attribute_name(name).key_type(key_type).build().map_err(build_error)
             };
             let attribute = |name: &str| {
                 AttributeDefinition::builder()
@@ -79,11 +66,7 @@ impl DynamoStore {
                 .index_name(USER_INDEX)
                 .key_schema(key("userId", KeyType::Hash)?)
                 .key_schema(key("gsi1sk", KeyType::Range)?)
-                .projection(
-                    Projection::builder()
-                        .projection_type(ProjectionType::All)
-                        .build(),
-                )
+                .projection(Projection::builder().projection_type(ProjectionType::All).build())
                 .build()
                 .map_err(build_error)?;
             client
@@ -111,13 +94,8 @@ impl DynamoStore {
             .send()
             .await
             .map_err(|error| unavailable("DescribeTimeToLive", &error))?;
-        let status = ttl
-            .time_to_live_description()
-            .and_then(|d| d.time_to_live_status());
-        if !matches!(
-            status,
-            Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling)
-        ) {
+        let status = ttl.time_to_live_description().and_then(|d| d.time_to_live_status());
+        if !matches!(status, Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling)) {
             let spec = TimeToLiveSpecification::builder()
                 .attribute_name(TTL_ATTRIBUTE)
                 .enabled(true)
@@ -204,10 +182,7 @@ impl UserStore for DynamoStore {
         match outcome {
             Ok(_) => Ok(()),
             Err(error)
-                if matches!(
-                    error.as_service_error(),
-                    Some(PutItemError::ConditionalCheckFailedException(_))
-                ) =>
+                if matches!(error.as_service_error(), Some(PutItemError::ConditionalCheckFailedException(_))) =>
             {
                 Err(StoreError::DuplicateEmail)
             }
@@ -215,12 +190,7 @@ impl UserStore for DynamoStore {
         }
     }
 
-    async fn set_password(
-        &self,
-        email: &str,
-        password_hash: &str,
-        now: u64,
-    ) -> Result<(), StoreError> {
+    async fn set_password(&self, email: &str, password_hash: &str, now: u64) -> Result<(), StoreError> {
         self.update_user(
             email,
             "SET passwordHash = :h, passwordChangedAt = :now",
@@ -230,12 +200,7 @@ impl UserStore for DynamoStore {
         .await
     }
 
-    async fn upgrade_password_hash(
-        &self,
-        email: &str,
-        current_hash: &str,
-        new_hash: &str,
-    ) -> Result<bool, StoreError> {
+    async fn upgrade_password_hash(&self, email: &str, current_hash: &str, new_hash: &str) -> Result<bool, StoreError> {
         let outcome = self
             .client
             .update_item()
@@ -256,23 +221,11 @@ impl UserStore for DynamoStore {
 
     async fn set_role(&self, email: &str, role: &str) -> Result<(), StoreError> {
         // ROLE is a DynamoDB reserved word.
-        self.update_user(
-            email,
-            "SET #role = :r",
-            vec![("#role", "role")],
-            vec![(":r", s(role))],
-        )
-        .await
+        self.update_user(email, "SET #role = :r", vec![("#role", "role")], vec![(":r", s(role))]).await
     }
 
     async fn set_disabled(&self, email: &str, disabled: bool) -> Result<(), StoreError> {
-        self.update_user(
-            email,
-            "SET disabled = :d",
-            vec![],
-            vec![(":d", AttributeValue::Bool(disabled))],
-        )
-        .await
+        self.update_user(email, "SET disabled = :d", vec![], vec![(":d", AttributeValue::Bool(disabled))]).await
     }
 
     async fn list_users(&self) -> Result<Vec<User>, StoreError> {
@@ -288,10 +241,7 @@ impl UserStore for DynamoStore {
             .collect::<Result<Vec<Item>, _>>()
             .await
             .map_err(|error| unavailable("Scan", &error))?;
-        let mut users = pages
-            .iter()
-            .map(user_from_item)
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut users = pages.iter().map(user_from_item).collect::<Result<Vec<_>, _>>()?;
         users.sort_by(|a, b| a.email.cmp(&b.email));
         Ok(users)
     }
@@ -340,9 +290,7 @@ impl SessionStore for DynamoStore {
             .update_item()
             .table_name(&self.table)
             .key("pk", s(format!("{SESSION_PREFIX}{session_id}")))
-            .update_expression(
-                "SET #gen = :next, rotatedAt = :now, idleExpiresAt = :idle, #ttl = :idle",
-            )
+            .update_expression("SET #gen = :next, rotatedAt = :now, idleExpiresAt = :idle, #ttl = :idle")
             .condition_expression(
                 "attribute_exists(pk) AND #gen = :g AND attribute_not_exists(revokedAt) \
                  AND idleExpiresAt > :now AND absExpiresAt > :now",
@@ -359,9 +307,9 @@ impl SessionStore for DynamoStore {
             .await;
         match outcome {
             Ok(output) => {
-                let item = output.attributes().ok_or_else(|| {
-                    StoreError::Corrupt("UpdateItem returned no attributes".to_owned())
-                })?;
+                let item = output
+                    .attributes()
+                    .ok_or_else(|| StoreError::Corrupt("UpdateItem returned no attributes".to_owned()))?;
                 Ok(RotateOutcome::Rotated(session_from_item(item)?))
             }
             Err(error) => match error.as_service_error() {
@@ -416,20 +364,14 @@ impl SessionStore for DynamoStore {
             .collect::<Result<Vec<Item>, _>>()
             .await
             .map_err(|error| unavailable("Query", &error))?;
-        let mut sessions = items
-            .iter()
-            .map(session_from_item)
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut sessions = items.iter().map(session_from_item).collect::<Result<Vec<_>, _>>()?;
         sessions.sort_by_key(|session| (session.created_at, session.id));
         Ok(sessions)
     }
 }
 
 fn is_update_condition_failure<R>(error: &SdkError<UpdateItemError, R>) -> bool {
-    matches!(
-        error.as_service_error(),
-        Some(UpdateItemError::ConditionalCheckFailedException(_))
-    )
+    matches!(error.as_service_error(), Some(UpdateItemError::ConditionalCheckFailedException(_)))
 }
 
 fn unavailable<E, R>(operation: &str, error: &SdkError<E, R>) -> StoreError
@@ -484,14 +426,8 @@ fn user_from_item(item: &Item) -> Result<User, StoreError> {
 
 fn session_to_item(session: &Session) -> Item {
     let mut item = HashMap::from([
-        (
-            "pk".to_owned(),
-            s(format!("{SESSION_PREFIX}{}", session.id)),
-        ),
-        (
-            "gsi1sk".to_owned(),
-            s(format!("{SESSION_PREFIX}{}", session.id)),
-        ),
+        ("pk".to_owned(), s(format!("{SESSION_PREFIX}{}", session.id))),
+        ("gsi1sk".to_owned(), s(format!("{SESSION_PREFIX}{}", session.id))),
         ("sessionId".to_owned(), s(session.id.to_string())),
         ("userId".to_owned(), s(&session.user_id)),
         ("email".to_owned(), s(&session.email)),
@@ -513,9 +449,7 @@ fn session_to_item(session: &Session) -> Item {
 
 fn session_from_item(item: &Item) -> Result<Session, StoreError> {
     Ok(Session {
-        id: get_s(item, "sessionId")?
-            .parse()
-            .map_err(|_| StoreError::Corrupt("sessionId".to_owned()))?,
+        id: get_s(item, "sessionId")?.parse().map_err(|_| StoreError::Corrupt("sessionId".to_owned()))?,
         user_id: get_s(item, "userId")?,
         email: get_s(item, "email")?,
         generation: get_n(item, "gen")?,
@@ -523,33 +457,23 @@ fn session_from_item(item: &Item) -> Result<Session, StoreError> {
         rotated_at: get_n(item, "rotatedAt")?,
         idle_expires_at: get_n(item, "idleExpiresAt")?,
         absolute_expires_at: get_n(item, "absExpiresAt")?,
-        revoked_at: item
-            .get("revokedAt")
-            .map(|_| get_n(item, "revokedAt"))
-            .transpose()?,
-        revoke_reason: item
-            .get("revokeReason")
-            .map(|_| get_s(item, "revokeReason"))
-            .transpose()?,
+        revoked_at: item.get("revokedAt").map(|_| get_n(item, "revokedAt")).transpose()?,
+        revoke_reason: item.get("revokeReason").map(|_| get_s(item, "revokeReason")).transpose()?,
     })
 }
 
 fn get_s(item: &Item, name: &str) -> Result<String, StoreError> {
     match item.get(name) {
         Some(AttributeValue::S(value)) => Ok(value.clone()),
-        _ => Err(StoreError::Corrupt(format!(
-            "{name} is missing or not a string"
-        ))),
+        _ => Err(StoreError::Corrupt(format!("{name} is missing or not a string"))),
     }
 }
 
 fn get_n(item: &Item, name: &str) -> Result<u64, StoreError> {
     match item.get(name) {
-        Some(AttributeValue::N(value)) => value
-            .parse()
-            .map_err(|_| StoreError::Corrupt(format!("{name} is not a whole number"))),
-        _ => Err(StoreError::Corrupt(format!(
-            "{name} is missing or not a number"
-        ))),
+        Some(AttributeValue::N(value)) => {
+            value.parse().map_err(|_| StoreError::Corrupt(format!("{name} is not a whole number")))
+        }
+        _ => Err(StoreError::Corrupt(format!("{name} is missing or not a number"))),
     }
 }

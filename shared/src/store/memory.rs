@@ -30,9 +30,7 @@ impl MemoryStore {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock cannot leave a half-applied change (every
         // operation mutates after all checks), so a poisoned lock is still sound.
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn update_user(&self, email: &str, change: impl FnOnce(&mut User)) -> Result<(), StoreError> {
@@ -50,12 +48,7 @@ impl UserStore for MemoryStore {
     }
 
     async fn get_user_by_id(&self, user_id: &str) -> Result<Option<User>, StoreError> {
-        Ok(self
-            .lock()
-            .users
-            .values()
-            .find(|user| user.id == user_id)
-            .cloned())
+        Ok(self.lock().users.values().find(|user| user.id == user_id).cloned())
     }
 
     async fn create_user(&self, user: &User) -> Result<(), StoreError> {
@@ -67,24 +60,14 @@ impl UserStore for MemoryStore {
         Ok(())
     }
 
-    async fn set_password(
-        &self,
-        email: &str,
-        password_hash: &str,
-        now: u64,
-    ) -> Result<(), StoreError> {
+    async fn set_password(&self, email: &str, password_hash: &str, now: u64) -> Result<(), StoreError> {
         self.update_user(email, |user| {
             user.password_hash = password_hash.to_owned();
             user.password_changed_at = now;
         })
     }
 
-    async fn upgrade_password_hash(
-        &self,
-        email: &str,
-        current_hash: &str,
-        new_hash: &str,
-    ) -> Result<bool, StoreError> {
+    async fn upgrade_password_hash(&self, email: &str, current_hash: &str, new_hash: &str) -> Result<bool, StoreError> {
         let mut state = self.lock();
         match state.users.get_mut(email) {
             Some(user) if user.password_hash == current_hash => {
@@ -165,13 +148,8 @@ impl SessionStore for MemoryStore {
     }
 
     async fn list_user_sessions(&self, user_id: &str) -> Result<Vec<Session>, StoreError> {
-        let mut sessions: Vec<Session> = self
-            .lock()
-            .sessions
-            .values()
-            .filter(|session| session.user_id == user_id)
-            .cloned()
-            .collect();
+        let mut sessions: Vec<Session> =
+            self.lock().sessions.values().filter(|session| session.user_id == user_id).cloned().collect();
         sessions.sort_by_key(|session| (session.created_at, session.id));
         Ok(sessions)
     }

@@ -150,22 +150,12 @@ pub trait UserStore: Send + Sync {
 
     /// Sets a new password hash and `password_changed_at = now`, which ends every
     /// session that began earlier.
-    async fn set_password(
-        &self,
-        email: &str,
-        password_hash: &str,
-        now: u64,
-    ) -> Result<(), StoreError>;
+    async fn set_password(&self, email: &str, password_hash: &str, now: u64) -> Result<(), StoreError>;
 
     /// Replaces a hash with a stronger hash of the *same* password (after login),
     /// only if `current_hash` is still the stored one; sessions are unaffected.
     /// Returns whether the hash was replaced.
-    async fn upgrade_password_hash(
-        &self,
-        email: &str,
-        current_hash: &str,
-        new_hash: &str,
-    ) -> Result<bool, StoreError>;
+    async fn upgrade_password_hash(&self, email: &str, current_hash: &str, new_hash: &str) -> Result<bool, StoreError>;
 
     /// Sets the user's role.
     async fn set_role(&self, email: &str, role: &str) -> Result<(), StoreError>;

@@ -115,13 +115,8 @@ impl AccessTokenIssuer {
     }
 
     /// Issues a token for `subject`, valid from `now` for the configured lifetime.
-    pub async fn issue(
-        &self,
-        subject: &Subject,
-        now: u64,
-    ) -> Result<IssuedAccessToken, SigningError> {
-        let jti =
-            random_bytes::<16>().map_err(|e| SigningError::LocalKey(format!("randomness: {e}")))?;
+    pub async fn issue(&self, subject: &Subject, now: u64) -> Result<IssuedAccessToken, SigningError> {
+        let jti = random_bytes::<16>().map_err(|e| SigningError::LocalKey(format!("randomness: {e}")))?;
         let claims = AccessClaims {
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
@@ -135,25 +130,16 @@ impl AccessTokenIssuer {
             exp: now + self.lifetime_secs,
         };
         let token = sign_jwt(self.signer.as_ref(), &claims).await?;
-        Ok(IssuedAccessToken {
-            token,
-            expires_in: self.lifetime_secs,
-            claims,
-        })
+        Ok(IssuedAccessToken { token, expires_in: self.lifetime_secs, claims })
     }
 }
 
 /// Signs `claims` as a compact JWS with an `at+jwt` header naming the signer's key.
-pub(crate) async fn sign_jwt<C: Serialize>(
-    signer: &dyn Signer,
-    claims: &C,
-) -> Result<String, SigningError> {
+/// [`AccessTokenIssuer::issue`] is the normal way in; this is for tools and
+/// fixtures that need exact claims.
+pub async fn sign_jwt<C: Serialize>(signer: &dyn Signer, claims: &C) -> Result<String, SigningError> {
     let public = signer.public_key();
-    let header = Header {
-        alg: public.algorithm.jose_name(),
-        typ: TOKEN_TYPE,
-        kid: &public.kid,
-    };
+    let header = Header { alg: public.algorithm.jose_name(), typ: TOKEN_TYPE, kid: &public.kid };
     let mut jwt = format!("{}.{}", b64url_json(&header), b64url_json(claims));
     let signature = signer.sign(jwt.as_bytes()).await?;
     jwt.push('.');

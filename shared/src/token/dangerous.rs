@@ -25,10 +25,7 @@ pub fn decode_unverified(token: &str) -> Result<(Value, Value), TokenError> {
             .filter(Value::is_object)
             .ok_or(TokenError::Malformed(what))
     };
-    Ok((
-        json(header, "header is not a JSON object")?,
-        json(claims, "claims are not a JSON object")?,
-    ))
+    Ok((json(header, "header is not a JSON object")?, json(claims, "claims are not a JSON object")?))
 }
 
 #[cfg(test)]

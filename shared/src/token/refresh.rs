@@ -42,9 +42,7 @@ pub struct SessionId([u8; 16]);
 impl SessionId {
     /// A fresh random session id.
     pub fn random() -> Result<Self, RefreshTokenError> {
-        random_bytes()
-            .map(Self)
-            .map_err(|_| RefreshTokenError::Randomness)
+        random_bytes().map(Self).map_err(|_| RefreshTokenError::Randomness)
     }
 }
 
@@ -86,10 +84,7 @@ pub struct RefreshToken {
 impl RefreshToken {
     /// The token that replaces this one on rotation.
     pub fn successor(&self) -> Option<Self> {
-        Some(Self {
-            session_id: self.session_id,
-            generation: self.generation.checked_add(1)?,
-        })
+        Some(Self { session_id: self.session_id, generation: self.generation.checked_add(1)? })
     }
 }
 
@@ -107,9 +102,7 @@ impl fmt::Debug for RefreshKey {
 impl RefreshKey {
     /// A random key from the OS CSPRNG (for `latchkey dev` and tests).
     pub fn generate() -> Result<Self, RefreshTokenError> {
-        random_bytes::<32>()
-            .map(|bytes| Self::from_bytes(&bytes))
-            .map_err(|_| RefreshTokenError::Randomness)
+        random_bytes::<32>().map(|bytes| Self::from_bytes(&bytes)).map_err(|_| RefreshTokenError::Randomness)
     }
 
     /// A key from 32 secret bytes (as derived from KMS `GenerateMac` at cold start).
@@ -142,17 +135,10 @@ impl RefreshKey {
         if !canonical_number || !generation.bytes().all(|b| b.is_ascii_digit()) {
             return Err(RefreshTokenError::Malformed);
         }
-        let generation = generation
-            .parse()
-            .map_err(|_| RefreshTokenError::Malformed)?;
-        let tag = b64url_decode(tag)
-            .filter(|tag| tag.len() == 32)
-            .ok_or(RefreshTokenError::Malformed)?;
+        let generation = generation.parse().map_err(|_| RefreshTokenError::Malformed)?;
+        let tag = b64url_decode(tag).filter(|tag| tag.len() == 32).ok_or(RefreshTokenError::Malformed)?;
         hmac::verify(&self.0, prefix.as_bytes(), &tag).map_err(|_| RefreshTokenError::BadMac)?;
-        Ok(RefreshToken {
-            session_id,
-            generation,
-        })
+        Ok(RefreshToken { session_id, generation })
     }
 }
 
@@ -161,10 +147,7 @@ mod tests {
     use super::*;
 
     fn token(generation: u64) -> RefreshToken {
-        RefreshToken {
-            session_id: SessionId::random().unwrap(),
-            generation,
-        }
+        RefreshToken { session_id: SessionId::random().unwrap(), generation }
     }
 
     #[test]

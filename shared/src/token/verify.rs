@@ -117,10 +117,7 @@ impl Verifier {
         if signature.is_empty() {
             return Err(TokenError::Malformed("empty signature"));
         }
-        if ![header, claims, signature]
-            .iter()
-            .all(|segment| is_b64url(segment))
-        {
+        if ![header, claims, signature].iter().all(|segment| is_b64url(segment)) {
             return Err(TokenError::Malformed("segment is not unpadded base64url"));
         }
 
@@ -139,10 +136,9 @@ impl Verifier {
             return Err(TokenError::SignatureLength);
         }
 
-        let claims =
-            jsonwebtoken::decode::<AccessClaims>(token, &key.decoding, &self.validation(algorithm))
-                .map_err(|error| map_library_error(error.into_kind()))?
-                .claims;
+        let claims = jsonwebtoken::decode::<AccessClaims>(token, &key.decoding, &self.validation(algorithm))
+            .map_err(|error| map_library_error(error.into_kind()))?
+            .claims;
         self.check_claims(&claims, now)?;
         Ok(claims)
     }
@@ -161,11 +157,7 @@ impl Verifier {
     }
 
     fn check_claims(&self, claims: &AccessClaims, now: u64) -> Result<(), TokenError> {
-        for (name, value) in [
-            ("sub", &claims.sub),
-            ("sid", &claims.sid),
-            ("jti", &claims.jti),
-        ] {
+        for (name, value) in [("sub", &claims.sub), ("sid", &claims.sid), ("jti", &claims.jti)] {
             if value.is_empty() {
                 return Err(TokenError::MissingClaim(name.to_owned()));
             }
@@ -191,10 +183,7 @@ fn check_header(segment: &str) -> Result<(String, String), TokenError> {
     if header.contains_key("crit") {
         return Err(TokenError::CriticalHeader);
     }
-    if let Some(extra) = header
-        .keys()
-        .find(|name| !ALLOWED_HEADER_MEMBERS.contains(&name.as_str()))
-    {
+    if let Some(extra) = header.keys().find(|name| !ALLOWED_HEADER_MEMBERS.contains(&name.as_str())) {
         return Err(TokenError::ForbiddenHeader(extra.clone()));
     }
     let text = |name: &'static str| match header.get(name) {
@@ -236,10 +225,6 @@ fn json_claims_error(error: &serde_json::Error) -> TokenError {
         .map(|(field, _)| field.to_owned());
     match missing {
         Some(field) => TokenError::MissingClaim(field),
-        None => TokenError::MalformedClaims(format!(
-            "{:?} error at column {}",
-            error.classify(),
-            error.column()
-        )),
+        None => TokenError::MalformedClaims(format!("{:?} error at column {}", error.classify(), error.column())),
     }
 }

@@ -43,17 +43,13 @@ use latchkey::token::{RefreshKey, RefreshToken, SessionId};
 /// `AWS_ENDPOINT_URL` is unset outside CI. Under `CI=true` a missing moto is a
 /// failure, never a silent skip.
 pub async fn moto_kms() -> Option<aws_sdk_kms::Client> {
-    moto_config()
-        .await
-        .map(|config| aws_sdk_kms::Client::new(&config))
+    moto_config().await.map(|config| aws_sdk_kms::Client::new(&config))
 }
 
 async fn moto_config() -> Option<aws_config::SdkConfig> {
     if std::env::var_os("AWS_ENDPOINT_URL").is_none() {
         if std::env::var("CI").is_ok_and(|ci| ci == "true") {
-            panic!(
-                "AWS_ENDPOINT_URL is unset: this test needs moto, and CI=true forbids skipping (run scripts/test)"
-            );
+            panic!("AWS_ENDPOINT_URL is unset: this test needs moto, and CI=true forbids skipping (run scripts/test)");
         }
         eprintln!("SKIPPED: AWS_ENDPOINT_URL is unset; run scripts/test to start moto");
         return None;
@@ -63,33 +59,21 @@ async fn moto_config() -> Option<aws_config::SdkConfig> {
 
 /// A DynamoDB client pointed at moto; same rules as [`moto_kms`].
 pub async fn moto_dynamodb() -> Option<aws_sdk_dynamodb::Client> {
-    moto_config()
-        .await
-        .map(|config| aws_sdk_dynamodb::Client::new(&config))
+    moto_config().await.map(|config| aws_sdk_dynamodb::Client::new(&config))
 }
 
 /// A table name no other test uses.
 pub fn unique_name(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    format!(
-        "{prefix}-{}-{nanos}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    format!("{prefix}-{}-{nanos}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
 }
 
 pub const START: u64 = 1_800_000_000;
 pub const DAY: u64 = 86_400;
-pub const POLICY: SessionPolicy = SessionPolicy {
-    idle_secs: 30 * DAY,
-    absolute_secs: 90 * DAY,
-    grace_secs: 10,
-};
+pub const POLICY: SessionPolicy = SessionPolicy { idle_secs: 30 * DAY, absolute_secs: 90 * DAY, grace_secs: 10 };
 
 /// Both stores behind one fixture, a manual clock and a fresh refresh key.
 pub struct Backend {
@@ -101,12 +85,7 @@ pub struct Backend {
 
 impl Backend {
     fn over(users: Arc<dyn UserStore>, sessions: Arc<dyn SessionStore>) -> Self {
-        Self {
-            users,
-            sessions,
-            clock: Arc::new(ManualClock::new(START)),
-            key: RefreshKey::generate().unwrap(),
-        }
+        Self { users, sessions, clock: Arc::new(ManualClock::new(START)), key: RefreshKey::generate().unwrap() }
     }
 
     pub fn memory() -> Self {
@@ -123,20 +102,15 @@ impl Backend {
     }
 
     pub fn manager(&self, policy: SessionPolicy) -> SessionManager {
-        SessionManager::new(
-            self.sessions.clone(),
-            self.users.clone(),
-            self.key.clone(),
-            policy,
-            self.clock.clone(),
-        )
+        SessionManager::new(self.sessions.clone(), self.users.clone(), self.key.clone(), policy, self.clock.clone())
     }
 
     pub async fn user(&self, email: &str) -> User {
         let user = User {
             id: format!("id-{email}"),
             email: normalize_email(email).unwrap(),
-            password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g".into(),
+            password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g"
+                .into(),
             role: "member".into(),
             disabled: false,
             password_changed_at: self.clock.now(),
@@ -148,17 +122,10 @@ impl Backend {
 
     /// Account operations over this backend, hashing with `params`.
     pub fn accounts(&self, params: PasswordParams) -> Accounts {
-        Accounts::new(
-            self.users.clone(),
-            self.manager(POLICY),
-            PasswordHasher::new(params).unwrap(),
-        )
+        Accounts::new(self.users.clone(), self.manager(POLICY), PasswordHasher::new(params).unwrap())
     }
 
     pub fn token(&self, session_id: SessionId, generation: u64) -> String {
-        self.key.mint(&RefreshToken {
-            session_id,
-            generation,
-        })
+        self.key.mint(&RefreshToken { session_id, generation })
     }
 }

@@ -4,7 +4,11 @@
 //! tests build a [`Config`] directly or through [`Config::from_lookup`], so nothing
 //! here ever needs `std::env::set_var`.
 
+mod edge;
+
 use std::time::Duration;
+
+pub use edge::{EdgeConfig, RefreshDelivery, RouteRole};
 
 use crate::password::PasswordParams;
 
@@ -28,6 +32,13 @@ pub const VARIABLES: &[&str] = &[
     "LATCHKEY_ARGON2_MEMORY_KIB",
     "LATCHKEY_ARGON2_ITERATIONS",
     "LATCHKEY_ARGON2_PARALLELISM",
+    "LATCHKEY_ALLOWED_ORIGINS",
+    "LATCHKEY_REFRESH_TOKEN_DELIVERY",
+    "LATCHKEY_CSRF_HEADER",
+    "LATCHKEY_COOKIE_PATH",
+    "LATCHKEY_JWKS_MAX_AGE_SECONDS",
+    "LATCHKEY_REQUIRED_ROLE",
+    "LATCHKEY_ROUTE_ROLES",
 ];
 
 /// Latchkey's settings. Every field documents its variable, default and range.
@@ -77,6 +88,8 @@ pub struct Config {
     /// `LATCHKEY_ARGON2_ITERATIONS` (default 2, 2–20), `LATCHKEY_ARGON2_PARALLELISM`
     /// (default 1, 1–16).
     pub password: PasswordParams,
+    /// HTTP edge and authorizer settings (CORS, cookie, CSRF, JWKS caching, roles).
+    pub edge: EdgeConfig,
 }
 
 impl Default for Config {
@@ -95,6 +108,7 @@ impl Default for Config {
             jwks: None,
             refresh_mac_key_id: None,
             password: PasswordParams::default(),
+            edge: EdgeConfig::default(),
         }
     }
 }
@@ -130,12 +144,8 @@ impl Config {
                 .and_then(|n| u32::try_from(n).map_err(|_| problem(name, "out of range"))),
         };
 
-        let refresh_token_ttl = seconds(
-            "LATCHKEY_REFRESH_TOKEN_TTL_SECONDS",
-            defaults.refresh_token_ttl,
-            DAY,
-            90 * DAY,
-        )?;
+        let refresh_token_ttl =
+            seconds("LATCHKEY_REFRESH_TOKEN_TTL_SECONDS", defaults.refresh_token_ttl, DAY, 90 * DAY)?;
         let session_max_lifetime = seconds(
             "LATCHKEY_SESSION_MAX_LIFETIME_SECONDS",
             defaults.session_max_lifetime.max(refresh_token_ttl),
@@ -145,11 +155,7 @@ impl Config {
 
         Ok(Self {
             issuer: identifier("LATCHKEY_ISSUER", get("LATCHKEY_ISSUER"), defaults.issuer)?,
-            audience: identifier(
-                "LATCHKEY_AUDIENCE",
-                get("LATCHKEY_AUDIENCE"),
-                defaults.audience,
-            )?,
+            audience: identifier("LATCHKEY_AUDIENCE", get("LATCHKEY_AUDIENCE"), defaults.audience)?,
             access_token_ttl: seconds(
                 "LATCHKEY_ACCESS_TOKEN_TTL_SECONDS",
                 defaults.access_token_ttl,
@@ -158,82 +164,45 @@ impl Config {
             )?,
             refresh_token_ttl,
             session_max_lifetime,
-            refresh_reuse_grace: seconds(
-                "LATCHKEY_REFRESH_REUSE_GRACE_SECONDS",
-                defaults.refresh_reuse_grace,
-                0,
-                60,
-            )?,
+            refresh_reuse_grace: seconds("LATCHKEY_REFRESH_REUSE_GRACE_SECONDS", defaults.refresh_reuse_grace, 0, 60)?,
             clock_skew: seconds("LATCHKEY_CLOCK_SKEW_SECONDS", defaults.clock_skew, 0, 120)?,
             table_name: table_name(get("LATCHKEY_TABLE_NAME"), defaults.table_name)?,
             kms_key_id: get("LATCHKEY_KMS_KEY_ID").map(|id| id.trim().to_owned()),
             kms_verify_key_ids: get("LATCHKEY_KMS_VERIFY_KEY_IDS")
-                .map(|ids| {
-                    ids.split(',')
-                        .map(str::trim)
-                        .filter(|id| !id.is_empty())
-                        .map(str::to_owned)
-                        .collect()
-                })
+                .map(|ids| ids.split(',').map(str::trim).filter(|id| !id.is_empty()).map(str::to_owned).collect())
                 .unwrap_or_default(),
             jwks: get("LATCHKEY_JWKS"),
             refresh_mac_key_id: get("LATCHKEY_REFRESH_MAC_KEY_ID").map(|id| id.trim().to_owned()),
             password: PasswordParams {
-                memory_kib: number(
-                    "LATCHKEY_ARGON2_MEMORY_KIB",
-                    defaults.password.memory_kib,
-                    19_456,
-                    1_048_576,
-                )?,
-                iterations: number(
-                    "LATCHKEY_ARGON2_ITERATIONS",
-                    defaults.password.iterations,
-                    2,
-                    20,
-                )?,
-                parallelism: number(
-                    "LATCHKEY_ARGON2_PARALLELISM",
-                    defaults.password.parallelism,
-                    1,
-                    16,
-                )?,
+                memory_kib: number("LATCHKEY_ARGON2_MEMORY_KIB", defaults.password.memory_kib, 19_456, 1_048_576)?,
+                iterations: number("LATCHKEY_ARGON2_ITERATIONS", defaults.password.iterations, 2, 20)?,
+                parallelism: number("LATCHKEY_ARGON2_PARALLELISM", defaults.password.parallelism, 1, 16)?,
             },
+            edge: EdgeConfig::from_lookup(&get)?,
         })
     }
 
     /// The signing key id, or an error naming the variable that must be set.
     pub fn require_kms_key_id(&self) -> Result<&str, ConfigError> {
-        self.kms_key_id.as_deref().ok_or_else(|| {
-            problem(
-                "LATCHKEY_KMS_KEY_ID",
-                "must be set to a KMS key id, ARN or alias",
-            )
-        })
+        self.kms_key_id
+            .as_deref()
+            .ok_or_else(|| problem("LATCHKEY_KMS_KEY_ID", "must be set to a KMS key id, ARN or alias"))
     }
 
     /// The refresh-token MAC key id, or an error naming the variable that must be set.
     pub fn require_refresh_mac_key_id(&self) -> Result<&str, ConfigError> {
-        self.refresh_mac_key_id.as_deref().ok_or_else(|| {
-            problem(
-                "LATCHKEY_REFRESH_MAC_KEY_ID",
-                "must be set to a KMS HMAC_256 key id, ARN or alias",
-            )
-        })
+        self.refresh_mac_key_id
+            .as_deref()
+            .ok_or_else(|| problem("LATCHKEY_REFRESH_MAC_KEY_ID", "must be set to a KMS HMAC_256 key id, ARN or alias"))
     }
 }
 
-fn problem(variable: &'static str, problem: impl Into<String>) -> ConfigError {
-    ConfigError {
-        variable,
-        problem: problem.into(),
-    }
+pub(crate) fn problem(variable: &'static str, problem: impl Into<String>) -> ConfigError {
+    ConfigError { variable, problem: problem.into() }
 }
 
-fn parse_in_range(name: &'static str, raw: &str, min: u64, max: u64) -> Result<u64, ConfigError> {
-    let value: u64 = raw
-        .trim()
-        .parse()
-        .map_err(|_| problem(name, format!("{raw:?} is not a whole number")))?;
+pub(crate) fn parse_in_range(name: &'static str, raw: &str, min: u64, max: u64) -> Result<u64, ConfigError> {
+    let value: u64 = raw.trim().parse().map_err(|_| problem(name, format!("{raw:?} is not a whole number")))?;
     if (min..=max).contains(&value) {
         Ok(value)
     } else {
@@ -241,11 +210,7 @@ fn parse_in_range(name: &'static str, raw: &str, min: u64, max: u64) -> Result<u
     }
 }
 
-fn identifier(
-    name: &'static str,
-    raw: Option<String>,
-    default: String,
-) -> Result<String, ConfigError> {
+fn identifier(name: &'static str, raw: Option<String>, default: String) -> Result<String, ConfigError> {
     let Some(value) = raw else {
         return Ok(default);
     };
@@ -263,10 +228,7 @@ fn table_name(raw: Option<String>, default: String) -> Result<String, ConfigErro
     let value = value.trim().to_owned();
     let allowed = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.');
     if !(3..=255).contains(&value.len()) || !value.bytes().all(allowed) {
-        return Err(problem(
-            "LATCHKEY_TABLE_NAME",
-            "must be 3-255 characters of A-Z a-z 0-9 _ - .",
-        ));
+        return Err(problem("LATCHKEY_TABLE_NAME", "must be 3-255 characters of A-Z a-z 0-9 _ - ."));
     }
     Ok(value)
 }
@@ -278,10 +240,7 @@ mod tests {
     use super::*;
 
     fn config_from(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let env: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
+        let env: HashMap<String, String> = pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
         Config::from_lookup(|name| env.get(name).cloned())
     }
 
@@ -294,14 +253,7 @@ mod tests {
         assert_eq!(config.session_max_lifetime, Duration::from_secs(90 * DAY));
         assert_eq!(config.clock_skew, Duration::from_secs(30));
         assert_eq!(config.refresh_reuse_grace, Duration::from_secs(10));
-        assert_eq!(
-            config.password,
-            PasswordParams {
-                memory_kib: 19_456,
-                iterations: 2,
-                parallelism: 1
-            }
-        );
+        assert_eq!(config.password, PasswordParams { memory_kib: 19_456, iterations: 2, parallelism: 1 });
     }
 
     #[test]
@@ -316,10 +268,7 @@ mod tests {
             ("LATCHKEY_CLOCK_SKEW_SECONDS", "120"),
             ("LATCHKEY_TABLE_NAME", "auth.prod"),
             ("LATCHKEY_KMS_KEY_ID", " alias/latchkey "),
-            (
-                "LATCHKEY_KMS_VERIFY_KEY_IDS",
-                "alias/old, ,arn:aws:kms:eu-west-1:1:key/x",
-            ),
+            ("LATCHKEY_KMS_VERIFY_KEY_IDS", "alias/old, ,arn:aws:kms:eu-west-1:1:key/x"),
             ("LATCHKEY_JWKS", r#"{"keys":[]}"#),
             ("LATCHKEY_REFRESH_MAC_KEY_ID", "alias/latchkey-refresh"),
             ("LATCHKEY_ARGON2_MEMORY_KIB", "65536"),
@@ -336,23 +285,10 @@ mod tests {
         assert_eq!(config.clock_skew, Duration::from_secs(120));
         assert_eq!(config.table_name, "auth.prod");
         assert_eq!(config.require_kms_key_id().unwrap(), "alias/latchkey");
-        assert_eq!(
-            config.kms_verify_key_ids,
-            ["alias/old", "arn:aws:kms:eu-west-1:1:key/x"]
-        );
+        assert_eq!(config.kms_verify_key_ids, ["alias/old", "arn:aws:kms:eu-west-1:1:key/x"]);
         assert_eq!(config.jwks.as_deref(), Some(r#"{"keys":[]}"#));
-        assert_eq!(
-            config.require_refresh_mac_key_id().unwrap(),
-            "alias/latchkey-refresh"
-        );
-        assert_eq!(
-            config.password,
-            PasswordParams {
-                memory_kib: 65_536,
-                iterations: 3,
-                parallelism: 2
-            }
-        );
+        assert_eq!(config.require_refresh_mac_key_id().unwrap(), "alias/latchkey-refresh");
+        assert_eq!(config.password, PasswordParams { memory_kib: 65_536, iterations: 3, parallelism: 2 });
     }
 
     #[test]
@@ -406,7 +342,7 @@ mod tests {
 
     #[test]
     fn readme_documents_every_variable() {
-        let readme = include_str!("../../README.md");
+        let readme = include_str!("../../../README.md");
         for name in VARIABLES {
             assert!(readme.contains(&format!("`{name}`")), "README lacks {name}");
         }

@@ -1,0 +1,222 @@
+//! Settings of the HTTP edge and the authorizer: CORS origins, refresh-token
+//! delivery, CSRF header, cookie path, JWKS caching and role rules.
+
+use super::{ConfigError, problem};
+
+/// How the refresh token reaches the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RefreshDelivery {
+    /// Only in the JSON body (`refreshToken`): native and server-side clients.
+    Body,
+    /// Only in the HttpOnly cookie: browser apps, the token never visible to script.
+    Cookie,
+    /// Both (the default): one deployment serves browsers and other clients.
+    #[default]
+    Both,
+}
+
+impl RefreshDelivery {
+    /// Whether the JSON body carries the token.
+    pub fn in_body(self) -> bool {
+        matches!(self, Self::Body | Self::Both)
+    }
+
+    /// Whether the cookie carries the token.
+    pub fn in_cookie(self) -> bool {
+        matches!(self, Self::Cookie | Self::Both)
+    }
+}
+
+/// One role rule of the authorizer: requests matching `method` and `path` need `role`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteRole {
+    /// HTTP method in upper case, or `*` for any.
+    pub method: String,
+    /// Path, exact, or a prefix when it ends in `*`.
+    pub path: String,
+    /// The role required.
+    pub role: String,
+}
+
+impl RouteRole {
+    /// Whether a request with `method` and `path` falls under this rule.
+    pub fn matches(&self, method: &str, path: &str) -> bool {
+        let method_matches = self.method == "*" || self.method.eq_ignore_ascii_case(method);
+        let path_matches = match self.path.strip_suffix('*') {
+            Some(prefix) => path.starts_with(prefix),
+            None => path == self.path,
+        };
+        method_matches && path_matches
+    }
+}
+
+/// The HTTP edge's and the authorizer's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EdgeConfig {
+    /// Origins allowed by CORS and by the cookie CSRF check, exactly as browsers send
+    /// them (`https://app.example.com`). `LATCHKEY_ALLOWED_ORIGINS`, comma-separated,
+    /// default empty (no cross-origin browser access).
+    pub allowed_origins: Vec<String>,
+    /// `LATCHKEY_REFRESH_TOKEN_DELIVERY`: `body`, `cookie` or `both` (default).
+    pub refresh_delivery: RefreshDelivery,
+    /// Header a cookie-authenticated request must carry (any non-empty value): a
+    /// cross-site form cannot set it. `LATCHKEY_CSRF_HEADER`, default `X-Latchkey-CSRF`.
+    pub csrf_header: String,
+    /// `Path` of the refresh cookie. `LATCHKEY_COOKIE_PATH`, default `/refresh-token`.
+    /// Set it to a prefix shared by the refresh and logout routes (e.g. `/auth`) for
+    /// cookie logout; otherwise browsers log out with the access token.
+    pub cookie_path: String,
+    /// `Cache-Control: max-age` of the JWKS. `LATCHKEY_JWKS_MAX_AGE_SECONDS`, default
+    /// 300, 0–86400. Keep it below the overlap of a key rotation.
+    pub jwks_max_age_secs: u64,
+    /// Role every request needs, checked by the authorizer. `LATCHKEY_REQUIRED_ROLE`,
+    /// default unset (any valid token passes).
+    pub required_role: Option<String>,
+    /// Route-to-role rules, `METHOD /path=role` comma-separated, a trailing `*` on the
+    /// path matching any suffix and `*` as method any method, e.g.
+    /// `GET /admin/*=admin,* /billing*=billing`. `LATCHKEY_ROUTE_ROLES`, default empty.
+    pub route_roles: Vec<RouteRole>,
+}
+
+impl Default for EdgeConfig {
+    fn default() -> Self {
+        Self {
+            allowed_origins: Vec::new(),
+            refresh_delivery: RefreshDelivery::Both,
+            csrf_header: "X-Latchkey-CSRF".to_owned(),
+            cookie_path: "/refresh-token".to_owned(),
+            jwks_max_age_secs: 300,
+            required_role: None,
+            route_roles: Vec::new(),
+        }
+    }
+}
+
+impl EdgeConfig {
+    /// Reads the edge settings through `get` (unset and empty values are `None`).
+    pub(super) fn from_lookup(get: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let defaults = Self::default();
+        Ok(Self {
+            allowed_origins: list(get("LATCHKEY_ALLOWED_ORIGINS")).into_iter().map(origin).collect::<Result<_, _>>()?,
+            refresh_delivery: match get("LATCHKEY_REFRESH_TOKEN_DELIVERY").as_deref().map(str::trim) {
+                None => defaults.refresh_delivery,
+                Some("body") => RefreshDelivery::Body,
+                Some("cookie") => RefreshDelivery::Cookie,
+                Some("both") => RefreshDelivery::Both,
+                Some(_) => {
+                    return Err(problem("LATCHKEY_REFRESH_TOKEN_DELIVERY", "must be body, cookie or both"));
+                }
+            },
+            csrf_header: match get("LATCHKEY_CSRF_HEADER") {
+                None => defaults.csrf_header,
+                Some(name) if http::HeaderName::from_bytes(name.trim().as_bytes()).is_ok() => name.trim().to_owned(),
+                Some(_) => {
+                    return Err(problem("LATCHKEY_CSRF_HEADER", "is not a valid header name"));
+                }
+            },
+            cookie_path: match get("LATCHKEY_COOKIE_PATH") {
+                None => defaults.cookie_path,
+                Some(path) if path.starts_with('/') && !path.contains([';', ' ', ',']) => path,
+                Some(_) => {
+                    return Err(problem("LATCHKEY_COOKIE_PATH", "must start with / and hold no ; , or space"));
+                }
+            },
+            jwks_max_age_secs: match get("LATCHKEY_JWKS_MAX_AGE_SECONDS") {
+                None => defaults.jwks_max_age_secs,
+                Some(raw) => super::parse_in_range("LATCHKEY_JWKS_MAX_AGE_SECONDS", &raw, 0, 86_400)?,
+            },
+            required_role: get("LATCHKEY_REQUIRED_ROLE").map(|role| role.trim().to_owned()),
+            route_roles: list(get("LATCHKEY_ROUTE_ROLES")).into_iter().map(route_role).collect::<Result<_, _>>()?,
+        })
+    }
+}
+
+fn list(raw: Option<String>) -> Vec<String> {
+    raw.map(|raw| raw.split(',').map(str::trim).filter(|item| !item.is_empty()).map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
+fn origin(raw: String) -> Result<String, ConfigError> {
+    let trimmed = raw.trim_end_matches('/');
+    let valid = (trimmed.starts_with("https://") || trimmed.starts_with("http://"))
+        && !trimmed.contains('*')
+        && trimmed.splitn(4, '/').count() == 3;
+    if !valid {
+        return Err(problem(
+            "LATCHKEY_ALLOWED_ORIGINS",
+            format!("{raw:?} is not an origin like https://app.example.com (no path, no wildcard)"),
+        ));
+    }
+    Ok(trimmed.to_owned())
+}
+
+fn route_role(raw: String) -> Result<RouteRole, ConfigError> {
+    let bad = || problem("LATCHKEY_ROUTE_ROLES", format!("{raw:?} is not METHOD /path=role"));
+    let (route, role) = raw.rsplit_once('=').ok_or_else(bad)?;
+    let (method, path) = route.trim().split_once(' ').ok_or_else(bad)?;
+    let (method, path, role) = (method.trim(), path.trim(), role.trim());
+    if !path.starts_with('/') || role.is_empty() || method.is_empty() {
+        return Err(bad());
+    }
+    Ok(RouteRole { method: method.to_ascii_uppercase(), path: path.to_owned(), role: role.to_owned() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(pairs: &[(&str, &str)]) -> Result<EdgeConfig, ConfigError> {
+        let pairs: Vec<(String, String)> = pairs.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
+        EdgeConfig::from_lookup(&|name| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+    }
+
+    #[test]
+    fn defaults_are_documented_values() {
+        assert_eq!(read(&[]).unwrap(), EdgeConfig::default());
+        assert_eq!(EdgeConfig::default().csrf_header, "X-Latchkey-CSRF");
+        assert_eq!(EdgeConfig::default().refresh_delivery, RefreshDelivery::Both);
+    }
+
+    #[test]
+    fn every_edge_variable_is_read() {
+        let edge = read(&[
+            ("LATCHKEY_ALLOWED_ORIGINS", "https://app.example.com/, http://localhost:5173"),
+            ("LATCHKEY_REFRESH_TOKEN_DELIVERY", "cookie"),
+            ("LATCHKEY_CSRF_HEADER", "X-Requested-With"),
+            ("LATCHKEY_COOKIE_PATH", "/auth"),
+            ("LATCHKEY_JWKS_MAX_AGE_SECONDS", "60"),
+            ("LATCHKEY_REQUIRED_ROLE", "member"),
+            ("LATCHKEY_ROUTE_ROLES", "GET /admin/*=admin, * /billing=billing"),
+        ])
+        .unwrap();
+        assert_eq!(edge.allowed_origins, ["https://app.example.com", "http://localhost:5173"]);
+        assert_eq!(edge.refresh_delivery, RefreshDelivery::Cookie);
+        assert_eq!(edge.csrf_header, "X-Requested-With");
+        assert_eq!(edge.cookie_path, "/auth");
+        assert_eq!(edge.jwks_max_age_secs, 60);
+        assert_eq!(edge.required_role.as_deref(), Some("member"));
+        assert_eq!(edge.route_roles.len(), 2);
+        assert!(edge.route_roles[0].matches("GET", "/admin/users"));
+        assert!(!edge.route_roles[0].matches("POST", "/admin/users"));
+        assert!(edge.route_roles[1].matches("DELETE", "/billing"));
+        assert!(!edge.route_roles[1].matches("DELETE", "/billing/x"));
+    }
+
+    #[test]
+    fn bad_edge_values_name_their_variable() {
+        for (name, value) in [
+            ("LATCHKEY_ALLOWED_ORIGINS", "*"),
+            ("LATCHKEY_ALLOWED_ORIGINS", "https://app.example.com/path"),
+            ("LATCHKEY_ALLOWED_ORIGINS", "app.example.com"),
+            ("LATCHKEY_REFRESH_TOKEN_DELIVERY", "header"),
+            ("LATCHKEY_CSRF_HEADER", "bad header"),
+            ("LATCHKEY_COOKIE_PATH", "refresh"),
+            ("LATCHKEY_JWKS_MAX_AGE_SECONDS", "86401"),
+            ("LATCHKEY_ROUTE_ROLES", "/admin=admin"),
+            ("LATCHKEY_ROUTE_ROLES", "GET /admin"),
+        ] {
+            let error = read(&[(name, value)]).unwrap_err();
+            assert_eq!(error.variable, name, "{name}={value}");
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! Wiring for the deployed functions: AWS clients from the environment, and each
+//! function's state built from [`Config`] once at cold start, with exactly the
+//! AWS calls (and so the IAM permissions) that function needs.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+
+use lambda_http::{Body, Request, Response};
+
+use crate::account::Accounts;
+use crate::authorizer::{AuthorizerState, authorize};
+use crate::clock::SystemClock;
+use crate::config::{Config, ConfigError};
+use crate::http::{JwksState, LoginState, LogoutState, RefreshState, TokenResponder, jwks, login, logout, refresh};
+use crate::password::{PasswordError, PasswordHasher};
+use crate::session::{SessionManager, SessionPolicy};
+use crate::signing::{KeySet, KmsSigner, SigningError, derive_refresh_key};
+use crate::store::DynamoStore;
+use crate::token::{AccessTokenIssuer, Verifier};
+
+/// Why a function could not start. Start-up stops; nothing is served half-built.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// A setting is missing or invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A KMS key could not be read or used.
+    #[error(transparent)]
+    Signing(#[from] SigningError),
+    /// The password hasher could not be built.
+    #[error(transparent)]
+    Password(#[from] PasswordError),
+}
+
+/// The AWS clients, built once from the environment (region, credentials and, for
+/// tests and emulators, `AWS_ENDPOINT_URL`).
+#[derive(Debug, Clone)]
+pub struct Aws {
+    /// DynamoDB.
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    /// KMS.
+    pub kms: aws_sdk_kms::Client,
+}
+
+impl Aws {
+    /// Clients configured from the process environment.
+    pub async fn from_env() -> Self {
+        let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        Self { dynamodb: aws_sdk_dynamodb::Client::new(&shared), kms: aws_sdk_kms::Client::new(&shared) }
+    }
+}
+
+/// Sessions on DynamoDB with the refresh key derived from KMS (`GenerateMac`).
+pub async fn session_manager(config: &Config, aws: &Aws) -> Result<SessionManager, StartupError> {
+    let store = Arc::new(DynamoStore::new(aws.dynamodb.clone(), config.table_name.clone()));
+    let key = derive_refresh_key(&aws.kms, config.require_refresh_mac_key_id()?).await?;
+    Ok(SessionManager::new(store.clone(), store, key, SessionPolicy::from_config(config), Arc::new(SystemClock)))
+}
+
+/// Access tokens signed by the KMS key (`GetPublicKey` once).
+pub async fn token_responder(config: &Config, aws: &Aws) -> Result<TokenResponder, StartupError> {
+    let signer = KmsSigner::new(aws.kms.clone(), config.require_kms_key_id()?).await?;
+    let issuer = AccessTokenIssuer::new(Arc::new(signer), config);
+    Ok(TokenResponder::new(issuer, config.edge.clone()))
+}
+
+/// A verifier on the configured JWKS, or on the KMS public keys.
+pub async fn verifier(config: &Config, aws: &Aws) -> Result<Verifier, StartupError> {
+    Ok(Verifier::new(KeySet::from_config(config, &aws.kms).await?, config))
+}
+
+impl HttpFunction for LoginState {
+    /// The login function's state: DynamoDB, KMS signing, the refresh key, argon2id.
+    async fn deployed(config: &Config, aws: &Aws) -> Result<Self, StartupError> {
+        let sessions = session_manager(config, aws).await?;
+        let users = Arc::new(DynamoStore::new(aws.dynamodb.clone(), config.table_name.clone()));
+        Ok(Self {
+            accounts: Accounts::new(users, sessions, PasswordHasher::new(config.password)?),
+            tokens: token_responder(config, aws).await?,
+            edge: config.edge.clone(),
+        })
+    }
+
+    async fn handle(&self, request: Request) -> Response<Body> {
+        login(self, request).await
+    }
+}
+
+impl HttpFunction for RefreshState {
+    /// The refresh function's state: DynamoDB, KMS signing, the refresh key.
+    async fn deployed(config: &Config, aws: &Aws) -> Result<Self, StartupError> {
+        Ok(Self {
+            sessions: session_manager(config, aws).await?,
+            tokens: token_responder(config, aws).await?,
+            edge: config.edge.clone(),
+        })
+    }
+
+    async fn handle(&self, request: Request) -> Response<Body> {
+        refresh(self, request).await
+    }
+}
+
+impl HttpFunction for LogoutState {
+    /// The logout function's state: DynamoDB, the refresh key, verification keys.
+    async fn deployed(config: &Config, aws: &Aws) -> Result<Self, StartupError> {
+        Ok(Self {
+            sessions: session_manager(config, aws).await?,
+            verifier: verifier(config, aws).await?,
+            edge: config.edge.clone(),
+        })
+    }
+
+    async fn handle(&self, request: Request) -> Response<Body> {
+        logout(self, request).await
+    }
+}
+
+impl HttpFunction for JwksState {
+    /// The JWKS function's state: the published keys.
+    async fn deployed(config: &Config, aws: &Aws) -> Result<Self, StartupError> {
+        Ok(Self { keys: KeySet::from_config(config, &aws.kms).await?, edge: config.edge.clone() })
+    }
+
+    async fn handle(&self, request: Request) -> Response<Body> {
+        jwks(self, request).await
+    }
+}
+
+impl AuthorizerState {
+    /// The authorizer's state: verification keys (no AWS call at all with `LATCHKEY_JWKS`).
+    pub async fn deployed(config: &Config, aws: &Aws) -> Result<Self, StartupError> {
+        Ok(Self { verifier: verifier(config, aws).await?, edge: config.edge.clone(), clock: Arc::new(SystemClock) })
+    }
+}
+
+/// One HTTP Lambda function: its state, built at cold start, and its handler.
+pub trait HttpFunction: Sized + Send + Sync {
+    /// Builds the state from configuration, making the cold-start AWS calls.
+    fn deployed(config: &Config, aws: &Aws) -> impl Future<Output = Result<Self, StartupError>> + Send;
+
+    /// Answers one request.
+    fn handle(&self, request: Request) -> impl Future<Output = Response<Body>> + Send;
+}
+
+/// The whole `main` of an HTTP function: logging, configuration, state, then
+/// `lambda_http::run`. A start-up failure is logged (naming the bad variable) and
+/// ends the process before any request is served.
+pub async fn run_http<F: HttpFunction>() -> Result<(), lambda_http::Error> {
+    crate::logging::init();
+    let state = started(async {
+        let config = Config::from_env()?;
+        F::deployed(&config, &Aws::from_env().await).await
+    })
+    .await?;
+    lambda_http::run(lambda_http::service_fn(|request| async { Ok::<_, Infallible>(state.handle(request).await) }))
+        .await
+}
+
+/// The whole `main` of the authorizer function.
+pub async fn run_authorizer() -> Result<(), lambda_http::Error> {
+    crate::logging::init();
+    let state = started(async {
+        let config = Config::from_env()?;
+        AuthorizerState::deployed(&config, &Aws::from_env().await).await
+    })
+    .await?;
+    lambda_runtime::run(lambda_runtime::service_fn(|event: lambda_runtime::LambdaEvent<serde_json::Value>| {
+        authorize(&state, event.payload)
+    }))
+    .await
+}
+
+async fn started<T>(building: impl Future<Output = Result<T, StartupError>>) -> Result<T, StartupError> {
+    building.await.inspect_err(|error| tracing::error!(event = "startup_failed", error = %error))
+}

@@ -1,0 +1,61 @@
+//! `POST /login`: email and password to an access token and a new session.
+
+use http::Method;
+use lambda_http::{Body, Request, Response};
+use serde::Deserialize;
+
+use super::edge::{Outcome, json_body, serve};
+use super::{ApiError, TokenResponder};
+use crate::account::Accounts;
+use crate::config::EdgeConfig;
+use crate::password::Password;
+
+/// What the login function holds from cold start on.
+#[derive(Debug, Clone)]
+pub struct LoginState {
+    /// Users, passwords and sessions.
+    pub accounts: Accounts,
+    /// Access tokens and the token response.
+    pub tokens: TokenResponder,
+    /// CORS, cookie and CSRF settings.
+    pub edge: EdgeConfig,
+}
+
+#[derive(Deserialize)]
+struct LoginBody {
+    email: String,
+    password: String,
+}
+
+/// Handles `POST /login` (and its CORS preflight).
+///
+/// Unknown email, wrong password and disabled account all answer the same 401
+/// `invalid_credentials` after the same argon2id work.
+pub async fn login(state: &LoginState, request: Request) -> Response<Body> {
+    serve("POST /login", Method::POST, &state.edge, request, |request| async move {
+        attempt(state, &request).await.unwrap_or_else(Outcome::from)
+    })
+    .await
+}
+
+async fn attempt(state: &LoginState, request: &Request) -> Result<Outcome, ApiError> {
+    let body: LoginBody =
+        json_body(request)?.ok_or(ApiError::InvalidRequest("Body must be {\"email\", \"password\"}."))?;
+    let password =
+        Password::new(body.password).map_err(|_| ApiError::InvalidRequest("Password is longer than 1 KiB."))?;
+    let user = state
+        .accounts
+        .authenticate(&body.email, &password)
+        .await
+        .map_err(|error| ApiError::Server(format!("authenticate: {error}")))?
+        .ok_or(ApiError::InvalidCredentials)?;
+    let started = state
+        .accounts
+        .sessions()
+        .start(&user)
+        .await
+        .map_err(|error| ApiError::Server(format!("start session: {error}")))?;
+    let now = state.accounts.sessions().clock().now();
+    let response = state.tokens.respond(&user, &started.session, &started.refresh_token, now).await?;
+    Ok(Outcome::ok(response, Some(user.id)))
+}

@@ -1,0 +1,89 @@
+//! `POST /logout`: revoke the session named by a refresh token or an access
+//! token, or every session of that user; idempotent.
+
+use http::{Method, StatusCode, header};
+use lambda_http::{Body, Request, Response};
+use serde::Deserialize;
+
+use super::ApiError;
+use super::edge::{Outcome, clear_refresh_cookie, empty_response, json_body, serve};
+use super::refresh::presented_refresh_token;
+use crate::config::EdgeConfig;
+use crate::session::{InvalidGrant, SessionManager};
+use crate::token::{SessionId, Verifier};
+
+/// What the logout function holds from cold start on.
+#[derive(Debug, Clone)]
+pub struct LogoutState {
+    /// Sessions and the refresh-token key.
+    pub sessions: SessionManager,
+    /// Access-token verification, for logout with a bearer token.
+    pub verifier: Verifier,
+    /// CORS, cookie and CSRF settings.
+    pub edge: EdgeConfig,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct LogoutBody {
+    refresh_token: Option<String>,
+    #[serde(default)]
+    all_sessions: bool,
+}
+
+/// Handles `POST /logout` (and its CORS preflight): 204 and a cleared cookie,
+/// also when the session was already gone.
+pub async fn logout(state: &LogoutState, request: Request) -> Response<Body> {
+    serve("POST /logout", Method::POST, &state.edge, request, |request| async move {
+        attempt(state, &request).await.unwrap_or_else(Outcome::from)
+    })
+    .await
+}
+
+async fn attempt(state: &LogoutState, request: &Request) -> Result<Outcome, ApiError> {
+    let body: LogoutBody = json_body(request)?.unwrap_or_default();
+    let (session_id, known_user) = match presented_refresh_token(request, &state.edge, body.refresh_token)? {
+        Some((token, _)) => {
+            let named = state.sessions.identify(&token).map_err(grant_error)?;
+            (named.session_id, None)
+        }
+        None => {
+            let token = bearer_token(request).ok_or(ApiError::InvalidRequest(
+                "Send a refresh token (body or cookie) or an access token (Authorization: Bearer).",
+            ))?;
+            let claims = state
+                .verifier
+                .verify(token, state.sessions.clock().now())
+                .map_err(|error| ApiError::InvalidToken(error.to_string()))?;
+            let session_id: SessionId =
+                claims.sid.parse().map_err(|_| ApiError::InvalidToken("sid is not a session id".to_owned()))?;
+            (session_id, Some(claims.sub))
+        }
+    };
+    let server = |error: crate::store::StoreError| ApiError::Server(format!("logout: {error}"));
+    let user_id = match known_user {
+        Some(user_id) => Some(user_id),
+        None => state.sessions.session(&session_id).await.map_err(server)?.map(|s| s.user_id),
+    };
+    if body.all_sessions {
+        if let Some(user_id) = &user_id {
+            state.sessions.revoke_all(user_id, "logout_all").await.map_err(server)?;
+        }
+    } else {
+        state.sessions.revoke(&session_id, "logout").await.map_err(server)?;
+    }
+    let mut response = empty_response(StatusCode::NO_CONTENT);
+    clear_refresh_cookie(response.headers_mut(), &state.edge);
+    Ok(Outcome::ok(response, user_id))
+}
+
+fn grant_error(grant: InvalidGrant) -> ApiError {
+    ApiError::InvalidGrant(grant.to_string())
+}
+
+/// The token of an `Authorization: Bearer <token>` header (scheme case-insensitive).
+pub(crate) fn bearer_token(request: &Request) -> Option<&str> {
+    let value = request.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+}

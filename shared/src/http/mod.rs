@@ -1,0 +1,19 @@
+//! The HTTP functions: `POST /login`, `POST /refresh-token`, `POST /logout` and
+//! `GET /.well-known/jwks.json`, as plain async handlers over `lambda_http`
+//! requests, so the Lambda binaries, `latchkey dev` and tests all run the same code.
+
+mod edge;
+mod error;
+mod jwks;
+mod login;
+mod logout;
+mod refresh;
+mod tokens;
+
+pub use edge::{MAX_BODY_BYTES, Outcome, REFRESH_COOKIE, refresh_cookie};
+pub use error::ApiError;
+pub use jwks::{JwksState, jwks};
+pub use login::{LoginState, login};
+pub use logout::{LogoutState, logout};
+pub use refresh::{RefreshState, refresh};
+pub use tokens::TokenResponder;

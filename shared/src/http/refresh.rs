@@ -1,0 +1,84 @@
+//! `POST /refresh-token`: rotate the refresh token, issue a fresh access token.
+
+use http::Method;
+use lambda_http::{Body, Request, Response};
+use serde::Deserialize;
+
+use super::edge::{Outcome, check_cookie_request, clear_refresh_cookie, json_body, refresh_cookie, serve};
+use super::{ApiError, TokenResponder};
+use crate::config::EdgeConfig;
+use crate::session::{RefreshError, SessionManager};
+
+/// What the refresh function holds from cold start on.
+#[derive(Debug, Clone)]
+pub struct RefreshState {
+    /// Sessions and the refresh-token key.
+    pub sessions: SessionManager,
+    /// Access tokens and the token response.
+    pub tokens: TokenResponder,
+    /// CORS, cookie and CSRF settings.
+    pub edge: EdgeConfig,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct RefreshBody {
+    refresh_token: Option<String>,
+}
+
+/// Where a refresh token came from; a cookie brings CSRF checks and cookie clearing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Source {
+    Body,
+    Cookie,
+}
+
+/// The refresh token of a request: the body's `refreshToken`, else the cookie
+/// (after the CSRF checks). `None` when there is neither.
+pub(super) fn presented_refresh_token(
+    request: &Request,
+    edge: &EdgeConfig,
+    from_body: Option<String>,
+) -> Result<Option<(String, Source)>, ApiError> {
+    if let Some(token) = from_body {
+        return Ok(Some((token, Source::Body)));
+    }
+    match refresh_cookie(request) {
+        Some(token) => {
+            check_cookie_request(request, edge)?;
+            Ok(Some((token, Source::Cookie)))
+        }
+        None => Ok(None),
+    }
+}
+
+/// Handles `POST /refresh-token` (and its CORS preflight). Every refusal is the
+/// same 401 `invalid_grant`; a store outage is a 500.
+pub async fn refresh(state: &RefreshState, request: Request) -> Response<Body> {
+    serve("POST /refresh-token", Method::POST, &state.edge, request, |request| async move {
+        attempt(state, &request).await.unwrap_or_else(Outcome::from)
+    })
+    .await
+}
+
+async fn attempt(state: &RefreshState, request: &Request) -> Result<Outcome, ApiError> {
+    let body: RefreshBody = json_body(request)?.unwrap_or_default();
+    let (token, source) = presented_refresh_token(request, &state.edge, body.refresh_token)?
+        .ok_or(ApiError::InvalidRequest("No refresh token in the body or cookie."))?;
+    match state.sessions.refresh(&token).await {
+        Ok(refreshed) => {
+            let now = state.sessions.clock().now();
+            let response =
+                state.tokens.respond(&refreshed.user, &refreshed.session, &refreshed.refresh_token, now).await?;
+            Ok(Outcome::ok(response, Some(refreshed.user.id)))
+        }
+        Err(RefreshError::Invalid(grant)) => {
+            let mut outcome = Outcome::from(ApiError::InvalidGrant(grant.to_string()));
+            if source == Source::Cookie {
+                clear_refresh_cookie(outcome.response.headers_mut(), &state.edge);
+            }
+            Ok(outcome)
+        }
+        Err(RefreshError::Store(error)) => Err(ApiError::Server(format!("refresh: {error}"))),
+    }
+}

@@ -1,0 +1,97 @@
+//! Every file in `events/` goes through its real handler (storage on moto, keys
+//! from `tests/fixtures/`) and must produce the outcome `events/manifest.json`
+//! documents for it.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use latchkey::http::{jwks, login, logout, refresh};
+use latchkey::{Clock, SystemClock};
+use latchkey_tests::{Env, fixture_edge};
+use serde_json::Value;
+
+fn events_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../events")
+}
+
+fn manifest() -> Vec<Value> {
+    let text = std::fs::read_to_string(events_dir().join("manifest.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+#[test]
+fn every_event_file_is_in_the_manifest_and_the_readme() {
+    let on_disk: BTreeSet<String> = std::fs::read_dir(events_dir())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".json") && name != "manifest.json")
+        .collect();
+    let listed: BTreeSet<String> = manifest().iter().map(|entry| entry["file"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(on_disk, listed);
+    let readme = std::fs::read_to_string(events_dir().join("README.md")).unwrap();
+    for file in &listed {
+        assert!(readme.contains(&format!("`{file}`")), "events/README.md lacks {file}");
+    }
+    for function in ["login", "refresh", "logout", "jwks", "authorizer"] {
+        assert!(manifest().iter().any(|e| e["function"] == function), "no sample for {function}");
+    }
+}
+
+#[tokio::test]
+async fn every_event_produces_its_documented_outcome() {
+    let mut checked = 0;
+    for entry in manifest() {
+        let file = entry["file"].as_str().unwrap();
+        let function = entry["function"].as_str().unwrap();
+        let text = std::fs::read_to_string(events_dir().join(file)).unwrap();
+        let Some(env) = Env::new(fixture_edge()).await else {
+            return;
+        };
+        env.seed_fixture_session().await;
+        let states = env.fixture_states();
+        let outcome = if function == "authorizer" {
+            let event: Value = serde_json::from_str(&text).unwrap();
+            match latchkey::authorizer::authorize(&states.authorizer, event).await {
+                Err(_) => Value::from("unauthorized"),
+                Ok(response) if allows(&response) => Value::from("allow"),
+                Ok(_) => Value::from("deny"),
+            }
+        } else {
+            let request = lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
+            let response = match function {
+                "login" => login(&states.login, request).await,
+                "refresh" => refresh(&states.refresh, request).await,
+                "logout" => logout(&states.logout, request).await,
+                "jwks" => jwks(&states.jwks, request).await,
+                other => panic!("{file}: unknown function {other}"),
+            };
+            if response.status() == 200 && function != "jwks" {
+                let body: Value = match response.body() {
+                    lambda_http::Body::Text(text) => serde_json::from_str(text).unwrap(),
+                    other => panic!("{file}: {other:?}"),
+                };
+                let token = body["accessToken"].as_str().unwrap();
+                let claims = states.authorizer.verifier.verify(token, SystemClock.now()).unwrap();
+                assert_eq!(claims.email, "demo@example.com", "{file}");
+            }
+            Value::from(response.status().as_u16())
+        };
+        assert_eq!(outcome, entry["expect"], "{file}");
+        checked += 1;
+    }
+    assert_eq!(checked, manifest().len());
+}
+
+/// Whether an authorizer response lets the request through.
+fn allows(response: &Value) -> bool {
+    if let Some(authorized) = response.get("isAuthorized") {
+        return authorized == true;
+    }
+    let statements = response["policyDocument"]["Statement"].as_array().cloned().unwrap_or_default();
+    let effect_of = |effect: &str| statements.iter().any(|s| s["Effect"] == effect);
+    effect_of("Allow")
+        && !statements
+            .iter()
+            .any(|s| s["Effect"] == "Deny" && s["Resource"][0].as_str().is_some_and(|r| r.ends_with("/*/*")))
+}
