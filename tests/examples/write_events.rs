@@ -15,7 +15,14 @@ async fn main() {
     for sample in &samples {
         let text = serde_json::to_string_pretty(&sample.event).unwrap() + "\n";
         std::fs::write(dir.join(sample.file), text).unwrap();
-        manifest.push(serde_json::json!({"file": sample.file, "function": sample.function, "expect": sample.expect}));
+        let mut entry = serde_json::json!({"file": sample.file, "function": sample.function, "expect": sample.expect});
+        let method = sample.event.get("httpMethod").or_else(|| sample.event.pointer("/requestContext/http/method"));
+        if let Some(method) = method.filter(|_| sample.function != "authorizer") {
+            entry["method"] = method.clone();
+            entry["path"] =
+                sample.event.get("path").or_else(|| sample.event.get("rawPath")).cloned().unwrap_or_default();
+        }
+        manifest.push(entry);
         let outcome = sample.expect.as_str().map_or_else(|| sample.expect.to_string(), str::to_owned);
         writeln!(table, "| `{}` | {} | {} | {} |", sample.file, sample.function, outcome, sample.description).unwrap();
     }

@@ -201,3 +201,15 @@ async fn create_kms_key(aws: &Aws, usage: KeyUsageType, spec: KeySpec) -> String
     let created = aws.kms.create_key().key_usage(usage).key_spec(spec).send().await.unwrap();
     created.key_metadata().unwrap().key_id().to_owned()
 }
+
+/// `docs/openapi.yaml`, parsed.
+pub fn openapi() -> serde_norway::Value {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/openapi.yaml")).unwrap();
+    serde_norway::from_str(&text).unwrap()
+}
+
+/// Whether `docs/openapi.yaml` documents `status` for `method` on `path`.
+pub fn documents_status(method: &str, path: &str, status: u16) -> bool {
+    let spec = openapi();
+    spec["paths"][path][method.to_lowercase().as_str()]["responses"].get(status.to_string().as_str()).is_some()
+}

@@ -75,6 +75,13 @@ async fn every_event_produces_its_documented_outcome() {
                 let claims = states.authorizer.verifier.verify(token, SystemClock.now()).unwrap();
                 assert_eq!(claims.email, "demo@example.com", "{file}");
             }
+            let (method, path) = (&entry["method"], &entry["path"]);
+            let documented = latchkey_tests::documents_status(
+                method.as_str().unwrap(),
+                path.as_str().unwrap(),
+                response.status().as_u16(),
+            );
+            assert!(documented, "{file}: status {} is not in docs/openapi.yaml", response.status());
             Value::from(response.status().as_u16())
         };
         assert_eq!(outcome, entry["expect"], "{file}");

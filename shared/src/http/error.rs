@@ -32,6 +32,16 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// Every code [`ApiError::code`] can return.
+    pub const CODES: [&'static str; 6] = [
+        "invalid_request",
+        "invalid_credentials",
+        "invalid_grant",
+        "invalid_token",
+        "too_many_attempts",
+        "server_error",
+    ];
+
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
         match self {
@@ -130,6 +140,7 @@ mod tests {
             assert_eq!(response.status().as_u16(), status);
             let body = body_of(&response);
             assert_eq!(body["error"], code);
+            assert!(ApiError::CODES.contains(&code));
             assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()));
             if status == 500 || code == "invalid_grant" {
                 assert!(!body.to_string().contains(&detail), "internal detail leaked: {body}");

@@ -18,7 +18,7 @@ pub struct JwksState {
 
 /// Handles `GET /.well-known/jwks.json`: the JWKS with `Cache-Control: public, max-age=N`.
 pub async fn jwks(state: &JwksState, request: Request) -> Response<Body> {
-    serve("GET /.well-known/jwks.json", Method::GET, &state.edge, request, |_| async move {
+    serve(super::JWKS_ROUTE, Method::GET, &state.edge, request, |_| async move {
         let mut response = Response::new(Body::Text(state.keys.to_jwks_json().to_string()));
         *response.status_mut() = StatusCode::OK;
         let headers = response.headers_mut();

@@ -32,7 +32,7 @@ struct LoginBody {
 /// Unknown email, wrong password and disabled account all answer the same 401
 /// `invalid_credentials` after the same argon2id work.
 pub async fn login(state: &LoginState, request: Request) -> Response<Body> {
-    serve("POST /login", Method::POST, &state.edge, request, |request| async move {
+    serve(super::LOGIN_ROUTE, Method::POST, &state.edge, request, |request| async move {
         attempt(state, &request).await.unwrap_or_else(Outcome::from)
     })
     .await

@@ -34,7 +34,7 @@ struct LogoutBody {
 /// Handles `POST /logout` (and its CORS preflight): 204 and a cleared cookie,
 /// also when the session was already gone.
 pub async fn logout(state: &LogoutState, request: Request) -> Response<Body> {
-    serve("POST /logout", Method::POST, &state.edge, request, |request| async move {
+    serve(super::LOGOUT_ROUTE, Method::POST, &state.edge, request, |request| async move {
         attempt(state, &request).await.unwrap_or_else(Outcome::from)
     })
     .await

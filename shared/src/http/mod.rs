@@ -17,3 +17,14 @@ pub use login::{LoginState, login};
 pub use logout::{LogoutState, logout};
 pub use refresh::{RefreshState, refresh};
 pub use tokens::TokenResponder;
+
+/// `POST /login`.
+pub const LOGIN_ROUTE: &str = "POST /login";
+/// `POST /refresh-token`.
+pub const REFRESH_ROUTE: &str = "POST /refresh-token";
+/// `POST /logout`.
+pub const LOGOUT_ROUTE: &str = "POST /logout";
+/// `GET /.well-known/jwks.json`.
+pub const JWKS_ROUTE: &str = "GET /.well-known/jwks.json";
+/// Every route the HTTP functions serve, as `METHOD /path`.
+pub const ROUTES: [&str; 4] = [LOGIN_ROUTE, REFRESH_ROUTE, LOGOUT_ROUTE, JWKS_ROUTE];

@@ -55,7 +55,7 @@ pub(super) fn presented_refresh_token(
 /// Handles `POST /refresh-token` (and its CORS preflight). Every refusal is the
 /// same 401 `invalid_grant`; a store outage is a 500.
 pub async fn refresh(state: &RefreshState, request: Request) -> Response<Body> {
-    serve("POST /refresh-token", Method::POST, &state.edge, request, |request| async move {
+    serve(super::REFRESH_ROUTE, Method::POST, &state.edge, request, |request| async move {
         attempt(state, &request).await.unwrap_or_else(Outcome::from)
     })
     .await
