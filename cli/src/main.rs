@@ -1,17 +1,21 @@
-//! `latchkey`: the command line for Latchkey.
+//! `latchkey`: run Latchkey locally, set up AWS resources, administer users and
+//! sessions, inspect tokens.
+
+mod admin;
+mod dev;
+mod setup;
+mod token;
 
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
-use latchkey::signing::KeySet;
-use latchkey::token::Verifier;
-use latchkey::token::dangerous::decode_unverified;
-use latchkey::{Clock, Config, SystemClock};
 
 /// JWT authentication with rotating refresh tokens, for AWS Lambda.
+///
+/// Every command reads the same LATCHKEY_* settings as the Lambda functions
+/// (see the README), and the AWS ones (AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL).
 #[derive(Debug, Parser)]
-#[command(name = "latchkey", version, about)]
+#[command(name = "latchkey", version, about, long_about = None, propagate_version = true)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -19,62 +23,35 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Inspect access tokens.
+    /// Serve the real handlers on 127.0.0.1 (in-memory store and a local key by default).
+    Dev(dev::DevArgs),
+    /// Create the DynamoDB table and KMS keys (idempotent) and print the environment.
+    Setup(setup::SetupArgs),
+    /// Manage users in the configured table.
     #[command(subcommand)]
-    Token(TokenCommand),
-}
-
-#[derive(Debug, Subcommand)]
-enum TokenCommand {
-    /// Print a token's header and claims WITHOUT verifying it.
-    Decode {
-        /// The access token (compact JWS).
-        jwt: String,
-    },
-    /// Verify a token against the configured keys (LATCHKEY_JWKS, or
-    /// LATCHKEY_KMS_KEY_ID and LATCHKEY_KMS_VERIFY_KEY_IDS via KMS) and say why it fails.
-    Verify {
-        /// The access token (compact JWS).
-        jwt: String,
-    },
+    User(admin::UserCommand),
+    /// List and revoke sessions in the configured table.
+    #[command(subcommand)]
+    Sessions(admin::SessionsCommand),
+    /// Decode or verify access tokens.
+    #[command(subcommand)]
+    Token(token::TokenCommand),
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    match run(Cli::parse()).await {
+    let outcome = match Cli::parse().command {
+        Command::Dev(args) => dev::run(args).await,
+        Command::Setup(args) => setup::run(args).await,
+        Command::User(command) => admin::user(command).await,
+        Command::Sessions(command) => admin::sessions(command).await,
+        Command::Token(command) => token::run(command).await,
+    };
+    match outcome {
         Ok(code) => code,
         Err(error) => {
             eprintln!("latchkey: {error:#}");
             ExitCode::FAILURE
-        }
-    }
-}
-
-async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    match cli.command {
-        Command::Token(TokenCommand::Decode { jwt }) => {
-            let (header, claims) = decode_unverified(jwt.trim()).context("cannot decode token")?;
-            println!("{}", serde_json::to_string_pretty(&serde_json::json!({"header": header, "claims": claims}))?);
-            eprintln!("latchkey: decoded only; the signature and claims were NOT verified");
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Token(TokenCommand::Verify { jwt }) => {
-            let config = Config::from_env()?;
-            let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-            let keys = KeySet::from_config(&config, &aws_sdk_kms::Client::new(&aws))
-                .await
-                .context("cannot load verification keys")?;
-            match Verifier::new(keys, &config).verify(jwt.trim(), SystemClock.now()) {
-                Ok(claims) => {
-                    println!("{}", serde_json::to_string_pretty(&claims)?);
-                    eprintln!("latchkey: valid");
-                    Ok(ExitCode::SUCCESS)
-                }
-                Err(reason) => {
-                    eprintln!("latchkey: invalid token: {reason}");
-                    Ok(ExitCode::FAILURE)
-                }
-            }
         }
     }
 }

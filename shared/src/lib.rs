@@ -13,6 +13,7 @@
 //! - [`http`]: the login, refresh, logout and JWKS handlers and their edge (CORS, cookies, CSRF, errors);
 //! - [`authorizer`]: the API Gateway Lambda authorizer (REST TOKEN/REQUEST, HTTP API 1.0/2.0);
 //! - [`deploy`], [`logging`]: cold-start wiring of each Lambda function, and its JSON log lines;
+//! - [`services`]: all five states over one set of components, for `latchkey dev` and tests;
 //! - [`account`]: creation, login, password changes, roles and disabling, with their effect on sessions.
 #![deny(missing_docs)]
 
@@ -25,6 +26,7 @@ mod encoding;
 pub mod http;
 pub mod logging;
 pub mod password;
+pub mod services;
 pub mod session;
 pub mod signing;
 pub mod store;

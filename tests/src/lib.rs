@@ -17,12 +17,12 @@ use latchkey::authorizer::AuthorizerState;
 use latchkey::clock::{Clock, SystemClock};
 use latchkey::config::{Config, EdgeConfig};
 use latchkey::deploy::{Aws, HttpFunction};
-use latchkey::http::{JwksState, LoginState, LogoutState, RefreshState, TokenResponder};
 use latchkey::password::{Password, PasswordHasher};
+use latchkey::services::{Components, Services};
 use latchkey::session::{SessionManager, SessionPolicy};
 use latchkey::signing::{KeySet, LocalSigner, Signer};
 use latchkey::store::{DynamoStore, Session, SessionStore, User};
-use latchkey::token::{AccessClaims, AccessTokenIssuer, RefreshKey, RefreshToken, SessionId, Verifier, sign_jwt};
+use latchkey::token::{AccessClaims, RefreshKey, RefreshToken, SessionId, sign_jwt};
 
 /// The ES256 key every sample access token is signed with. Test-only: it is public.
 pub const FIXTURE_SIGNING_KEY: &str = include_str!("../fixtures/signing-key.pem");
@@ -148,48 +148,19 @@ impl Env {
 
     /// The function states the sample events run against: storage on moto, keys
     /// from the fixtures.
-    pub fn fixture_states(&self) -> FixtureStates {
+    pub fn fixture_states(&self) -> Services {
         let store = self.store();
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let sessions = SessionManager::new(
-            store.clone(),
-            store.clone(),
-            fixture_refresh_key(),
-            SessionPolicy::from_config(&self.config),
-            clock.clone(),
-        );
         let signer = fixture_signer();
-        let keys = KeySet::new([signer.public_key().clone()]).unwrap();
-        let verifier = Verifier::new(keys.clone(), &self.config);
-        let tokens =
-            TokenResponder::new(AccessTokenIssuer::new(Arc::new(signer), &self.config), self.config.edge.clone());
-        let edge = self.config.edge.clone();
-        FixtureStates {
-            login: LoginState {
-                accounts: Accounts::new(store, sessions.clone(), PasswordHasher::new(self.config.password).unwrap()),
-                tokens: tokens.clone(),
-                edge: edge.clone(),
-            },
-            refresh: RefreshState { sessions: sessions.clone(), tokens, edge: edge.clone() },
-            logout: LogoutState { sessions, verifier: verifier.clone(), edge: edge.clone() },
-            jwks: JwksState { keys, edge: edge.clone() },
-            authorizer: AuthorizerState { verifier, edge, clock },
-        }
+        let components = Components {
+            users: store.clone(),
+            sessions: store,
+            keys: KeySet::new([signer.public_key().clone()]).unwrap(),
+            signer: Arc::new(signer),
+            refresh_key: fixture_refresh_key(),
+            clock: Arc::new(SystemClock),
+        };
+        Services::assemble(&self.config, components).unwrap()
     }
-}
-
-/// Every function's state over one environment, with fixture keys.
-pub struct FixtureStates {
-    /// `POST /login`.
-    pub login: LoginState,
-    /// `POST /refresh-token`.
-    pub refresh: RefreshState,
-    /// `POST /logout`.
-    pub logout: LogoutState,
-    /// `GET /.well-known/jwks.json`.
-    pub jwks: JwksState,
-    /// The authorizer.
-    pub authorizer: AuthorizerState,
 }
 
 /// The edge settings of the samples: the fixture origin allowed.

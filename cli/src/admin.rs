@@ -1,0 +1,176 @@
+//! `latchkey user …` and `latchkey sessions …`: administration of the configured
+//! DynamoDB table through the same account and session code the functions use.
+
+use std::io::BufRead;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::Subcommand;
+use latchkey::Config;
+use latchkey::account::{Accounts, DEFAULT_ROLE};
+use latchkey::deploy::{Aws, session_manager};
+use latchkey::password::{Password, PasswordHasher};
+use latchkey::store::DynamoStore;
+use latchkey::token::SessionId;
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user. Prompts for the password (without echo) unless --password-stdin.
+    Add {
+        /// Email address (the login name; trimmed and lower-cased).
+        #[arg(long)]
+        email: String,
+        /// Role passed to backends in the access token.
+        #[arg(long, default_value = DEFAULT_ROLE)]
+        role: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Set a new password; every session of the user is revoked.
+    SetPassword {
+        /// The user's email.
+        #[arg(long)]
+        email: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Change a user's role (it reaches access tokens at the next refresh).
+    SetRole {
+        /// The user's email.
+        #[arg(long)]
+        email: String,
+        /// The new role.
+        #[arg(long)]
+        role: String,
+    },
+    /// Disable a user: no login, no refresh; every session is revoked.
+    Disable {
+        /// The user's email.
+        #[arg(long)]
+        email: String,
+    },
+    /// Enable a disabled user.
+    Enable {
+        /// The user's email.
+        #[arg(long)]
+        email: String,
+    },
+    /// List every user (a table scan).
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SessionsCommand {
+    /// List a user's live sessions.
+    List {
+        /// The user's email.
+        #[arg(long)]
+        email: String,
+    },
+    /// Revoke one session (--session) or every session of a user (--email E --all).
+    Revoke {
+        /// The session id.
+        #[arg(long, conflicts_with_all = ["email", "all"], required_unless_present = "email")]
+        session: Option<String>,
+        /// The user's email (with --all).
+        #[arg(long, requires = "all")]
+        email: Option<String>,
+        /// Revoke every session of --email.
+        #[arg(long, requires = "email")]
+        all: bool,
+    },
+}
+
+async fn accounts() -> anyhow::Result<Accounts> {
+    let config = Config::from_env()?;
+    let aws = Aws::from_env().await;
+    let users = Arc::new(DynamoStore::new(aws.dynamodb.clone(), config.table_name.clone()));
+    let sessions = session_manager(&config, &aws).await?;
+    Ok(Accounts::new(users, sessions, PasswordHasher::new(config.password)?))
+}
+
+pub async fn user(command: UserCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        UserCommand::Add { email, role, password_stdin } => {
+            let password = read_password(password_stdin, true)?;
+            let user = accounts().await?.create(&email, &password, &role).await?;
+            println!("created {} ({}) role {}", user.email, user.id, user.role);
+        }
+        UserCommand::SetPassword { email, password_stdin } => {
+            let password = read_password(password_stdin, true)?;
+            let revoked = accounts().await?.set_password(&email, &password).await?;
+            println!("password set; {revoked} session(s) revoked");
+        }
+        UserCommand::SetRole { email, role } => {
+            accounts().await?.set_role(&email, &role).await?;
+            println!("role set to {role}");
+        }
+        UserCommand::Disable { email } => {
+            let revoked = accounts().await?.set_disabled(&email, true).await?;
+            println!("disabled; {revoked} session(s) revoked");
+        }
+        UserCommand::Enable { email } => {
+            accounts().await?.set_disabled(&email, false).await?;
+            println!("enabled");
+        }
+        UserCommand::List => {
+            for user in accounts().await?.users().list_users().await? {
+                let state = if user.disabled { "disabled" } else { "active" };
+                println!("{}\t{}\t{}\t{state}", user.email, user.id, user.role);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn sessions(command: SessionsCommand) -> anyhow::Result<ExitCode> {
+    let accounts = accounts().await?;
+    match command {
+        SessionsCommand::List { email } => {
+            let user = accounts.existing(&email).await?;
+            let now = accounts.sessions().clock().now();
+            for session in accounts.sessions().list_live(&user.id).await? {
+                println!(
+                    "{}\tgeneration {}\tstarted {}s ago\tends in {}s",
+                    session.id,
+                    session.generation,
+                    now.saturating_sub(session.created_at),
+                    session.expires_at().saturating_sub(now)
+                );
+            }
+        }
+        SessionsCommand::Revoke { session: Some(session), .. } => {
+            let id: SessionId = session.parse().ok().context("not a session id")?;
+            if !accounts.sessions().revoke(&id, "admin").await? {
+                bail!("no session {session}");
+            }
+            println!("revoked {session}");
+        }
+        SessionsCommand::Revoke { email: Some(email), .. } => {
+            let user = accounts.existing(&email).await?;
+            let revoked = accounts.sessions().revoke_all(&user.id, "admin").await?;
+            println!("{revoked} session(s) revoked");
+        }
+        SessionsCommand::Revoke { .. } => bail!("give --session S, or --email E --all"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A password from stdin's first line, or typed twice at a prompt without echo.
+fn read_password(from_stdin: bool, confirm: bool) -> anyhow::Result<Password> {
+    let text = if from_stdin {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        line.strip_suffix('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).unwrap_or(&line).to_owned()
+    } else {
+        let first = rpassword::prompt_password("Password: ")?;
+        if confirm && rpassword::prompt_password("Again: ")? != first {
+            bail!("the passwords differ");
+        }
+        first
+    };
+    Ok(Password::new(text)?)
+}

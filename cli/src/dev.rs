@@ -1,0 +1,230 @@
+//! `latchkey dev`: the real handlers behind a local HTTP server, on embedded
+//! components (memory store, local ES256 key) or on DynamoDB and KMS.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use axum::Router;
+use axum::body::Body as AxumBody;
+use axum::extract::{Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::any;
+use clap::Args;
+use http::{HeaderValue, StatusCode, header};
+use lambda_http::Body;
+use latchkey::Config;
+use latchkey::deploy::Aws;
+use latchkey::http::{ApiError, MAX_BODY_BYTES, jwks, login, logout, refresh};
+use latchkey::password::Password;
+use latchkey::services::Services;
+use latchkey::signing::LocalSigner;
+use serde_json::{Value, json};
+
+const DEMO_EMAIL: &str = "demo@example.com";
+const DEMO_PASSWORD: &str = "correct horse battery staple";
+
+#[derive(Debug, Args)]
+pub struct DevArgs {
+    /// Port on 127.0.0.1 to listen on; 0 picks a free one.
+    #[arg(long, default_value_t = 3000)]
+    port: u16,
+    /// Add a user, as email:password or email:password:role. Repeatable.
+    #[arg(long = "user", value_name = "EMAIL:PASSWORD[:ROLE]")]
+    users: Vec<String>,
+    /// Use DynamoDB and KMS as configured (LATCHKEY_TABLE_NAME, LATCHKEY_KMS_KEY_ID,
+    /// LATCHKEY_REFRESH_MAC_KEY_ID; AWS_ENDPOINT_URL for an emulator) instead of the
+    /// in-memory store and a local key. No demo user is created then.
+    #[arg(long)]
+    aws: bool,
+    /// Sign with this PKCS#8 PEM key instead of a fresh one (tokens survive restarts).
+    #[arg(long, value_name = "PEM", conflicts_with = "aws")]
+    key_file: Option<PathBuf>,
+}
+
+pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
+    let _ = tracing_subscriber::fmt().with_env_filter("warn").with_writer(std::io::stderr).try_init();
+    let config = Config::from_env()?;
+    let services = if args.aws {
+        Services::deployed(&config, &Aws::from_env().await).await?
+    } else {
+        let signer = match &args.key_file {
+            Some(path) => Some(LocalSigner::from_pem(&std::fs::read_to_string(path).context("reading --key-file")?)?),
+            None => None,
+        };
+        Services::embedded(&config, signer)?
+    };
+    let mut users = Vec::new();
+    if !args.aws {
+        users.push((DEMO_EMAIL.to_owned(), DEMO_PASSWORD.to_owned(), "member".to_owned()));
+    }
+    for spec in &args.users {
+        users.push(parse_user(spec)?);
+    }
+    for (email, password, role) in &users {
+        services
+            .accounts()
+            .create(email, &Password::new(password.clone())?, role)
+            .await
+            .with_context(|| format!("adding {email}"))?;
+    }
+
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await.context("binding the port")?;
+    let base = format!("http://{}", listener.local_addr()?);
+    print_banner(&base, &services, args.aws, users.first());
+    let app = router(Arc::new(services));
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn parse_user(spec: &str) -> anyhow::Result<(String, String, String)> {
+    let mut parts = spec.splitn(3, ':');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(email), Some(password), role) if !email.is_empty() && !password.is_empty() => {
+            Ok((email.to_owned(), password.to_owned(), role.unwrap_or("member").to_owned()))
+        }
+        _ => bail!("--user takes email:password[:role], got {spec:?}"),
+    }
+}
+
+fn print_banner(base: &str, services: &Services, aws: bool, first: Option<&(String, String, String)>) {
+    println!("latchkey dev listening on {base}");
+    let store = if aws { "DynamoDB and KMS (as configured)" } else { "in-memory store, local ES256 key" };
+    println!("  backing: {store}; kid {}", services.login.tokens.issuer().signer().public_key().kid);
+    println!("  routes: POST /login, POST /refresh-token, POST /logout, GET /.well-known/jwks.json, GET /me");
+    let Some((email, password, role)) = first else {
+        println!("  no users yet: add one with --user email:password[:role] or `latchkey user add`");
+        return;
+    };
+    println!("  user: {email} / {password} (role {role})");
+    let credentials = json!({"email": email, "password": password}).to_string();
+    println!();
+    println!("Try it:");
+    println!("TOKENS=$(curl -s -X POST {base}/login -H 'Content-Type: application/json' -d '{credentials}')");
+    println!("ACCESS=$(printf '%s' \"$TOKENS\" | sed -E 's/.*\"accessToken\":\"([^\"]+)\".*/\\1/')");
+    println!("REFRESH=$(printf '%s' \"$TOKENS\" | sed -E 's/.*\"refreshToken\":\"([^\"]+)\".*/\\1/')");
+    println!("curl -s {base}/me -H \"Authorization: Bearer $ACCESS\"; echo");
+    println!(
+        "curl -s -X POST {base}/refresh-token -H 'Content-Type: application/json' -d \"{{\\\"refreshToken\\\":\\\"$REFRESH\\\"}}\"; echo"
+    );
+    println!("curl -s -o /dev/null -w '%{{http_code}}\\n' -X POST {base}/logout -H \"Authorization: Bearer $ACCESS\"");
+    println!();
+}
+
+/// The routes of docs/api.md plus `GET /me`, with one log line per request.
+pub fn router(services: Arc<Services>) -> Router {
+    Router::new()
+        .route(
+            "/login",
+            any(|State(s): State<Arc<Services>>, r: Request| async move { lambda(r, |r| login(&s.login, r)).await }),
+        )
+        .route(
+            "/refresh-token",
+            any(
+                |State(s): State<Arc<Services>>, r: Request| async move { lambda(r, |r| refresh(&s.refresh, r)).await },
+            ),
+        )
+        .route(
+            "/logout",
+            any(|State(s): State<Arc<Services>>, r: Request| async move { lambda(r, |r| logout(&s.logout, r)).await }),
+        )
+        .route(
+            "/.well-known/jwks.json",
+            any(|State(s): State<Arc<Services>>, r: Request| async move { lambda(r, |r| jwks(&s.jwks, r)).await }),
+        )
+        .route("/me", any(me))
+        .fallback(|| async { gateway_error(StatusCode::NOT_FOUND, "Not Found") })
+        .layer(middleware::from_fn(log_line))
+        .with_state(services)
+}
+
+/// `METHOD /path STATUS Nms` on stderr; nothing else about the request.
+async fn log_line(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let (method, path) = (request.method().clone(), request.uri().path().to_owned());
+    let response = next.run(request).await;
+    eprintln!("{method} {path} {} {}ms", response.status().as_u16(), started.elapsed().as_millis());
+    response
+}
+
+/// Runs a `lambda_http` handler on an HTTP request, as API Gateway would.
+async fn lambda<F, Fut>(request: Request, handler: F) -> Response
+where
+    F: FnOnce(lambda_http::Request) -> Fut,
+    Fut: Future<Output = http::Response<Body>>,
+{
+    let (parts, body) = request.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
+        return from_lambda(ApiError::InvalidRequest("Request body is larger than 8 KiB.").into_response());
+    };
+    let body = match String::from_utf8(bytes.to_vec()) {
+        Ok(text) if text.is_empty() => Body::Empty,
+        Ok(text) => Body::Text(text),
+        Err(error) => Body::Binary(error.into_bytes()),
+    };
+    from_lambda(handler(http::Request::from_parts(parts, body)).await)
+}
+
+fn from_lambda(response: http::Response<Body>) -> Response {
+    let (parts, body) = response.into_parts();
+    let body = match body {
+        Body::Text(text) => AxumBody::from(text),
+        Body::Binary(bytes) => AxumBody::from(bytes),
+        _ => AxumBody::empty(),
+    };
+    Response::from_parts(parts, body)
+}
+
+/// `GET /me`: what an API behind the authorizer sees. Builds the HTTP API 2.0
+/// authorizer event API Gateway would send, runs the real authorizer, and answers
+/// like API Gateway: 401 without a token or for a bad one, 403 when denied, else the
+/// authorizer's context.
+async fn me(State(services): State<Arc<Services>>, request: Request) -> Response {
+    let Some(authorization) = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
+        return gateway_error(StatusCode::UNAUTHORIZED, "Unauthorized");
+    };
+    let method = request.method().as_str().to_owned();
+    let event = json!({
+        "version": "2.0",
+        "type": "REQUEST",
+        "routeArn": format!("arn:aws:execute-api:local:000000000000:latchkey-dev/$default/{method}/me"),
+        "identitySource": [authorization],
+        "routeKey": format!("{method} /me"),
+        "rawPath": "/me",
+        "rawQueryString": "",
+        "cookies": [],
+        "headers": {"authorization": authorization},
+        "requestContext": {
+            "accountId": "000000000000", "apiId": "latchkey-dev", "domainName": "127.0.0.1", "domainPrefix": "latchkey-dev",
+            "http": {"method": method, "path": "/me", "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": ""},
+            "requestId": "latchkey-dev", "routeKey": format!("{method} /me"), "stage": "$default", "time": "", "timeEpoch": 0
+        },
+        "pathParameters": {},
+        "stageVariables": {},
+        "queryStringParameters": {}
+    });
+    match latchkey::authorizer::authorize(&services.authorizer, event).await {
+        Ok(answer) if answer["isAuthorized"] == true => json_response(StatusCode::OK, &answer["context"]),
+        Ok(_) => gateway_error(StatusCode::FORBIDDEN, "Forbidden"),
+        Err(_) => gateway_error(StatusCode::UNAUTHORIZED, "Unauthorized"),
+    }
+}
+
+/// API Gateway's own error shape: `{"message": ...}`.
+fn gateway_error(status: StatusCode, message: &str) -> Response {
+    json_response(status, &json!({ "message": message }))
+}
+
+fn json_response(status: StatusCode, body: &Value) -> Response {
+    let mut response = Response::new(AxumBody::from(body.to_string()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}

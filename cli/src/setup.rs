@@ -1,0 +1,71 @@
+//! `latchkey setup`: the table and the two KMS keys, idempotently, then the
+//! environment the functions need as `export KEY=VALUE` lines.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use aws_sdk_kms::types::{KeySpec, KeyUsageType};
+use clap::Args;
+use latchkey::Config;
+use latchkey::deploy::Aws;
+use latchkey::store::DynamoStore;
+
+#[derive(Debug, Args)]
+pub struct SetupArgs {
+    /// Prefix of the KMS key aliases: alias/<prefix>-signing and alias/<prefix>-refresh.
+    #[arg(long, default_value = "latchkey")]
+    alias_prefix: String,
+}
+
+/// Creates what is missing; prints `export` lines on stdout (progress on stderr),
+/// so `eval "$(latchkey setup)"` prepares a shell.
+pub async fn run(args: SetupArgs) -> anyhow::Result<ExitCode> {
+    let config = Config::from_env()?;
+    let aws = Aws::from_env().await;
+    let created = DynamoStore::ensure_table(&aws.dynamodb, &config.table_name)
+        .await
+        .with_context(|| format!("table {}", config.table_name))?;
+    eprintln!("latchkey: table {} {}", config.table_name, if created { "created" } else { "exists" });
+    let signing = format!("alias/{}-signing", args.alias_prefix);
+    ensure_key(&aws.kms, &signing, KeyUsageType::SignVerify, KeySpec::EccNistP256).await?;
+    let refresh = format!("alias/{}-refresh", args.alias_prefix);
+    ensure_key(&aws.kms, &refresh, KeyUsageType::GenerateVerifyMac, KeySpec::Hmac256).await?;
+    println!("export LATCHKEY_TABLE_NAME={}", config.table_name);
+    println!("export LATCHKEY_KMS_KEY_ID={signing}");
+    println!("export LATCHKEY_REFRESH_MAC_KEY_ID={refresh}");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn ensure_key(kms: &aws_sdk_kms::Client, alias: &str, usage: KeyUsageType, spec: KeySpec) -> anyhow::Result<()> {
+    match kms.describe_key().key_id(alias).send().await {
+        Ok(_) => {
+            eprintln!("latchkey: key {alias} exists");
+            return Ok(());
+        }
+        Err(error) if error.as_service_error().is_some_and(|e| e.is_not_found_exception()) => {}
+        Err(error) => return Err(aws_error(error)).context(format!("describing {alias}")),
+    }
+    let created = kms
+        .create_key()
+        .key_usage(usage)
+        .key_spec(spec)
+        .description(format!("Latchkey {alias}"))
+        .send()
+        .await
+        .map_err(aws_error)
+        .with_context(|| format!("creating the key for {alias}"))?;
+    let key_id = created.key_metadata().map(|m| m.key_id().to_owned()).context("CreateKey returned no key id")?;
+    kms.create_alias()
+        .alias_name(alias)
+        .target_key_id(&key_id)
+        .send()
+        .await
+        .map_err(aws_error)
+        .with_context(|| format!("creating {alias}"))?;
+    eprintln!("latchkey: key {alias} created ({key_id})");
+    Ok(())
+}
+
+fn aws_error(error: impl std::error::Error) -> anyhow::Error {
+    anyhow::anyhow!("{}", aws_sdk_kms::error::DisplayErrorContext(error))
+}

@@ -1,0 +1,184 @@
+//! `latchkey dev` as a newcomer meets it: the binary started on an ephemeral
+//! port, driven over real HTTP, and its printed curl sequence run as printed.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{Value, json};
+
+/// A running `latchkey dev`; killed when dropped.
+struct Dev {
+    child: Child,
+    base: String,
+    banner: Vec<String>,
+}
+
+impl Drop for Dev {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(args: &[&str], env: &[(&str, &str)]) -> Dev {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_latchkey"));
+    command.args(["dev", "--port", "0"]).args(args).stdout(Stdio::piped()).stderr(Stdio::null());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let mut child = command.spawn().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let base = first.strip_prefix("latchkey dev listening on ").expect(&first).to_owned();
+    let mut banner = vec![first];
+    // The banner ends with the blank line after the curl sequence (or after the user line).
+    let mut blanks = 0;
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        blanks += usize::from(line.is_empty());
+        banner.push(line);
+        if blanks == 2 || banner.last().is_some_and(|l| l.contains("no users yet")) {
+            break;
+        }
+    }
+    Dev { child, base, banner }
+}
+
+struct Http {
+    client: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl Http {
+    fn new() -> Self {
+        Self { client: Client::builder(TokioExecutor::new()).build_http() }
+    }
+
+    async fn call(&self, method: &str, url: &str, headers: &[(&str, &str)], body: Option<Value>) -> (u16, Value) {
+        let mut request = hyper::Request::builder().method(method).uri(url);
+        for (key, value) in headers {
+            request = request.header(*key, *value);
+        }
+        if body.is_some() {
+            request = request.header("content-type", "application/json");
+        }
+        let bytes = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
+        let response = self.client.request(request.body(Full::new(bytes)).unwrap()).await.unwrap();
+        let status = response.status().as_u16();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+}
+
+#[tokio::test]
+async fn dev_server_runs_login_me_refresh_replay_logout_over_http() {
+    let dev = start(&[], &[]);
+    let http = Http::new();
+    let url = |path: &str| format!("{}{path}", dev.base);
+    let credentials = json!({"email": "demo@example.com", "password": "correct horse battery staple"});
+
+    let (status, tokens) = http.call("POST", &url("/login"), &[], Some(credentials)).await;
+    assert_eq!(status, 200, "{tokens}");
+    let access = tokens["accessToken"].as_str().unwrap().to_owned();
+    let first = tokens["refreshToken"].as_str().unwrap().to_owned();
+    let bearer = format!("Bearer {access}");
+
+    let (status, me) = http.call("GET", &url("/me"), &[("authorization", &bearer)], None).await;
+    assert_eq!(status, 200);
+    assert_eq!(me["email"], "demo@example.com");
+    assert_eq!(me["role"], "member");
+    assert_eq!(http.call("GET", &url("/me"), &[], None).await.0, 401);
+    assert_eq!(http.call("GET", &url("/me"), &[("authorization", "Bearer x.y.z")], None).await.0, 401);
+
+    let (status, rotated) = http.call("POST", &url("/refresh-token"), &[], Some(json!({"refreshToken": first}))).await;
+    assert_eq!(status, 200);
+    let second = rotated["refreshToken"].as_str().unwrap().to_owned();
+    assert_ne!(second, first);
+
+    // Outside the grace window (set to 0 below), a replay revokes the session.
+    drop(dev);
+    let dev = start(&[], &[("LATCHKEY_REFRESH_REUSE_GRACE_SECONDS", "0")]);
+    let url = |path: &str| format!("{}{path}", dev.base);
+    let (_, tokens) = http
+        .call(
+            "POST",
+            &url("/login"),
+            &[],
+            Some(json!({"email": "demo@example.com", "password": "correct horse battery staple"})),
+        )
+        .await;
+    let first = tokens["refreshToken"].as_str().unwrap().to_owned();
+    let (_, rotated) = http.call("POST", &url("/refresh-token"), &[], Some(json!({"refreshToken": first}))).await;
+    let second = rotated["refreshToken"].as_str().unwrap().to_owned();
+    let (status, refused) = http.call("POST", &url("/refresh-token"), &[], Some(json!({"refreshToken": first}))).await;
+    assert_eq!((status, refused["error"].as_str()), (401, Some("invalid_grant")));
+    assert_eq!(http.call("POST", &url("/refresh-token"), &[], Some(json!({"refreshToken": second}))).await.0, 401);
+
+    let access = tokens["accessToken"].as_str().unwrap();
+    let bearer = format!("Bearer {access}");
+    assert_eq!(http.call("POST", &url("/logout"), &[("authorization", &bearer)], None).await.0, 204);
+    assert_eq!(http.call("POST", &url("/logout"), &[("authorization", &bearer)], None).await.0, 204);
+    let (status, jwks) = http.call("GET", &url("/.well-known/jwks.json"), &[], None).await;
+    assert_eq!(status, 200);
+    assert_eq!(jwks["keys"][0]["alg"], "ES256");
+}
+
+#[tokio::test]
+async fn me_honours_route_roles_and_extra_users() {
+    let dev =
+        start(&["--user", "boss@example.com:boss-password-1:admin"], &[("LATCHKEY_ROUTE_ROLES", "GET /me=admin")]);
+    let http = Http::new();
+    let url = |path: &str| format!("{}{path}", dev.base);
+    for (email, password, expected) in
+        [("demo@example.com", "correct horse battery staple", 403), ("boss@example.com", "boss-password-1", 200)]
+    {
+        let (_, tokens) =
+            http.call("POST", &url("/login"), &[], Some(json!({"email": email, "password": password}))).await;
+        let bearer = format!("Bearer {}", tokens["accessToken"].as_str().unwrap());
+        assert_eq!(http.call("GET", &url("/me"), &[("authorization", &bearer)], None).await.0, expected, "{email}");
+    }
+}
+
+#[test]
+fn printed_curl_sequence_works_as_printed() {
+    let dev = start(&[], &[]);
+    let start_at = dev.banner.iter().position(|line| line == "Try it:").expect("a curl sequence");
+    let script: Vec<&str> =
+        dev.banner[start_at + 1..].iter().map(String::as_str).take_while(|line| !line.is_empty()).collect();
+    assert_eq!(script.len(), 6, "{script:?}");
+    let output = Command::new("bash").args(["-euc", &script.join("\n")]).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let lines: Vec<&str> = stdout.lines().collect();
+    let me: Value = serde_json::from_str(lines[0]).unwrap();
+    assert_eq!(me["email"], "demo@example.com");
+    let refreshed: Value = serde_json::from_str(lines[1]).unwrap();
+    assert!(refreshed["accessToken"].is_string() && refreshed["refreshToken"].is_string());
+    assert_eq!(lines[2], "204");
+}
+
+#[test]
+fn bad_user_flag_fails_with_a_clear_message() {
+    let output = Command::new(env!("CARGO_BIN_EXE_latchkey"))
+        .args(["dev", "--port", "0", "--user", "nopassword"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--user takes email:password[:role]"));
+}
+
+#[test]
+fn readme_shows_the_curl_sequence_dev_prints() {
+    let dev = start(&[], &[]);
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let start_at = dev.banner.iter().position(|line| line == "Try it:").unwrap();
+    for line in dev.banner[start_at + 1..].iter().take_while(|line| !line.is_empty()) {
+        let as_documented = line.replace(&dev.base, "http://127.0.0.1:3000");
+        assert!(readme.contains(&as_documented), "README lacks: {as_documented}");
+    }
+}

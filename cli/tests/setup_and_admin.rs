@@ -1,0 +1,127 @@
+//! `latchkey setup` and `latchkey user …` against moto, then the functions'
+//! handlers built from the environment `setup` printed.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "../../shared/tests/support/mod.rs"]
+mod support;
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use latchkey::Config;
+use latchkey::deploy::{Aws, HttpFunction};
+use latchkey::http::{LoginState, login};
+use serde_json::json;
+
+fn latchkey(args: &[&str], env: &[(String, String)], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_latchkey"))
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(input) = stdin {
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn ok(output: &Output) -> String {
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+async fn log_in(state: &LoginState, email: &str, password: &str) -> u16 {
+    let body = json!({"email": email, "password": password}).to_string();
+    let event = json!({
+        "version": "2.0", "routeKey": "POST /login", "rawPath": "/login", "rawQueryString": "",
+        "headers": {"content-type": "application/json"},
+        "requestContext": {"accountId": "1", "apiId": "a", "domainName": "d", "domainPrefix": "a",
+            "http": {"method": "POST", "path": "/login", "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "t"},
+            "requestId": "r", "routeKey": "POST /login", "stage": "$default", "time": "", "timeEpoch": 0},
+        "body": body, "isBase64Encoded": false
+    });
+    login(state, lambda_http::request::from_str(&event.to_string()).unwrap()).await.status().as_u16()
+}
+
+#[tokio::test]
+async fn setup_then_user_admin_then_the_handlers_use_the_printed_environment() {
+    if support::moto_kms().await.is_none() {
+        return;
+    }
+    let table = support::unique_name("setup");
+    let prefix = support::unique_name("lk");
+    let base = vec![("LATCHKEY_TABLE_NAME".to_owned(), table.clone())];
+
+    let printed = ok(&latchkey(&["setup", "--alias-prefix", &prefix], &base, None));
+    let mut env: Vec<(String, String)> = printed
+        .lines()
+        .map(|line| {
+            let (key, value) = line.strip_prefix("export ").expect(line).split_once('=').unwrap();
+            (key.to_owned(), value.to_owned())
+        })
+        .collect();
+    let names: Vec<&str> = env.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(names, ["LATCHKEY_TABLE_NAME", "LATCHKEY_KMS_KEY_ID", "LATCHKEY_REFRESH_MAC_KEY_ID"]);
+    assert_eq!(ok(&latchkey(&["setup", "--alias-prefix", &prefix], &base, None)), printed, "setup is idempotent");
+
+    let added = ok(&latchkey(
+        &["user", "add", "--email", "Ops@Example.com", "--role", "admin", "--password-stdin"],
+        &env,
+        Some("s3cret-passw0rd\n"),
+    ));
+    assert!(added.contains("created ops@example.com"), "{added}");
+    let duplicate =
+        latchkey(&["user", "add", "--email", "ops@example.com", "--password-stdin"], &env, Some("another-passw0rd\n"));
+    assert!(!duplicate.status.success());
+    let weak = latchkey(&["user", "add", "--email", "weak@example.com", "--password-stdin"], &env, Some("short\n"));
+    assert!(!weak.status.success());
+    assert!(String::from_utf8_lossy(&weak.stderr).contains("at least 8 characters"));
+    let listed = ok(&latchkey(&["user", "list"], &env, None));
+    assert!(listed.contains("ops@example.com") && listed.contains("admin") && !listed.contains("weak@"), "{listed}");
+
+    let config = Config::from_lookup(|name| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())).unwrap();
+    let login_state = LoginState::deployed(&config, &Aws::from_env().await).await.unwrap();
+    assert_eq!(log_in(&login_state, "ops@example.com", "s3cret-passw0rd").await, 200);
+    let sessions = ok(&latchkey(&["sessions", "list", "--email", "ops@example.com"], &env, None));
+    assert_eq!(sessions.lines().count(), 1, "{sessions}");
+
+    let revoked = ok(&latchkey(&["sessions", "revoke", "--email", "ops@example.com", "--all"], &env, None));
+    assert!(revoked.contains("1 session(s) revoked"), "{revoked}");
+    ok(&latchkey(&["user", "disable", "--email", "ops@example.com"], &env, None));
+    assert_eq!(log_in(&login_state, "ops@example.com", "s3cret-passw0rd").await, 401);
+    ok(&latchkey(&["user", "enable", "--email", "ops@example.com"], &env, None));
+    ok(&latchkey(
+        &["user", "set-password", "--email", "ops@example.com", "--password-stdin"],
+        &env,
+        Some("new-passw0rd!\n"),
+    ));
+    assert_eq!(log_in(&login_state, "ops@example.com", "s3cret-passw0rd").await, 401);
+    assert_eq!(log_in(&login_state, "ops@example.com", "new-passw0rd!").await, 200);
+
+    env.push(("LATCHKEY_ACCESS_TOKEN_TTL_SECONDS".to_owned(), "5".to_owned()));
+    let bad = latchkey(&["user", "list"], &env, None);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("LATCHKEY_ACCESS_TOKEN_TTL_SECONDS"));
+}
+
+#[test]
+fn every_command_has_help() {
+    for args in [
+        vec!["--help"],
+        vec!["dev", "--help"],
+        vec!["setup", "--help"],
+        vec!["user", "add", "--help"],
+        vec!["user", "set-password", "--help"],
+        vec!["sessions", "revoke", "--help"],
+        vec!["token", "verify", "--help"],
+    ] {
+        let output = latchkey(&args, &[], None);
+        assert!(output.status.success(), "{args:?}");
+        assert!(String::from_utf8_lossy(&output.stdout).contains("Usage:"), "{args:?}");
+    }
+    let output = latchkey(&["sessions", "revoke"], &[], None);
+    assert!(!output.status.success());
+}

@@ -1,0 +1,115 @@
+//! The five functions' states over one set of components, for the places that
+//! run them all in one process: `latchkey dev` (embedded components or AWS) and tests.
+
+use std::sync::Arc;
+
+use crate::account::Accounts;
+use crate::authorizer::AuthorizerState;
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::deploy::{Aws, HttpFunction, StartupError};
+use crate::http::{JwksState, LoginState, LogoutState, RefreshState, TokenResponder};
+use crate::password::PasswordHasher;
+use crate::session::{SessionManager, SessionPolicy};
+use crate::signing::{KeySet, LocalSigner, Signer, SigningError};
+use crate::store::{MemoryStore, SessionStore, UserStore};
+use crate::token::{AccessTokenIssuer, RefreshKey, Verifier};
+
+/// What the functions are built from.
+pub struct Components {
+    /// Where users live.
+    pub users: Arc<dyn UserStore>,
+    /// Where sessions live.
+    pub sessions: Arc<dyn SessionStore>,
+    /// Signs access tokens.
+    pub signer: Arc<dyn Signer>,
+    /// The keys verifiers accept and the JWKS publishes.
+    pub keys: KeySet,
+    /// The refresh-token MAC key.
+    pub refresh_key: RefreshKey,
+    /// The time source.
+    pub clock: Arc<dyn Clock>,
+}
+
+/// Every function's state.
+#[derive(Debug, Clone)]
+pub struct Services {
+    /// `POST /login`.
+    pub login: LoginState,
+    /// `POST /refresh-token`.
+    pub refresh: RefreshState,
+    /// `POST /logout`.
+    pub logout: LogoutState,
+    /// `GET /.well-known/jwks.json`.
+    pub jwks: JwksState,
+    /// The authorizer.
+    pub authorizer: AuthorizerState,
+}
+
+impl Services {
+    /// Builds every state over `components` with the settings of `config`.
+    pub fn assemble(config: &Config, components: Components) -> Result<Self, StartupError> {
+        let Components { users, sessions, signer, keys, refresh_key, clock } = components;
+        let manager = SessionManager::new(
+            sessions,
+            users.clone(),
+            refresh_key,
+            SessionPolicy::from_config(config),
+            clock.clone(),
+        );
+        let tokens = TokenResponder::new(AccessTokenIssuer::new(signer, config), config.edge.clone());
+        let verifier = Verifier::new(keys.clone(), config);
+        let edge = config.edge.clone();
+        Ok(Self {
+            login: LoginState {
+                accounts: Accounts::new(users, manager.clone(), PasswordHasher::new(config.password)?),
+                tokens: tokens.clone(),
+                edge: edge.clone(),
+            },
+            refresh: RefreshState { sessions: manager.clone(), tokens, edge: edge.clone() },
+            logout: LogoutState { sessions: manager, verifier: verifier.clone(), edge: edge.clone() },
+            jwks: JwksState { keys, edge: edge.clone() },
+            authorizer: AuthorizerState { verifier, edge, clock },
+        })
+    }
+
+    /// Everything in process: the memory store, `signer` (a fresh key when `None`)
+    /// and a random refresh key. Nothing leaves the process; nothing survives it.
+    pub fn embedded(config: &Config, signer: Option<LocalSigner>) -> Result<Self, StartupError> {
+        let signer = match signer {
+            Some(signer) => signer,
+            None => LocalSigner::generate()?,
+        };
+        let store = Arc::new(MemoryStore::new());
+        let keys = KeySet::new([signer.public_key().clone()]).map_err(SigningError::from)?;
+        let refresh_key =
+            RefreshKey::generate().map_err(|error| SigningError::LocalKey(format!("refresh key: {error}")))?;
+        Self::assemble(
+            config,
+            Components {
+                users: store.clone(),
+                sessions: store,
+                signer: Arc::new(signer),
+                keys,
+                refresh_key,
+                clock: Arc::new(SystemClock),
+            },
+        )
+    }
+
+    /// Each state built as its deployed function builds it (DynamoDB and KMS).
+    pub async fn deployed(config: &Config, aws: &Aws) -> Result<Self, StartupError> {
+        Ok(Self {
+            login: LoginState::deployed(config, aws).await?,
+            refresh: RefreshState::deployed(config, aws).await?,
+            logout: LogoutState::deployed(config, aws).await?,
+            jwks: JwksState::deployed(config, aws).await?,
+            authorizer: AuthorizerState::deployed(config, aws).await?,
+        })
+    }
+
+    /// The account operations (for seeding users).
+    pub fn accounts(&self) -> &Accounts {
+        &self.login.accounts
+    }
+}
