@@ -41,6 +41,11 @@ pub const VARIABLES: &[&str] = &[
     "LATCHKEY_ROUTE_ROLES",
 ];
 
+/// Variables a deployment must set: the functions that touch storage or keys
+/// refuse to start without them (everything else has a default).
+pub const REQUIRED_IN_DEPLOYMENT: [&str; 3] =
+    ["LATCHKEY_TABLE_NAME", "LATCHKEY_KMS_KEY_ID", "LATCHKEY_REFRESH_MAC_KEY_ID"];
+
 /// Latchkey's settings. Every field documents its variable, default and range.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {

@@ -2,6 +2,7 @@
 //! `GET /.well-known/jwks.json`, as plain async handlers over `lambda_http`
 //! requests, so the Lambda binaries, `latchkey dev` and tests all run the same code.
 
+mod echo;
 mod edge;
 mod error;
 mod jwks;
@@ -10,6 +11,7 @@ mod logout;
 mod refresh;
 mod tokens;
 
+pub use echo::echo_authorizer_context;
 pub use edge::{MAX_BODY_BYTES, Outcome, REFRESH_COOKIE, refresh_cookie};
 pub use error::ApiError;
 pub use jwks::{JwksState, jwks};
