@@ -3,10 +3,11 @@
 
 use std::sync::Arc;
 
+use crate::config::Config;
 use crate::encoding::{b64url, random_bytes};
 use crate::password::{Password, PasswordError, PasswordHasher, Verification};
 use crate::session::SessionManager;
-use crate::store::{InvalidEmail, StoreError, User, UserStore, normalize_email};
+use crate::store::{InvalidEmail, LoginAttemptStore, StoreError, User, UserStore, normalize_email};
 
 /// Fewest characters a new password may have (NIST SP 800-63B); the most is
 /// [`crate::password::MAX_PASSWORD_BYTES`] bytes.
@@ -35,12 +36,46 @@ pub enum AccountError {
     Store(#[from] StoreError),
 }
 
+/// The failed-login limit: at most `max_failures` per email in each fixed window.
+#[derive(Clone)]
+pub struct LoginThrottle {
+    attempts: Arc<dyn LoginAttemptStore>,
+    max_failures: u32,
+    window_secs: u64,
+}
+
+impl LoginThrottle {
+    /// The limit `config` sets over `attempts`; `None` when it is off (`LATCHKEY_LOGIN_MAX_FAILURES=0`).
+    pub fn from_config(attempts: Arc<dyn LoginAttemptStore>, config: &Config) -> Option<Self> {
+        (config.login_max_failures > 0).then(|| Self {
+            attempts,
+            max_failures: config.login_max_failures,
+            window_secs: config.login_lockout.as_secs().max(1),
+        })
+    }
+}
+
+/// What a login attempt came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Authentication {
+    /// Right password, enabled user.
+    Success(User),
+    /// Unknown email, wrong password or disabled user (indistinguishable).
+    Failure,
+    /// Too many failures for this email in the current window; no password was checked.
+    Throttled {
+        /// Seconds until the window ends.
+        retry_after_secs: u64,
+    },
+}
+
 /// Account operations over a [`UserStore`] and a [`SessionManager`].
 #[derive(Clone)]
 pub struct Accounts {
     users: Arc<dyn UserStore>,
     sessions: SessionManager,
     hasher: PasswordHasher,
+    throttle: Option<LoginThrottle>,
 }
 
 impl std::fmt::Debug for Accounts {
@@ -48,6 +83,7 @@ impl std::fmt::Debug for Accounts {
         f.debug_struct("Accounts")
             .field("sessions", &self.sessions)
             .field("hasher", &self.hasher)
+            .field("throttled", &self.throttle.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -55,7 +91,12 @@ impl std::fmt::Debug for Accounts {
 impl Accounts {
     /// Accounts over `users`, ending sessions through `sessions`, hashing with `hasher`.
     pub fn new(users: Arc<dyn UserStore>, sessions: SessionManager, hasher: PasswordHasher) -> Self {
-        Self { users, sessions, hasher }
+        Self { users, sessions, hasher, throttle: None }
+    }
+
+    /// The same accounts with a failed-login limit on [`Accounts::login`].
+    pub fn with_throttle(self, throttle: Option<LoginThrottle>) -> Self {
+        Self { throttle, ..self }
     }
 
     /// The session manager.
@@ -119,6 +160,39 @@ impl Accounts {
             }
         }
         Ok(Some(user))
+    }
+
+    /// A login attempt: [`Accounts::authenticate`] behind the failed-login limit.
+    /// Failures are counted per normalised email, known or not, so the limit does not
+    /// reveal which accounts exist; a success forgets the window's failures.
+    pub async fn login(&self, email: &str, password: &Password) -> Result<Authentication, AccountError> {
+        let Some(throttle) = &self.throttle else {
+            return Ok(self
+                .authenticate(email, password)
+                .await?
+                .map_or(Authentication::Failure, Authentication::Success));
+        };
+        let key = normalize_email(email).unwrap_or_else(|_| email.trim().to_lowercase());
+        let now = self.sessions.clock().now();
+        let window = now / throttle.window_secs;
+        let window_end = (window + 1) * throttle.window_secs;
+        let failures = throttle.attempts.failures(&key, window).await?;
+        if failures >= throttle.max_failures {
+            tracing::warn!(event = "login_throttled", failures, "failed-login limit reached");
+            return Ok(Authentication::Throttled { retry_after_secs: window_end.saturating_sub(now) });
+        }
+        match self.authenticate(email, password).await? {
+            Some(user) => {
+                if failures > 0 {
+                    throttle.attempts.clear_failures(&key, window).await?;
+                }
+                Ok(Authentication::Success(user))
+            }
+            None => {
+                throttle.attempts.record_failure(&key, window, window_end).await?;
+                Ok(Authentication::Failure)
+            }
+        }
     }
 
     /// Sets a new password and revokes every session of the user (the refresh

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use lambda_http::{Body, Request, Response};
 
-use crate::account::Accounts;
+use crate::account::{Accounts, LoginThrottle};
 use crate::authorizer::{AuthorizerState, authorize};
 use crate::clock::SystemClock;
 use crate::config::{Config, ConfigError};
@@ -76,7 +76,8 @@ impl HttpFunction for LoginState {
         let sessions = session_manager(config, aws).await?;
         let users = Arc::new(DynamoStore::new(aws.dynamodb.clone(), config.table_name.clone()));
         Ok(Self {
-            accounts: Accounts::new(users, sessions, PasswordHasher::new(config.password)?),
+            accounts: Accounts::new(users.clone(), sessions, PasswordHasher::new(config.password)?)
+                .with_throttle(LoginThrottle::from_config(users, config)),
             tokens: token_responder(config, aws).await?,
             edge: config.edge.clone(),
         })

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::account::Accounts;
+use crate::account::{Accounts, LoginThrottle};
 use crate::authorizer::AuthorizerState;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
@@ -12,7 +12,7 @@ use crate::http::{JwksState, LoginState, LogoutState, RefreshState, TokenRespond
 use crate::password::PasswordHasher;
 use crate::session::{SessionManager, SessionPolicy};
 use crate::signing::{KeySet, LocalSigner, Signer, SigningError};
-use crate::store::{MemoryStore, SessionStore, UserStore};
+use crate::store::{LoginAttemptStore, MemoryStore, SessionStore, UserStore};
 use crate::token::{AccessTokenIssuer, RefreshKey, Verifier};
 
 /// What the functions are built from.
@@ -21,6 +21,8 @@ pub struct Components {
     pub users: Arc<dyn UserStore>,
     /// Where sessions live.
     pub sessions: Arc<dyn SessionStore>,
+    /// Where failed logins are counted.
+    pub attempts: Arc<dyn LoginAttemptStore>,
     /// Signs access tokens.
     pub signer: Arc<dyn Signer>,
     /// The keys verifiers accept and the JWKS publishes.
@@ -49,7 +51,7 @@ pub struct Services {
 impl Services {
     /// Builds every state over `components` with the settings of `config`.
     pub fn assemble(config: &Config, components: Components) -> Result<Self, StartupError> {
-        let Components { users, sessions, signer, keys, refresh_key, clock } = components;
+        let Components { users, sessions, attempts, signer, keys, refresh_key, clock } = components;
         let manager = SessionManager::new(
             sessions,
             users.clone(),
@@ -62,7 +64,8 @@ impl Services {
         let edge = config.edge.clone();
         Ok(Self {
             login: LoginState {
-                accounts: Accounts::new(users, manager.clone(), PasswordHasher::new(config.password)?),
+                accounts: Accounts::new(users, manager.clone(), PasswordHasher::new(config.password)?)
+                    .with_throttle(LoginThrottle::from_config(attempts, config)),
                 tokens: tokens.clone(),
                 edge: edge.clone(),
             },
@@ -88,7 +91,8 @@ impl Services {
             config,
             Components {
                 users: store.clone(),
-                sessions: store,
+                sessions: store.clone(),
+                attempts: store,
                 signer: Arc::new(signer),
                 keys,
                 refresh_key,

@@ -5,7 +5,10 @@
 #[macro_use]
 mod support;
 
-use latchkey::account::{AccountError, Accounts};
+use std::time::Duration;
+
+use latchkey::Config;
+use latchkey::account::{AccountError, Accounts, Authentication, LoginThrottle};
 use latchkey::password::{Password, PasswordParams};
 use latchkey::session::{InvalidGrant, RefreshError};
 use latchkey::store::StoreError;
@@ -102,10 +105,59 @@ async fn disabling_revokes_every_session_eagerly(b: Backend) {
     assert_eq!(b.users.get_user_by_email("ada@example.com").await.unwrap().unwrap().role, "admin");
 }
 
+fn throttled(b: &Backend, max_failures: u32) -> Accounts {
+    let config =
+        Config { login_max_failures: max_failures, login_lockout: Duration::from_secs(900), ..Config::default() };
+    b.accounts(PasswordParams::default()).with_throttle(LoginThrottle::from_config(b.attempts.clone(), &config))
+}
+
+async fn login_is_throttled_per_email_after_too_many_failures(b: Backend) {
+    let accounts = throttled(&b, 3);
+    let ada = create_ada(&accounts).await;
+    for _ in 0..3 {
+        assert_eq!(accounts.login("ada@example.com", &pw("wrong password")).await.unwrap(), Authentication::Failure);
+    }
+    match accounts.login("ADA@example.com", &pw("correct horse")).await.unwrap() {
+        Authentication::Throttled { retry_after_secs } => assert!((1..=900).contains(&retry_after_secs)),
+        other => panic!("expected throttling, got {other:?}"),
+    }
+    for _ in 0..3 {
+        assert_eq!(accounts.login("nobody@example.com", &pw("guess")).await.unwrap(), Authentication::Failure);
+    }
+    assert!(matches!(
+        accounts.login("nobody@example.com", &pw("guess")).await.unwrap(),
+        Authentication::Throttled { .. }
+    ));
+    let bob = accounts.create("bob@example.com", &pw("bob password"), "member").await.unwrap();
+    assert_eq!(accounts.login("bob@example.com", &pw("bob password")).await.unwrap(), Authentication::Success(bob));
+    b.clock.advance(900);
+    assert_eq!(accounts.login("ada@example.com", &pw("correct horse")).await.unwrap(), Authentication::Success(ada));
+}
+
+async fn a_successful_login_forgets_earlier_failures(b: Backend) {
+    let accounts = throttled(&b, 3);
+    create_ada(&accounts).await;
+    for round in 0..3 {
+        for _ in 0..2 {
+            assert_eq!(accounts.login("ada@example.com", &pw("wrong")).await.unwrap(), Authentication::Failure);
+        }
+        let outcome = accounts.login("ada@example.com", &pw("correct horse")).await.unwrap();
+        assert!(matches!(outcome, Authentication::Success(_)), "round {round}: {outcome:?}");
+    }
+    assert_eq!(b.attempts.failures("ada@example.com", latchkey_window(&b)).await.unwrap(), 0);
+}
+
+fn latchkey_window(b: &Backend) -> u64 {
+    use latchkey::Clock;
+    b.clock.now() / 900
+}
+
 contract!(
     create_normalises_email_and_refuses_bad_input,
     authenticate_accepts_only_the_right_password_of_an_enabled_user,
     login_upgrades_a_weak_hash_without_ending_sessions,
     password_change_revokes_every_session_eagerly,
     disabling_revokes_every_session_eagerly,
+    login_is_throttled_per_email_after_too_many_failures,
+    a_successful_login_forgets_earlier_failures,
 );

@@ -153,7 +153,8 @@ impl Env {
         let signer = fixture_signer();
         let components = Components {
             users: store.clone(),
-            sessions: store,
+            sessions: store.clone(),
+            attempts: store,
             keys: KeySet::new([signer.public_key().clone()]).unwrap(),
             signer: Arc::new(signer),
             refresh_key: fixture_refresh_key(),

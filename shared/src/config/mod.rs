@@ -32,6 +32,8 @@ pub const VARIABLES: &[&str] = &[
     "LATCHKEY_ARGON2_MEMORY_KIB",
     "LATCHKEY_ARGON2_ITERATIONS",
     "LATCHKEY_ARGON2_PARALLELISM",
+    "LATCHKEY_LOGIN_MAX_FAILURES",
+    "LATCHKEY_LOGIN_LOCKOUT_SECONDS",
     "LATCHKEY_ALLOWED_ORIGINS",
     "LATCHKEY_REFRESH_TOKEN_DELIVERY",
     "LATCHKEY_CSRF_HEADER",
@@ -93,6 +95,13 @@ pub struct Config {
     /// `LATCHKEY_ARGON2_ITERATIONS` (default 2, 2–20), `LATCHKEY_ARGON2_PARALLELISM`
     /// (default 1, 1–16).
     pub password: PasswordParams,
+    /// Failed logins allowed per email within one lockout window; one more is
+    /// answered `429 too_many_attempts` until the window ends. 0 turns the limit off.
+    /// `LATCHKEY_LOGIN_MAX_FAILURES`, default 10, 0–1000.
+    pub login_max_failures: u32,
+    /// Length of the fixed window failed logins are counted in.
+    /// `LATCHKEY_LOGIN_LOCKOUT_SECONDS`, default 900 (15 min), 60–86400.
+    pub login_lockout: Duration,
     /// HTTP edge and authorizer settings (CORS, cookie, CSRF, JWKS caching, roles).
     pub edge: EdgeConfig,
 }
@@ -113,6 +122,8 @@ impl Default for Config {
             jwks: None,
             refresh_mac_key_id: None,
             password: PasswordParams::default(),
+            login_max_failures: 10,
+            login_lockout: Duration::from_secs(15 * MINUTE),
             edge: EdgeConfig::default(),
         }
     }
@@ -183,6 +194,8 @@ impl Config {
                 iterations: number("LATCHKEY_ARGON2_ITERATIONS", defaults.password.iterations, 2, 20)?,
                 parallelism: number("LATCHKEY_ARGON2_PARALLELISM", defaults.password.parallelism, 1, 16)?,
             },
+            login_max_failures: number("LATCHKEY_LOGIN_MAX_FAILURES", defaults.login_max_failures, 0, 1000)?,
+            login_lockout: seconds("LATCHKEY_LOGIN_LOCKOUT_SECONDS", defaults.login_lockout, MINUTE, DAY)?,
             edge: EdgeConfig::from_lookup(&get)?,
         })
     }
@@ -279,6 +292,8 @@ mod tests {
             ("LATCHKEY_ARGON2_MEMORY_KIB", "65536"),
             ("LATCHKEY_ARGON2_ITERATIONS", "3"),
             ("LATCHKEY_ARGON2_PARALLELISM", "2"),
+            ("LATCHKEY_LOGIN_MAX_FAILURES", "0"),
+            ("LATCHKEY_LOGIN_LOCKOUT_SECONDS", "60"),
         ])
         .unwrap();
         assert_eq!(config.issuer, "https://auth.example.com");
@@ -292,6 +307,7 @@ mod tests {
         assert_eq!(config.require_kms_key_id().unwrap(), "alias/latchkey");
         assert_eq!(config.kms_verify_key_ids, ["alias/old", "arn:aws:kms:eu-west-1:1:key/x"]);
         assert_eq!(config.jwks.as_deref(), Some(r#"{"keys":[]}"#));
+        assert_eq!((config.login_max_failures, config.login_lockout), (0, Duration::from_secs(60)));
         assert_eq!(config.require_refresh_mac_key_id().unwrap(), "alias/latchkey-refresh");
         assert_eq!(config.password, PasswordParams { memory_kib: 65_536, iterations: 3, parallelism: 2 });
     }
@@ -311,6 +327,8 @@ mod tests {
             ("LATCHKEY_ARGON2_MEMORY_KIB", "19455"),
             ("LATCHKEY_ARGON2_ITERATIONS", "1"),
             ("LATCHKEY_ARGON2_PARALLELISM", "0"),
+            ("LATCHKEY_LOGIN_MAX_FAILURES", "1001"),
+            ("LATCHKEY_LOGIN_LOCKOUT_SECONDS", "59"),
             ("LATCHKEY_TABLE_NAME", "a b"),
             ("LATCHKEY_TABLE_NAME", "ab"),
             ("LATCHKEY_ISSUER", "has space"),

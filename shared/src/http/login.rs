@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 use super::edge::{Outcome, json_body, serve};
 use super::{ApiError, TokenResponder};
-use crate::account::Accounts;
+use crate::account::{Accounts, Authentication};
 use crate::config::EdgeConfig;
 use crate::password::Password;
 
@@ -30,7 +30,8 @@ struct LoginBody {
 /// Handles `POST /login` (and its CORS preflight).
 ///
 /// Unknown email, wrong password and disabled account all answer the same 401
-/// `invalid_credentials` after the same argon2id work.
+/// `invalid_credentials` after the same argon2id work; past the failed-login limit,
+/// 429 `too_many_attempts` with `Retry-After`.
 pub async fn login(state: &LoginState, request: Request) -> Response<Body> {
     serve(super::LOGIN_ROUTE, Method::POST, &state.edge, request, |request| async move {
         attempt(state, &request).await.unwrap_or_else(Outcome::from)
@@ -43,12 +44,16 @@ async fn attempt(state: &LoginState, request: &Request) -> Result<Outcome, ApiEr
         json_body(request)?.ok_or(ApiError::InvalidRequest("Body must be {\"email\", \"password\"}."))?;
     let password =
         Password::new(body.password).map_err(|_| ApiError::InvalidRequest("Password is longer than 1 KiB."))?;
-    let user = state
+    let attempt = state
         .accounts
-        .authenticate(&body.email, &password)
+        .login(&body.email, &password)
         .await
-        .map_err(|error| ApiError::Server(format!("authenticate: {error}")))?
-        .ok_or(ApiError::InvalidCredentials)?;
+        .map_err(|error| ApiError::Server(format!("authenticate: {error}")))?;
+    let user = match attempt {
+        Authentication::Success(user) => user,
+        Authentication::Failure => return Err(ApiError::InvalidCredentials),
+        Authentication::Throttled { retry_after_secs } => return Err(ApiError::TooManyAttempts { retry_after_secs }),
+    };
     let started = state
         .accounts
         .sessions()

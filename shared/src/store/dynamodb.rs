@@ -15,7 +15,7 @@ use aws_sdk_dynamodb::types::{
     TimeToLiveStatus,
 };
 
-use super::{RotateOutcome, Session, SessionStore, StoreError, User, UserStore};
+use super::{LoginAttemptStore, RotateOutcome, Session, SessionStore, StoreError, User, UserStore};
 use crate::token::SessionId;
 
 type Item = HashMap<String, AttributeValue>;
@@ -27,6 +27,7 @@ pub const TTL_ATTRIBUTE: &str = "ttl";
 
 const USER_PREFIX: &str = "USER#";
 const SESSION_PREFIX: &str = "SESSION#";
+const ATTEMPTS_PREFIX: &str = "ATTEMPTS#";
 const USER_SORT_KEY: &str = "USER";
 
 /// Users and sessions in one DynamoDB table (see `docs/storage.md`).
@@ -368,6 +369,59 @@ impl SessionStore for DynamoStore {
         sessions.sort_by_key(|session| (session.created_at, session.id));
         Ok(sessions)
     }
+}
+
+#[async_trait]
+impl LoginAttemptStore for DynamoStore {
+    async fn failures(&self, email: &str, window: u64) -> Result<u32, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", attempts_key(email, window))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|error| unavailable("GetItem", &error))?;
+        output.item().map(|item| get_n(item, "failures")).transpose().map(|n| count(n.unwrap_or(0)))
+    }
+
+    async fn record_failure(&self, email: &str, window: u64, expires_at: u64) -> Result<u32, StoreError> {
+        let output = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", attempts_key(email, window))
+            .update_expression("ADD failures :one SET #ttl = :expires")
+            .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":expires", n(expires_at))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await
+            .map_err(|error| unavailable("UpdateItem", &error))?;
+        let attributes = output.attributes().ok_or_else(|| StoreError::Corrupt("no failures returned".to_owned()))?;
+        get_n(attributes, "failures").map(count)
+    }
+
+    async fn clear_failures(&self, email: &str, window: u64) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", attempts_key(email, window))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|error| unavailable("DeleteItem", &error))
+    }
+}
+
+fn attempts_key(email: &str, window: u64) -> AttributeValue {
+    s(format!("{ATTEMPTS_PREFIX}{email}#{window}"))
+}
+
+fn count(value: u64) -> u32 {
+    u32::try_from(value).unwrap_or(u32::MAX)
 }
 
 fn is_update_condition_failure<R>(error: &SdkError<UpdateItemError, R>) -> bool {

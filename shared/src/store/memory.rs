@@ -6,7 +6,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
 
-use super::{RotateOutcome, Session, SessionStore, StoreError, User, UserStore};
+use super::{LoginAttemptStore, RotateOutcome, Session, SessionStore, StoreError, User, UserStore};
 use crate::token::SessionId;
 
 /// Users and sessions in process memory; lost when the process ends.
@@ -19,6 +19,7 @@ pub struct MemoryStore {
 struct State {
     users: HashMap<String, User>,
     sessions: HashMap<SessionId, Session>,
+    failures: HashMap<(String, u64), u32>,
 }
 
 impl MemoryStore {
@@ -152,5 +153,24 @@ impl SessionStore for MemoryStore {
             self.lock().sessions.values().filter(|session| session.user_id == user_id).cloned().collect();
         sessions.sort_by_key(|session| (session.created_at, session.id));
         Ok(sessions)
+    }
+}
+
+#[async_trait]
+impl LoginAttemptStore for MemoryStore {
+    async fn failures(&self, email: &str, window: u64) -> Result<u32, StoreError> {
+        Ok(self.lock().failures.get(&(email.to_owned(), window)).copied().unwrap_or(0))
+    }
+
+    async fn record_failure(&self, email: &str, window: u64, _expires_at: u64) -> Result<u32, StoreError> {
+        let mut state = self.lock();
+        let count = state.failures.entry((email.to_owned(), window)).or_insert(0);
+        *count = count.saturating_add(1);
+        Ok(*count)
+    }
+
+    async fn clear_failures(&self, email: &str, window: u64) -> Result<(), StoreError> {
+        self.lock().failures.remove(&(email.to_owned(), window));
+        Ok(())
     }
 }

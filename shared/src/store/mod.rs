@@ -201,3 +201,17 @@ pub trait SessionStore: Send + Sync {
     /// until TTL removes them).
     async fn list_user_sessions(&self, user_id: &str) -> Result<Vec<Session>, StoreError>;
 }
+
+/// Failed-login counters, per normalised email and fixed time window.
+#[async_trait]
+pub trait LoginAttemptStore: Send + Sync {
+    /// Failures recorded for `email` in window number `window` (0 when none).
+    async fn failures(&self, email: &str, window: u64) -> Result<u32, StoreError>;
+
+    /// Adds one failure for `email` in `window` atomically and returns the new count.
+    /// The counter may be deleted by TTL after `expires_at`.
+    async fn record_failure(&self, email: &str, window: u64, expires_at: u64) -> Result<u32, StoreError>;
+
+    /// Forgets the failures of `email` in `window` (after a successful login).
+    async fn clear_failures(&self, email: &str, window: u64) -> Result<(), StoreError>;
+}

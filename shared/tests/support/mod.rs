@@ -36,7 +36,7 @@ use latchkey::account::Accounts;
 use latchkey::clock::ManualClock;
 use latchkey::password::{PasswordHasher, PasswordParams};
 use latchkey::session::{SessionManager, SessionPolicy};
-use latchkey::store::{DynamoStore, MemoryStore, SessionStore, User, UserStore, normalize_email};
+use latchkey::store::{DynamoStore, LoginAttemptStore, MemoryStore, SessionStore, User, UserStore, normalize_email};
 use latchkey::token::{RefreshKey, RefreshToken, SessionId};
 
 /// A KMS client pointed at moto, or `None` (test skipped with a message) when
@@ -79,26 +79,31 @@ pub const POLICY: SessionPolicy = SessionPolicy { idle_secs: 30 * DAY, absolute_
 pub struct Backend {
     pub users: Arc<dyn UserStore>,
     pub sessions: Arc<dyn SessionStore>,
+    pub attempts: Arc<dyn LoginAttemptStore>,
     pub clock: Arc<ManualClock>,
     pub key: RefreshKey,
 }
 
 impl Backend {
-    fn over(users: Arc<dyn UserStore>, sessions: Arc<dyn SessionStore>) -> Self {
-        Self { users, sessions, clock: Arc::new(ManualClock::new(START)), key: RefreshKey::generate().unwrap() }
+    fn over<S: UserStore + SessionStore + LoginAttemptStore + 'static>(store: Arc<S>) -> Self {
+        Self {
+            users: store.clone(),
+            sessions: store.clone(),
+            attempts: store,
+            clock: Arc::new(ManualClock::new(START)),
+            key: RefreshKey::generate().unwrap(),
+        }
     }
 
     pub fn memory() -> Self {
-        let store = Arc::new(MemoryStore::new());
-        Self::over(store.clone(), store)
+        Self::over(Arc::new(MemoryStore::new()))
     }
 
     pub async fn dynamodb() -> Option<Self> {
         let client = moto_dynamodb().await?;
         let table = unique_name("contract");
         assert!(DynamoStore::ensure_table(&client, &table).await.unwrap());
-        let store = Arc::new(DynamoStore::new(client, table));
-        Some(Self::over(store.clone(), store))
+        Some(Self::over(Arc::new(DynamoStore::new(client, table))))
     }
 
     pub fn manager(&self, policy: SessionPolicy) -> SessionManager {
