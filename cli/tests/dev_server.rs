@@ -182,3 +182,30 @@ fn readme_shows_the_curl_sequence_dev_prints() {
         assert!(readme.contains(&as_documented), "README lacks: {as_documented}");
     }
 }
+
+#[tokio::test]
+async fn token_decode_and_verify_explain_a_token() {
+    let dev = start(&[], &[]);
+    let http = Http::new();
+    let credentials = json!({"email": "demo@example.com", "password": "correct horse battery staple"});
+    let (_, tokens) = http.call("POST", &format!("{}/login", dev.base), &[], Some(credentials)).await;
+    let token = tokens["accessToken"].as_str().unwrap().to_owned();
+    let (_, jwks) = http.call("GET", &format!("{}/.well-known/jwks.json", dev.base), &[], None).await;
+    let latchkey = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_latchkey")).args(args).env("LATCHKEY_JWKS", jwks.to_string()).output().unwrap()
+    };
+
+    let decoded = latchkey(&["token", "decode", &token]);
+    assert!(decoded.status.success());
+    let printed: Value = serde_json::from_slice(&decoded.stdout).unwrap();
+    assert_eq!(printed["claims"]["email"], "demo@example.com");
+    assert!(String::from_utf8_lossy(&decoded.stderr).contains("NOT verified"));
+
+    let verified = latchkey(&["token", "verify", &token]);
+    assert!(verified.status.success(), "{}", String::from_utf8_lossy(&verified.stderr));
+    let mut tampered = token.clone();
+    tampered.push('x');
+    let refused = latchkey(&["token", "verify", &tampered]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("invalid token:"));
+}

@@ -1,0 +1,216 @@
+//! The HTTP edge and the authorizer on embedded components (no AWS): request
+//! limits, refresh-token delivery modes, cookie CSRF checks, CORS, role rules,
+//! and no panic on any input.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use latchkey::Config;
+use latchkey::authorizer::authorize;
+use latchkey::config::{EdgeConfig, RefreshDelivery, RouteRole};
+use latchkey::http::{login, logout, refresh};
+use latchkey::password::Password;
+use latchkey::services::Services;
+use latchkey_tests::events::{http_api, token_authorizer, v2_authorizer};
+use latchkey_tests::{DEMO_EMAIL, DEMO_PASSWORD, FIXTURE_ORIGIN};
+use serde_json::{Value, json};
+
+async fn services(edge: EdgeConfig) -> Services {
+    let config = Config { edge, ..Config::default() };
+    let services = Services::embedded(&config, None).unwrap();
+    services.accounts().create(DEMO_EMAIL, &Password::new(DEMO_PASSWORD).unwrap(), "member").await.unwrap();
+    services
+}
+
+fn request(
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    cookies: &[&str],
+    body: Option<&str>,
+) -> lambda_http::Request {
+    lambda_http::request::from_str(&http_api(method, path, headers, cookies, body).to_string()).unwrap()
+}
+
+fn body_json(response: &lambda_http::Response<lambda_http::Body>) -> Value {
+    match response.body() {
+        lambda_http::Body::Text(text) => serde_json::from_str(text).unwrap_or(Value::Null),
+        _ => Value::Null,
+    }
+}
+
+const JSON: [(&str, &str); 1] = [("content-type", "application/json")];
+
+fn credentials() -> String {
+    json!({"email": DEMO_EMAIL, "password": DEMO_PASSWORD}).to_string()
+}
+
+#[tokio::test]
+async fn malformed_requests_are_400_without_echoing_input() {
+    let s = services(EdgeConfig::default()).await;
+    let huge = json!({"email": DEMO_EMAIL, "password": "x".repeat(9 * 1024)}).to_string();
+    type Case<'a> = (Vec<(&'a str, &'a str)>, Option<String>);
+    let cases: Vec<Case> = vec![
+        (JSON.to_vec(), Some(huge)),
+        (vec![("content-type", "text/plain")], Some(credentials())),
+        (vec![], Some(credentials())),
+        (JSON.to_vec(), Some(json!({"email": DEMO_EMAIL}).to_string())),
+        (JSON.to_vec(), Some("[1, 2, 3]".to_owned())),
+        (JSON.to_vec(), Some("{\"email\": \"secret-marker\"".to_owned())),
+        (JSON.to_vec(), None),
+    ];
+    for (headers, body) in cases {
+        let response = login(&s.login, request("POST", "/login", &headers, &[], body.as_deref())).await;
+        assert_eq!(response.status(), 400, "{headers:?} {body:?}");
+        let error = body_json(&response);
+        assert_eq!(error["error"], "invalid_request");
+        assert!(!error.to_string().contains("secret-marker"));
+    }
+    let wrong_method = login(&s.login, request("GET", "/login", &[], &[], None)).await;
+    assert_eq!(wrong_method.status(), 405);
+}
+
+#[tokio::test]
+async fn cookie_delivery_keeps_the_refresh_token_out_of_the_body_and_body_delivery_sets_no_cookie() {
+    for (delivery, in_body, in_cookie) in [
+        (RefreshDelivery::Cookie, false, true),
+        (RefreshDelivery::Body, true, false),
+        (RefreshDelivery::Both, true, true),
+    ] {
+        let s = services(EdgeConfig { refresh_delivery: delivery, ..EdgeConfig::default() }).await;
+        let response = login(&s.login, request("POST", "/login", &JSON, &[], Some(&credentials()))).await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(body_json(&response).get("refreshToken").is_some(), in_body, "{delivery:?}");
+        assert_eq!(response.headers().contains_key("set-cookie"), in_cookie, "{delivery:?}");
+    }
+}
+
+#[tokio::test]
+async fn cookie_refresh_requires_allowed_origin_same_site_and_the_csrf_header() {
+    let edge = EdgeConfig { allowed_origins: vec![FIXTURE_ORIGIN.to_owned()], ..EdgeConfig::default() };
+    let s = services(edge).await;
+    let issued = login(&s.login, request("POST", "/login", &JSON, &[], Some(&credentials()))).await;
+    let token = body_json(&issued)["refreshToken"].as_str().unwrap().to_owned();
+    let cookie = format!("__Secure-latchkey-refresh={token}");
+    let refused = [
+        vec![("origin", "https://evil.example"), ("x-latchkey-csrf", "1")],
+        vec![("origin", FIXTURE_ORIGIN), ("x-latchkey-csrf", "1"), ("sec-fetch-site", "cross-site")],
+        vec![("origin", FIXTURE_ORIGIN)],
+        vec![("origin", FIXTURE_ORIGIN), ("x-latchkey-csrf", "")],
+    ];
+    for headers in refused {
+        let response = refresh(&s.refresh, request("POST", "/refresh-token", &headers, &[&cookie], None)).await;
+        assert_eq!(response.status(), 403, "{headers:?}");
+        assert!(!response.headers().contains_key("access-control-allow-origin") || headers[0].1 == FIXTURE_ORIGIN);
+    }
+    let ok = refresh(
+        &s.refresh,
+        request("POST", "/refresh-token", &[("origin", FIXTURE_ORIGIN), ("x-latchkey-csrf", "1")], &[&cookie], None),
+    )
+    .await;
+    assert_eq!(ok.status(), 200);
+    assert_eq!(ok.headers()["access-control-allow-origin"], FIXTURE_ORIGIN);
+    assert_eq!(ok.headers()["access-control-allow-credentials"], "true");
+}
+
+#[tokio::test]
+async fn cors_answers_allowed_origins_only_and_never_echoes_another() {
+    let edge = EdgeConfig { allowed_origins: vec![FIXTURE_ORIGIN.to_owned()], ..EdgeConfig::default() };
+    let s = services(edge).await;
+    let preflight = |origin: &'static str| request("OPTIONS", "/login", &[("origin", origin)], &[], None);
+    let allowed = login(&s.login, preflight(FIXTURE_ORIGIN)).await;
+    assert_eq!(allowed.status(), 204);
+    assert_eq!(allowed.headers()["access-control-allow-origin"], FIXTURE_ORIGIN);
+    assert!(allowed.headers()["access-control-allow-headers"].to_str().unwrap().contains("X-Latchkey-CSRF"));
+    let denied = login(&s.login, preflight("https://evil.example")).await;
+    assert_eq!(denied.status(), 403);
+    assert!(!denied.headers().contains_key("access-control-allow-origin"));
+    let mut headers = JSON.to_vec();
+    headers.push(("origin", "https://evil.example"));
+    let response = login(&s.login, request("POST", "/login", &headers, &[], Some(&credentials()))).await;
+    assert_eq!(response.status(), 200, "a token in the body needs no origin check");
+    let echoed = response.headers().values().any(|value| value.to_str().unwrap_or("").contains("evil.example"));
+    assert!(!echoed);
+}
+
+async fn access_token(s: &Services) -> String {
+    let response = login(&s.login, request("POST", "/login", &JSON, &[], Some(&credentials()))).await;
+    format!("Bearer {}", body_json(&response)["accessToken"].as_str().unwrap())
+}
+
+#[tokio::test]
+async fn required_role_denies_with_a_policy_or_is_authorized_false() {
+    let s = services(EdgeConfig { required_role: Some("admin".into()), ..EdgeConfig::default() }).await;
+    let bearer = access_token(&s).await;
+    let policy = authorize(&s.authorizer, token_authorizer(&bearer)).await.unwrap();
+    let statements = policy["policyDocument"]["Statement"].as_array().unwrap();
+    assert_eq!(statements.len(), 1);
+    assert_eq!(statements[0]["Effect"], "Deny");
+    let simple = authorize(&s.authorizer, v2_authorizer(&bearer)).await.unwrap();
+    assert_eq!(simple["isAuthorized"], false);
+}
+
+#[tokio::test]
+async fn route_roles_add_explicit_denies_to_the_stage_wide_allow() {
+    let rule = |method: &str, path: &str, role: &str| RouteRole {
+        method: method.into(),
+        path: path.into(),
+        role: role.into(),
+    };
+    let edge = EdgeConfig {
+        route_roles: vec![rule("GET", "/orders", "admin"), rule("*", "/public*", "member")],
+        ..EdgeConfig::default()
+    };
+    let s = services(edge).await;
+    let bearer = access_token(&s).await;
+    let policy = authorize(&s.authorizer, token_authorizer(&bearer)).await.unwrap();
+    let statements = policy["policyDocument"]["Statement"].as_array().unwrap();
+    assert_eq!(statements.len(), 2, "{policy}");
+    assert_eq!(statements[0]["Effect"], "Allow");
+    assert_eq!(statements[1]["Effect"], "Deny");
+    assert_eq!(statements[1]["Resource"][0], "arn:aws:execute-api:us-east-1:123456789012:abcdef1234/prod/GET/orders");
+    let simple = authorize(&s.authorizer, v2_authorizer(&bearer)).await.unwrap();
+    assert_eq!(simple["isAuthorized"], false, "GET /orders needs admin");
+}
+
+/// Deterministic junk: random bytes, JSON fragments and real shapes with wrong
+/// types, through every handler and the authorizer. Nothing may panic, and the
+/// authorizer must never allow.
+#[tokio::test]
+async fn no_input_panics_a_handler_or_the_authorizer() {
+    let s = services(EdgeConfig::default()).await;
+    let mut state: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let fragments = ["{", "}", "\"", "null", "[]", "\"email\":", "1e999", "\\u0000", "é", "lk1.", "Bearer ", "."];
+    for _ in 0..600 {
+        let body: String = (0..next() % 12).map(|_| fragments[(next() as usize) % fragments.len()]).collect();
+        let cookie = format!("__Secure-latchkey-refresh={body}");
+        let req = || {
+            request(
+                "POST",
+                "/x",
+                &[("content-type", "application/json"), ("authorization", &body)],
+                &[&cookie],
+                Some(&body),
+            )
+        };
+        let _ = login(&s.login, req()).await;
+        let _ = refresh(&s.refresh, req()).await;
+        let _ = logout(&s.logout, req()).await;
+        let shapes = [
+            json!({"type": "TOKEN", "authorizationToken": body, "methodArn": body}),
+            json!({"type": "REQUEST", "headers": {"authorization": body}, "methodArn": 7}),
+            json!({"version": "2.0", "type": "REQUEST", "headers": [body], "requestContext": {}}),
+            json!({"version": body}),
+            json!([body]),
+            json!(null),
+        ];
+        for event in shapes {
+            let outcome = authorize(&s.authorizer, event).await;
+            assert!(outcome.is_err() || outcome.as_ref().is_ok_and(|v| v["isAuthorized"] == false), "{outcome:?}");
+        }
+    }
+}
