@@ -74,7 +74,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
 
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await.context("binding the port")?;
     let base = format!("http://{}", listener.local_addr()?);
-    print_banner(&base, &services, args.aws, users.first());
+    print_banner(&base, &services, args.aws, &users);
     let app = router(Arc::new(services));
     axum::serve(listener, app)
         .with_graceful_shutdown(async {
@@ -94,16 +94,26 @@ fn parse_user(spec: &str) -> anyhow::Result<(String, String, String)> {
     }
 }
 
-fn print_banner(base: &str, services: &Services, aws: bool, first: Option<&(String, String, String)>) {
+/// The address, backing and users; for the demo user (in-memory mode only) its
+/// password and a curl sequence. Passwords given with `--user` are not echoed.
+fn print_banner(base: &str, services: &Services, aws: bool, users: &[(String, String, String)]) {
     println!("latchkey dev listening on {base}");
     let store = if aws { "DynamoDB and KMS (as configured)" } else { "in-memory store, local ES256 key" };
     println!("  backing: {store}; kid {}", services.login.tokens.issuer().signer().public_key().kid);
     println!("  routes: POST /login, POST /refresh-token, POST /logout, GET /.well-known/jwks.json, GET /me");
-    let Some((email, password, role)) = first else {
-        println!("  no users yet: add one with --user email:password[:role] or `latchkey user add`");
+    for (email, _, role) in users.iter().filter(|(email, _, _)| email != DEMO_EMAIL) {
+        println!("  user: {email} (role {role})");
+    }
+    let Some((email, password, role)) = users.iter().find(|(email, _, _)| email == DEMO_EMAIL) else {
+        if aws {
+            println!("  users: those in the table (add with `latchkey user add`)");
+        } else if users.is_empty() {
+            println!("  no users yet: add one with --user email:password[:role]");
+        }
+        println!();
         return;
     };
-    println!("  user: {email} / {password} (role {role})");
+    println!("  demo user: {email} / {password} (role {role})");
     let credentials = json!({"email": email, "password": password}).to_string();
     println!();
     println!("Try it:");

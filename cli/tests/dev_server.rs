@@ -37,13 +37,14 @@ fn start(args: &[&str], env: &[(&str, &str)]) -> Dev {
     let first = lines.next().unwrap().unwrap();
     let base = first.strip_prefix("latchkey dev listening on ").expect(&first).to_owned();
     let mut banner = vec![first];
-    // The banner ends with the blank line after the curl sequence (or after the user line).
-    let mut blanks = 0;
+    // The banner ends with a blank line: after the curl sequence when there is a
+    // demo user, else after the user lines.
     for line in lines.by_ref() {
         let line = line.unwrap();
-        blanks += usize::from(line.is_empty());
+        let done = line.is_empty()
+            && (banner.iter().any(|l| l == "Try it:") || !banner.iter().any(|l| l.contains("demo user:")));
         banner.push(line);
-        if blanks == 2 || banner.last().is_some_and(|l| l.contains("no users yet")) {
+        if done {
             break;
         }
     }
@@ -142,6 +143,8 @@ async fn me_honours_route_roles_and_extra_users() {
         let bearer = format!("Bearer {}", tokens["accessToken"].as_str().unwrap());
         assert_eq!(http.call("GET", &url("/me"), &[("authorization", &bearer)], None).await.0, expected, "{email}");
     }
+    assert!(dev.banner.iter().any(|line| line.contains("boss@example.com (role admin)")));
+    assert!(!dev.banner.iter().any(|line| line.contains("boss-password-1")), "a --user password was echoed");
 }
 
 #[test]
