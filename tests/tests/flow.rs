@@ -4,8 +4,6 @@
 //! flow is captured and searched for every secret the flow used.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use lambda_http::{Body, Response};
@@ -14,19 +12,6 @@ use latchkey::http::{LoginState, LogoutState, RefreshState, login, logout, refre
 use latchkey_tests::events::{http_api, token_authorizer, v2_authorizer};
 use latchkey_tests::{DEMO_EMAIL, DEMO_PASSWORD, Env, FIXTURE_ORIGIN, fixture_edge};
 use serde_json::{Value, json};
-
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 fn request(method: &str, path: &str, headers: &[(&str, &str)], body: Option<Value>) -> lambda_http::Request {
     browser_request(method, path, headers, &[], body)
@@ -56,15 +41,7 @@ const JSON: [(&str, &str); 1] = [("content-type", "application/json")];
 
 #[tokio::test]
 async fn login_authorize_refresh_replay_logout_through_the_deployed_handlers() {
-    let logs = Arc::new(Mutex::new(Vec::new()));
-    let writer = {
-        let logs = logs.clone();
-        move || Capture(logs.clone())
-    };
-    tracing::subscriber::set_global_default(
-        tracing_subscriber::fmt().json().flatten_event(true).with_writer(writer).finish(),
-    )
-    .unwrap();
+    let logs = latchkey_tests::support::capture_logs();
 
     let Some(mut env) = Env::new(fixture_edge()).await else {
         return;
@@ -159,8 +136,7 @@ async fn login_authorize_refresh_replay_logout_through_the_deployed_handlers() {
     assert_eq!(after.status(), 401);
 
     // The log: one line per request, the reuse event, and no secret anywhere.
-    let text = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
-    let lines: Vec<Value> = text.lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+    let (text, lines) = latchkey_tests::support::log_lines(&logs);
     let requests: Vec<&Value> = lines.iter().filter(|l| l["event"] == "request").collect();
     assert_eq!(requests.len(), 8, "{text}");
     assert!(requests.iter().all(|l| l["route"].is_string() && l["status"].is_number() && l["latency_ms"].is_number()));

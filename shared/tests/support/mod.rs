@@ -27,7 +27,8 @@ macro_rules! contract {
     };
 }
 
-use std::sync::Arc;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
 
 use aws_config::BehaviorVersion;
 
@@ -132,5 +133,42 @@ impl Backend {
 
     pub fn token(&self, session_id: SessionId, generation: u64) -> String {
         self.key.mint(&RefreshToken { session_id, generation })
+    }
+}
+
+/// Installs a global JSON log subscriber (events flattened, as the functions log)
+/// writing into the returned buffer. Call once per test binary, from its only
+/// logging test: tracing's per-callsite cache makes scoped subscribers racy
+/// across parallel tests.
+pub fn capture_logs() -> Arc<Mutex<Vec<u8>>> {
+    let logs = Arc::new(Mutex::new(Vec::new()));
+    let writer = {
+        let logs = logs.clone();
+        move || Capture(logs.clone())
+    };
+    tracing::subscriber::set_global_default(
+        tracing_subscriber::fmt().json().flatten_event(true).with_writer(writer).finish(),
+    )
+    .unwrap();
+    logs
+}
+
+/// The captured log as text and as parsed JSON lines.
+pub fn log_lines(logs: &Mutex<Vec<u8>>) -> (String, Vec<serde_json::Value>) {
+    let text = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
+    let lines = text.lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+    (text, lines)
+}
+
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
