@@ -1,6 +1,7 @@
 //! Benchmarks of the per-request work: verifying an access token (the
 //! authorizer's whole job), issuing one with the local key, checking a refresh
-//! token's MAC, and the argon2id verification that dominates login.
+//! token's MAC, the authorizer on a whole event, and the argon2id verification
+//! that dominates login.
 //! Run: `cargo bench -p latchkey --bench hot_paths`; figures in docs/performance.md.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -45,6 +46,32 @@ fn tokens(c: &mut Criterion) {
     c.bench_function("refresh_token_verify_mac", |b| b.iter(|| key.verify(black_box(&refresh)).unwrap()));
 }
 
+/// The authorizer's whole per-request work on an HTTP API 2.0 event: parse the
+/// event, verify the token, build the simple response.
+fn authorizer(c: &mut Criterion) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let config = Config::default();
+    let services = latchkey::services::Services::embedded(&config, None).unwrap();
+    let token = runtime.block_on(services.login.tokens.issuer().issue(&subject(), NOW + 1)).unwrap().token;
+    let mut state = services.authorizer.clone();
+    state.clock = Arc::new(latchkey::clock::ManualClock::new(NOW + 2));
+    let event = serde_json::json!({
+        "version": "2.0", "type": "REQUEST", "routeArn": "arn:aws:execute-api:us-east-1:1:api/$default/GET/orders",
+        "identitySource": [format!("Bearer {token}")], "routeKey": "GET /orders", "rawPath": "/orders",
+        "rawQueryString": "", "cookies": [], "headers": {"authorization": format!("Bearer {token}")},
+        "requestContext": {"accountId": "1", "apiId": "api", "domainName": "d", "domainPrefix": "api",
+            "http": {"method": "GET", "path": "/orders", "protocol": "HTTP/1.1", "sourceIp": "1.2.3.4", "userAgent": "b"},
+            "requestId": "r", "routeKey": "GET /orders", "stage": "$default", "time": "", "timeEpoch": 0},
+        "pathParameters": {}, "stageVariables": {}, "queryStringParameters": {}
+    });
+    c.bench_function("authorizer_http_api_v2_allow", |b| {
+        b.to_async(&runtime).iter(|| async {
+            let answer = latchkey::authorizer::authorize(&state, black_box(event.clone())).await.unwrap();
+            assert_eq!(answer["isAuthorized"], true);
+        })
+    });
+}
+
 fn passwords(c: &mut Criterion) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let hasher = PasswordHasher::new(PasswordParams::default()).unwrap();
@@ -61,5 +88,5 @@ fn passwords(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, tokens, passwords);
+criterion_group!(benches, tokens, authorizer, passwords);
 criterion_main!(benches);
