@@ -90,7 +90,8 @@ fn parse_user(spec: &str) -> anyhow::Result<(String, String, String)> {
         (Some(email), Some(password), role) if !email.is_empty() && !password.is_empty() => {
             Ok((email.to_owned(), password.to_owned(), role.unwrap_or("member").to_owned()))
         }
-        _ => bail!("--user takes email:password[:role], got {spec:?}"),
+        // The value is not echoed: it holds a password.
+        _ => bail!("--user takes email:password[:role]"),
     }
 }
 

@@ -168,11 +168,13 @@ fn printed_curl_sequence_works_as_printed() {
 #[test]
 fn bad_user_flag_fails_with_a_clear_message() {
     let output = Command::new(env!("CARGO_BIN_EXE_latchkey"))
-        .args(["dev", "--port", "0", "--user", "nopassword"])
+        .args(["dev", "--port", "0", "--user", ":s3cret-pw"])
         .output()
         .unwrap();
     assert!(!output.status.success());
-    assert!(String::from_utf8_lossy(&output.stderr).contains("--user takes email:password[:role]"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--user takes email:password[:role]"));
+    assert!(!stderr.contains("s3cret-pw"), "the password was echoed");
 }
 
 #[test]

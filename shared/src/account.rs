@@ -123,7 +123,7 @@ impl Accounts {
             password_hash,
             role: role.to_owned(),
             disabled: false,
-            password_changed_at: now,
+            password_changed_at: 0,
             created_at: now,
         };
         self.users.create_user(&user).await?;
@@ -163,35 +163,34 @@ impl Accounts {
     }
 
     /// A login attempt: [`Accounts::authenticate`] behind the failed-login limit.
-    /// Failures are counted per normalised email, known or not, so the limit does not
-    /// reveal which accounts exist; a success forgets the window's failures.
+    ///
+    /// Each attempt is counted *before* the password is checked (one atomic add), so
+    /// a burst of concurrent guesses cannot all slip under the limit; an attempt past
+    /// it is refused without checking. A success forgets the window's count. Failures
+    /// are counted per normalised email, known or not, so the limit does not reveal
+    /// which accounts exist; a string that is no email at all is not counted (it can
+    /// never log in) but still costs one dummy verification.
     pub async fn login(&self, email: &str, password: &Password) -> Result<Authentication, AccountError> {
-        let Some(throttle) = &self.throttle else {
+        let (Some(throttle), Ok(key)) = (&self.throttle, normalize_email(email)) else {
             return Ok(self
                 .authenticate(email, password)
                 .await?
                 .map_or(Authentication::Failure, Authentication::Success));
         };
-        let key = normalize_email(email).unwrap_or_else(|_| email.trim().to_lowercase());
         let now = self.sessions.clock().now();
         let window = now / throttle.window_secs;
         let window_end = (window + 1) * throttle.window_secs;
-        let failures = throttle.attempts.failures(&key, window).await?;
-        if failures >= throttle.max_failures {
-            tracing::warn!(event = "login_throttled", failures, "failed-login limit reached");
+        let attempts = throttle.attempts.record_failure(&key, window, window_end).await?;
+        if attempts > throttle.max_failures {
+            tracing::warn!(event = "login_throttled", attempts, "failed-login limit reached");
             return Ok(Authentication::Throttled { retry_after_secs: window_end.saturating_sub(now) });
         }
         match self.authenticate(email, password).await? {
             Some(user) => {
-                if failures > 0 {
-                    throttle.attempts.clear_failures(&key, window).await?;
-                }
+                throttle.attempts.clear_failures(&key, window).await?;
                 Ok(Authentication::Success(user))
             }
-            None => {
-                throttle.attempts.record_failure(&key, window, window_end).await?;
-                Ok(Authentication::Failure)
-            }
+            None => Ok(Authentication::Failure),
         }
     }
 

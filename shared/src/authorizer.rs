@@ -128,8 +128,9 @@ fn decide(state: &AuthorizerState, event: Value) -> Result<(Value, Option<String
                 .or_else(|| event.identity_source.iter().flatten().find_map(|source| bearer(source)));
             let claims = verify(token)?;
             let method = event.request_context.http.method.as_str().to_owned();
-            let path = event.raw_path.clone().unwrap_or_default();
-            let allowed = missing_role(&state.edge, &claims.role, &method, &path).is_none();
+            let allowed = request_paths(&event)
+                .iter()
+                .all(|path| missing_role(&state.edge, &claims.role, &method, path).is_none());
             let mut response = ApiGatewayV2CustomAuthorizerSimpleResponse::<Value>::default();
             response.is_authorized = allowed;
             response.context = context(&claims);
@@ -187,6 +188,27 @@ fn missing_role<'a>(edge: &'a EdgeConfig, role: &str, method: &str, path: &str) 
         return Some(required);
     }
     edge.route_roles.iter().find(|rule| rule.matches(method, path) && rule.role != role).map(|rule| rule.role.as_str())
+}
+
+/// Every form the request path of a payload 2.0 event may take, for role rules:
+/// `rawPath`, `rawPath` without a `/<stage>` prefix (API Gateway keeps a named stage
+/// in `rawPath`), and the path in `routeArn`. A rule is enforced if any form matches,
+/// so a stage or base-path prefix cannot be used to slip past it.
+fn request_paths(event: &ApiGatewayV2CustomAuthorizerV2Request) -> Vec<String> {
+    let raw = event.raw_path.clone().unwrap_or_default();
+    let mut paths = vec![raw.clone()];
+    if let Some(stage) = event.request_context.stage.as_deref().filter(|stage| *stage != "$default")
+        && let Some(rest) = raw.strip_prefix(&format!("/{stage}"))
+    {
+        paths.push(if rest.is_empty() { "/".to_owned() } else { rest.to_owned() });
+    }
+    if let Some(arn) = &event.route_arn {
+        // arn:…:api-id/stage/METHOD/path…
+        if let Some(path) = arn.splitn(4, '/').nth(3) {
+            paths.push(format!("/{path}"));
+        }
+    }
+    paths
 }
 
 /// `arn:aws:execute-api:region:account:api-id/stage` from a method ARN.

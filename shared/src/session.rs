@@ -242,7 +242,9 @@ impl SessionManager {
             None => Some((InvalidGrant::UserMissing, "user_deleted")),
             Some(user) if user.id != session.user_id => Some((InvalidGrant::UserMissing, "user_deleted")),
             Some(user) if user.disabled => Some((InvalidGrant::UserDisabled, "user_disabled")),
-            Some(user) if user.password_changed_at > session.created_at => {
+            // `>=`: timestamps are whole seconds, and a login in the very second of a
+            // password change may have used the old password.
+            Some(user) if user.password_changed_at >= session.created_at => {
                 Some((InvalidGrant::PasswordChanged, "password_changed"))
             }
             Some(_) => None,
@@ -255,6 +257,20 @@ impl SessionManager {
             }
             (None, None) => Err(InvalidGrant::UserMissing.into()),
         }
+    }
+
+    /// The session `token` names if it is live and `token` is its current refresh
+    /// token, or the immediate predecessor inside the grace window: what a client
+    /// holding a *usable* token may act on (an old, spent token gets `None`).
+    pub async fn current_session(&self, token: &RefreshToken) -> Result<Option<Session>, StoreError> {
+        let now = self.clock.now();
+        let Some(session) = self.sessions.get_session(&token.session_id).await? else {
+            return Ok(None);
+        };
+        let current = session.generation == token.generation
+            || (token.generation.checked_add(1) == Some(session.generation)
+                && now < session.rotated_at.saturating_add(self.policy.grace_secs));
+        Ok((session.is_live(now) && current).then_some(session))
     }
 
     /// The session with this id, live or not.

@@ -147,6 +147,24 @@ async fn a_successful_login_forgets_earlier_failures(b: Backend) {
     assert_eq!(b.attempts.failures("ada@example.com", latchkey_window(&b)).await.unwrap(), 0);
 }
 
+async fn concurrent_guesses_cannot_exceed_the_limit(b: Backend) {
+    let accounts = throttled(&b, 3);
+    create_ada(&accounts).await;
+    let wrong = pw("wrong password");
+    let outcomes = futures::future::join_all((0..12).map(|_| accounts.login("ada@example.com", &wrong))).await;
+    let checked = outcomes.iter().filter(|o| matches!(o, Ok(Authentication::Failure))).count();
+    let throttled = outcomes.iter().filter(|o| matches!(o, Ok(Authentication::Throttled { .. }))).count();
+    assert_eq!((checked, throttled), (3, 9), "{outcomes:?}");
+}
+
+async fn a_string_that_is_no_email_is_refused_without_a_counter(b: Backend) {
+    let accounts = throttled(&b, 3);
+    let junk = "x".repeat(3000);
+    for _ in 0..5 {
+        assert_eq!(accounts.login(&junk, &pw("whatever")).await.unwrap(), Authentication::Failure);
+    }
+}
+
 fn latchkey_window(b: &Backend) -> u64 {
     use latchkey::Clock;
     b.clock.now() / 900
@@ -160,4 +178,6 @@ contract!(
     disabling_revokes_every_session_eagerly,
     login_is_throttled_per_email_after_too_many_failures,
     a_successful_login_forgets_earlier_failures,
+    concurrent_guesses_cannot_exceed_the_limit,
+    a_string_that_is_no_email_is_refused_without_a_counter,
 );

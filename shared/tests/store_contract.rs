@@ -178,9 +178,16 @@ async fn password_change_ends_earlier_sessions(b: Backend) {
     let before = sessions.start(&user).await.unwrap();
     b.clock.advance(1);
     b.users.set_password(&user.email, "$argon2id$new", b.clock.now()).await.unwrap();
+    let same_second = sessions.start(&user).await.unwrap();
     assert_eq!(refused(sessions.refresh(&before.refresh_token).await), InvalidGrant::PasswordChanged);
     let stored = b.sessions.get_session(&before.session.id).await.unwrap().unwrap();
     assert_eq!(stored.revoke_reason.as_deref(), Some("password_changed"));
+    assert_eq!(
+        refused(sessions.refresh(&same_second.refresh_token).await),
+        InvalidGrant::PasswordChanged,
+        "a login in the second of the change may have used the old password"
+    );
+    b.clock.advance(1);
     let after = sessions.start(&user).await.unwrap();
     assert!(sessions.refresh(&after.refresh_token).await.is_ok());
 }

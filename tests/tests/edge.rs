@@ -171,6 +171,54 @@ async fn route_roles_add_explicit_denies_to_the_stage_wide_allow() {
     assert_eq!(simple["isAuthorized"], false, "GET /orders needs admin");
 }
 
+#[tokio::test]
+async fn a_stage_prefix_in_raw_path_cannot_slip_past_a_route_role() {
+    let rule = RouteRole { method: "GET".into(), path: "/orders".into(), role: "admin".into() };
+    let s = services(EdgeConfig { route_roles: vec![rule], ..EdgeConfig::default() }).await;
+    let bearer = access_token(&s).await;
+    let mut event = v2_authorizer(&bearer);
+    event["rawPath"] = json!("/prod/orders");
+    event["requestContext"]["stage"] = json!("prod");
+    event["requestContext"]["http"]["path"] = json!("/prod/orders");
+    event["routeArn"] = json!("arn:aws:execute-api:us-east-1:123456789012:abcdef1234/prod/GET/orders");
+    assert_eq!(authorize(&s.authorizer, event.clone()).await.unwrap()["isAuthorized"], false);
+    event["routeArn"] = json!("arn:aws:execute-api:us-east-1:123456789012:abcdef1234/prod/GET/other");
+    event["rawPath"] = json!("/prod/other");
+    assert_eq!(authorize(&s.authorizer, event).await.unwrap()["isAuthorized"], true);
+}
+
+#[tokio::test]
+async fn logging_out_everywhere_needs_a_current_refresh_token() {
+    let s = services(EdgeConfig { ..EdgeConfig::default() }).await;
+    let first = login(&s.login, request("POST", "/login", &JSON, &[], Some(&credentials()))).await;
+    let spent = body_json(&first)["refreshToken"].as_str().unwrap().to_owned();
+    let other = login(&s.login, request("POST", "/login", &JSON, &[], Some(&credentials()))).await;
+    let other_token = body_json(&other)["refreshToken"].as_str().unwrap().to_owned();
+    let rotated = refresh(
+        &s.refresh,
+        request("POST", "/refresh-token", &JSON, &[], Some(&json!({"refreshToken": spent}).to_string())),
+    )
+    .await;
+    assert_eq!(rotated.status(), 200);
+    // With the default 10 s grace the spent token still counts; use one two rotations old.
+    let current = body_json(&rotated)["refreshToken"].as_str().unwrap().to_owned();
+    let newer = refresh(
+        &s.refresh,
+        request("POST", "/refresh-token", &JSON, &[], Some(&json!({"refreshToken": current}).to_string())),
+    )
+    .await;
+    assert_eq!(newer.status(), 200);
+    let everywhere = json!({"refreshToken": spent, "allSessions": true}).to_string();
+    let refused = logout(&s.logout, request("POST", "/logout", &JSON, &[], Some(&everywhere))).await;
+    assert_eq!(refused.status(), 401);
+    let still = refresh(
+        &s.refresh,
+        request("POST", "/refresh-token", &JSON, &[], Some(&json!({"refreshToken": other_token}).to_string())),
+    )
+    .await;
+    assert_eq!(still.status(), 200, "the other session must survive a spent token's logout-everywhere");
+}
+
 /// Deterministic junk: random bytes, JSON fragments and real shapes with wrong
 /// types, through every handler and the authorizer. Nothing may panic, and the
 /// authorizer must never allow.

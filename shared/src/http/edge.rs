@@ -142,7 +142,7 @@ pub fn apply_cors(request: &Request, edge: &EdgeConfig, response: &mut Response<
     let headers = response.headers_mut();
     headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
     headers.insert(header::ACCESS_CONTROL_ALLOW_CREDENTIALS, HeaderValue::from_static("true"));
-    headers.append(header::VARY, HeaderValue::from_static("Origin"));
+    headers.insert(header::VARY, HeaderValue::from_static("Origin"));
 }
 
 /// The answer to a CORS preflight: 204 with the allowed methods and headers for an

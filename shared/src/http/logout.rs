@@ -42,10 +42,20 @@ pub async fn logout(state: &LogoutState, request: Request) -> Response<Body> {
 
 async fn attempt(state: &LogoutState, request: &Request) -> Result<Outcome, ApiError> {
     let body: LogoutBody = json_body(request)?.unwrap_or_default();
-    let (session_id, known_user) = match presented_refresh_token(request, &state.edge, body.refresh_token)? {
+    let server = |error: crate::store::StoreError| ApiError::Server(format!("logout: {error}"));
+    let (session_id, user_id) = match presented_refresh_token(request, &state.edge, body.refresh_token)? {
         Some((token, _)) => {
             let named = state.sessions.identify(&token).map_err(grant_error)?;
-            (named.session_id, None)
+            let owner = if body.all_sessions {
+                // Ending every session takes a usable token, not an old spent one.
+                let session = state.sessions.current_session(&named).await.map_err(server)?;
+                Some(
+                    session.ok_or_else(|| ApiError::InvalidGrant("allSessions with a spent token".to_owned()))?.user_id,
+                )
+            } else {
+                state.sessions.session(&named.session_id).await.map_err(server)?.map(|s| s.user_id)
+            };
+            (named.session_id, owner)
         }
         None => {
             let token = bearer_token(request).ok_or(ApiError::InvalidRequest(
@@ -60,17 +70,13 @@ async fn attempt(state: &LogoutState, request: &Request) -> Result<Outcome, ApiE
             (session_id, Some(claims.sub))
         }
     };
-    let server = |error: crate::store::StoreError| ApiError::Server(format!("logout: {error}"));
-    let user_id = match known_user {
-        Some(user_id) => Some(user_id),
-        None => state.sessions.session(&session_id).await.map_err(server)?.map(|s| s.user_id),
-    };
-    if body.all_sessions {
-        if let Some(user_id) = &user_id {
+    match (body.all_sessions, &user_id) {
+        (true, Some(user_id)) => {
             state.sessions.revoke_all(user_id, "logout_all").await.map_err(server)?;
         }
-    } else {
-        state.sessions.revoke(&session_id, "logout").await.map_err(server)?;
+        _ => {
+            state.sessions.revoke(&session_id, "logout").await.map_err(server)?;
+        }
     }
     let mut response = empty_response(StatusCode::NO_CONTENT);
     clear_refresh_cookie(response.headers_mut(), &state.edge);

@@ -66,8 +66,9 @@ pub struct User {
     pub role: String,
     /// A disabled user cannot log in or refresh.
     pub disabled: bool,
-    /// When the password was last set (Unix seconds); sessions that began before
-    /// it are dead.
+    /// When the password was last changed (Unix seconds; 0 if never since the
+    /// account was created); sessions that began before it, or in the same second,
+    /// are dead.
     pub password_changed_at: u64,
     /// When the account was created (Unix seconds).
     pub created_at: u64,

@@ -119,7 +119,7 @@ impl Backend {
                 .into(),
             role: "member".into(),
             disabled: false,
-            password_changed_at: self.clock.now(),
+            password_changed_at: 0,
             created_at: self.clock.now(),
         };
         self.users.create_user(&user).await.unwrap();
