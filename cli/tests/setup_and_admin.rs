@@ -101,10 +101,45 @@ async fn setup_then_user_admin_then_the_handlers_use_the_printed_environment() {
     assert_eq!(log_in(&login_state, "ops@example.com", "s3cret-passw0rd").await, 401);
     assert_eq!(log_in(&login_state, "ops@example.com", "new-passw0rd!").await, 200);
 
+    // `latchkey dev --aws` serves the same table and keys over HTTP.
+    let mut dev = Command::new(env!("CARGO_BIN_EXE_latchkey"))
+        .args(["dev", "--aws", "--port", "0"])
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(dev.stdout.take().unwrap());
+    let mut first_line = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut first_line).unwrap();
+    // Keep draining the banner: a closed pipe would end the server at its next line.
+    std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+    let base = first_line.trim().strip_prefix("latchkey dev listening on ").expect(&first_line).to_owned();
+    let address = base.trim_start_matches("http://").to_owned();
+    let body = json!({"email": "ops@example.com", "password": "new-passw0rd!"}).to_string();
+    let status = tokio::task::spawn_blocking(move || post(&address, "/login", &body)).await.unwrap();
+    let _ = dev.kill();
+    let _ = dev.wait();
+    assert_eq!(status, 200, "latchkey dev --aws login");
+
     env.push(("LATCHKEY_ACCESS_TOKEN_TTL_SECONDS".to_owned(), "5".to_owned()));
     let bad = latchkey(&["user", "list"], &env, None);
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("LATCHKEY_ACCESS_TOKEN_TTL_SECONDS"));
+}
+
+/// A minimal HTTP/1.1 POST over a plain socket; returns the status code.
+fn post(address: &str, path: &str, body: &str) -> u16 {
+    use std::io::Read;
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response.split(' ').nth(1).and_then(|code| code.parse().ok()).unwrap_or(0)
 }
 
 #[test]
