@@ -113,6 +113,20 @@ impl DynamoStore {
         Ok(!exists)
     }
 
+    /// One strongly consistent `GetItem` by partition key.
+    async fn get_item(&self, pk: AttributeValue) -> Result<Option<Item>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", pk)
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|error| unavailable("GetItem", &error))?;
+        Ok(output.item().cloned())
+    }
+
     async fn update_user(
         &self,
         email: &str,
@@ -144,16 +158,7 @@ impl DynamoStore {
 #[async_trait]
 impl UserStore for DynamoStore {
     async fn get_user_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(format!("{USER_PREFIX}{email}")))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|error| unavailable("GetItem", &error))?;
-        output.item().map(user_from_item).transpose()
+        self.get_item(s(format!("{USER_PREFIX}{email}"))).await?.as_ref().map(user_from_item).transpose()
     }
 
     async fn get_user_by_id(&self, user_id: &str) -> Result<Option<User>, StoreError> {
@@ -263,16 +268,7 @@ impl SessionStore for DynamoStore {
     }
 
     async fn get_session(&self, session_id: &SessionId) -> Result<Option<Session>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(format!("{SESSION_PREFIX}{session_id}")))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|error| unavailable("GetItem", &error))?;
-        output.item().map(session_from_item).transpose()
+        self.get_item(s(format!("{SESSION_PREFIX}{session_id}"))).await?.as_ref().map(session_from_item).transpose()
     }
 
     async fn rotate_session(
@@ -374,16 +370,8 @@ impl SessionStore for DynamoStore {
 #[async_trait]
 impl LoginAttemptStore for DynamoStore {
     async fn failures(&self, email: &str, window: u64) -> Result<u32, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", attempts_key(email, window))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|error| unavailable("GetItem", &error))?;
-        output.item().map(|item| get_n(item, "failures")).transpose().map(|n| count(n.unwrap_or(0)))
+        let item = self.get_item(attempts_key(email, window)).await?;
+        item.as_ref().map(|item| get_n(item, "failures")).transpose().map(|n| count(n.unwrap_or(0)))
     }
 
     async fn record_failure(&self, email: &str, window: u64, expires_at: u64) -> Result<u32, StoreError> {
