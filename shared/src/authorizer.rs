@@ -78,9 +78,7 @@ impl AuthorizerEvent {
 }
 
 /// Why a request was refused with 401, for the log line.
-enum Refusal {
-    Unauthorized(String),
-}
+struct Refusal(String);
 
 /// Authorizes one API Gateway event. Allowed: an IAM policy for the whole stage
 /// (so API Gateway's result cache cannot wrongly deny another route of the same
@@ -97,7 +95,7 @@ pub async fn authorize(state: &AuthorizerState, event: Value) -> Result<Value, U
             tracing::info!(event = "authorize", outcome = "allow", user_id = %user_id, latency_ms)
         }
         Ok((_, None)) => tracing::info!(event = "authorize", outcome = "deny", reason = "role", latency_ms),
-        Err(Refusal::Unauthorized(reason)) => {
+        Err(Refusal(reason)) => {
             tracing::info!(event = "authorize", outcome = "unauthorized", reason = %reason, latency_ms)
         }
     }
@@ -106,11 +104,11 @@ pub async fn authorize(state: &AuthorizerState, event: Value) -> Result<Value, U
 
 /// The response and, when allowed, the user id.
 fn decide(state: &AuthorizerState, event: Value) -> Result<(Value, Option<String>), Refusal> {
-    let event = AuthorizerEvent::parse(event).map_err(|_| Refusal::Unauthorized("unrecognised event".to_owned()))?;
+    let event = AuthorizerEvent::parse(event).map_err(|_| Refusal("unrecognised event".to_owned()))?;
     let now = state.clock.now();
     let verify = |token: Option<&str>| {
-        let token = token.ok_or_else(|| Refusal::Unauthorized("no bearer token".to_owned()))?;
-        state.verifier.verify(token, now).map_err(|error| Refusal::Unauthorized(error.to_string()))
+        let token = token.ok_or_else(|| Refusal("no bearer token".to_owned()))?;
+        state.verifier.verify(token, now).map_err(|error| Refusal(error.to_string()))
     };
     match event {
         AuthorizerEvent::Token(event) => {
@@ -137,7 +135,7 @@ fn decide(state: &AuthorizerState, event: Value) -> Result<(Value, Option<String
             let user = allowed.then(|| claims.sub.clone());
             serde_json::to_value(response)
                 .map(|value| (value, user))
-                .map_err(|_| Refusal::Unauthorized("response serialisation".to_owned()))
+                .map_err(|_| Refusal("response serialisation".to_owned()))
         }
     }
 }
@@ -147,8 +145,7 @@ fn policy_response(
     claims: &AccessClaims,
     method_arn: &str,
 ) -> Result<(Value, Option<String>), Refusal> {
-    let stage_arn =
-        stage_arn(method_arn).ok_or(Refusal::Unauthorized("methodArn is not an execute-api ARN".to_owned()))?;
+    let stage_arn = stage_arn(method_arn).ok_or(Refusal("methodArn is not an execute-api ARN".to_owned()))?;
     let lacks_required_role = state.edge.required_role.as_ref().is_some_and(|role| role != &claims.role);
     let statements = if lacks_required_role {
         vec![statement(IamPolicyEffect::Deny, format!("{stage_arn}/*/*"))]
@@ -169,7 +166,7 @@ fn policy_response(
     response.context = context(claims);
     serde_json::to_value(response)
         .map(|value| (value, (!lacks_required_role).then(|| claims.sub.clone())))
-        .map_err(|_| Refusal::Unauthorized("response serialisation".to_owned()))
+        .map_err(|_| Refusal("response serialisation".to_owned()))
 }
 
 fn statement(effect: IamPolicyEffect, resource: String) -> IamPolicyStatement {

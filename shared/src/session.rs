@@ -217,9 +217,7 @@ impl SessionManager {
         if !current.is_live(now) || current.generation == token.generation {
             return Err(InvalidGrant::Expired.into());
         }
-        let is_predecessor = token.generation.checked_add(1) == Some(current.generation);
-        let in_grace = now < current.rotated_at.saturating_add(self.policy.grace_secs);
-        if is_predecessor && in_grace {
+        if self.is_graced_predecessor(token, &current, now) {
             return Ok(current);
         }
         self.sessions.revoke_session(&current.id, now, "reuse").await?;
@@ -267,10 +265,15 @@ impl SessionManager {
         let Some(session) = self.sessions.get_session(&token.session_id).await? else {
             return Ok(None);
         };
-        let current = session.generation == token.generation
-            || (token.generation.checked_add(1) == Some(session.generation)
-                && now < session.rotated_at.saturating_add(self.policy.grace_secs));
+        let current = session.generation == token.generation || self.is_graced_predecessor(token, &session, now);
         Ok((session.is_live(now) && current).then_some(session))
+    }
+
+    /// Whether `token` is the immediate predecessor of the session's current token
+    /// and the rotation that replaced it is still inside the grace window.
+    fn is_graced_predecessor(&self, token: &RefreshToken, session: &Session, now: u64) -> bool {
+        token.generation.checked_add(1) == Some(session.generation)
+            && now < session.rotated_at.saturating_add(self.policy.grace_secs)
     }
 
     /// The session with this id, live or not.
