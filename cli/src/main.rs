@@ -3,6 +3,7 @@
 
 mod admin;
 mod dev;
+mod gateway;
 mod setup;
 mod token;
 
@@ -25,6 +26,10 @@ struct Cli {
 enum Command {
     /// Serve the real handlers on 127.0.0.1 (in-memory store and a local key by default).
     Dev(dev::DevArgs),
+    /// Serve template.yaml's HTTP API on 127.0.0.1 as API Gateway would, with the built functions.
+    Gateway(gateway::GatewayArgs),
+    /// Run one event through one built function under a local Lambda Runtime API.
+    Invoke(gateway::InvokeArgs),
     /// Create the DynamoDB table and KMS keys (idempotent) and print the environment.
     Setup(setup::SetupArgs),
     /// Manage users in the configured table.
@@ -42,6 +47,8 @@ enum Command {
 async fn main() -> ExitCode {
     let outcome = match Cli::parse().command {
         Command::Dev(args) => dev::run(args).await,
+        Command::Gateway(args) => gateway::serve(args).await,
+        Command::Invoke(args) => gateway::invoke(args).await,
         Command::Setup(args) => setup::run(args).await,
         Command::User(command) => admin::user(command).await,
         Command::Sessions(command) => admin::sessions(command).await,

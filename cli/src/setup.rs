@@ -2,20 +2,37 @@
 //! environment the functions need as `export KEY=VALUE` lines.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use aws_sdk_kms::types::{KeySpec, KeyUsageType};
 use clap::Args;
 use latchkey::Config;
+use latchkey::account::{Accounts, DEFAULT_ROLE};
 use latchkey::deploy::Aws;
-use latchkey::store::DynamoStore;
+use latchkey::password::{Password, PasswordHasher};
+use latchkey::session::{SessionManager, SessionPolicy};
+use latchkey::store::{DynamoStore, Session, SessionStore, UserStore};
+use latchkey::token::{RefreshKey, SessionId};
+use latchkey::{Clock, SystemClock};
 
 #[derive(Debug, Args)]
 pub struct SetupArgs {
     /// Prefix of the KMS key aliases: alias/<prefix>-signing and alias/<prefix>-refresh.
     #[arg(long, default_value = "latchkey")]
     alias_prefix: String,
+    /// Also add what the sample events in events/ expect: the demo user and the fixture
+    /// session their refresh tokens name (for `cargo lambda invoke` and `latchkey invoke`).
+    #[arg(long)]
+    sample_data: bool,
 }
+
+/// The demo user of the sample events (`tests/src/lib.rs`, `DEMO_EMAIL`).
+const SAMPLE_EMAIL: &str = "demo@example.com";
+/// Its password (`DEMO_PASSWORD`); public, like the samples.
+const SAMPLE_PASSWORD: &str = "correct horse battery staple";
+/// The session the sample refresh and logout events name (`FIXTURE_SESSION_ID`).
+const SAMPLE_SESSION_ID: &str = "c2Vzc2lvbi1maXh0dXJlMQ";
 
 /// Creates what is missing; prints `export` lines on stdout (progress on stderr),
 /// so `eval "$(latchkey setup)"` prepares a shell.
@@ -30,6 +47,9 @@ pub async fn run(args: SetupArgs) -> anyhow::Result<ExitCode> {
     ensure_key(&aws.kms, &signing, KeyUsageType::SignVerify, KeySpec::EccNistP256).await?;
     let refresh = format!("alias/{}-refresh", args.alias_prefix);
     ensure_key(&aws.kms, &refresh, KeyUsageType::GenerateVerifyMac, KeySpec::Hmac256).await?;
+    if args.sample_data {
+        add_sample_data(&config, &aws).await?;
+    }
     println!("export LATCHKEY_TABLE_NAME={}", config.table_name);
     println!("export LATCHKEY_KMS_KEY_ID={signing}");
     println!("export LATCHKEY_REFRESH_MAC_KEY_ID={refresh}");
@@ -63,6 +83,46 @@ async fn ensure_key(kms: &aws_sdk_kms::Client, alias: &str, usage: KeyUsageType,
         .map_err(aws_error)
         .with_context(|| format!("creating {alias}"))?;
     eprintln!("latchkey: key {alias} created ({key_id})");
+    Ok(())
+}
+
+/// The demo user and the fixture session, each when missing. A fixture session that
+/// a run already rotated or revoked stays so (the samples then answer 401): start
+/// from a fresh table (restart moto) to reset it.
+async fn add_sample_data(config: &Config, aws: &Aws) -> anyhow::Result<()> {
+    let store = Arc::new(DynamoStore::new(aws.dynamodb.clone(), config.table_name.clone()));
+    let user = match store.get_user_by_email(SAMPLE_EMAIL).await? {
+        Some(user) => user,
+        None => {
+            let throwaway = RefreshKey::generate().map_err(|e| anyhow::anyhow!("{e}"))?;
+            let sessions = SessionManager::new(
+                store.clone(),
+                store.clone(),
+                throwaway,
+                SessionPolicy::from_config(config),
+                Arc::new(SystemClock),
+            );
+            let accounts = Accounts::new(store.clone(), sessions, PasswordHasher::new(config.password)?);
+            accounts.create(SAMPLE_EMAIL, &Password::new(SAMPLE_PASSWORD)?, DEFAULT_ROLE).await?
+        }
+    };
+    let now = SystemClock.now();
+    let session = Session {
+        id: SAMPLE_SESSION_ID.parse::<SessionId>().map_err(|e| anyhow::anyhow!("{e}"))?,
+        user_id: user.id.clone(),
+        email: user.email.clone(),
+        generation: 0,
+        created_at: now,
+        rotated_at: now,
+        idle_expires_at: now + config.refresh_token_ttl.as_secs(),
+        absolute_expires_at: now + config.session_max_lifetime.as_secs(),
+        revoked_at: None,
+        revoke_reason: None,
+    };
+    if store.get_session(&session.id).await?.is_none() {
+        store.create_session(&session).await?;
+    }
+    eprintln!("latchkey: sample data: user {SAMPLE_EMAIL}, session {SAMPLE_SESSION_ID}");
     Ok(())
 }
 

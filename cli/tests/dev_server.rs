@@ -2,14 +2,12 @@
 //! port, driven over real HTTP, and its printed curl sequence run as printed.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
-use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use common::Http;
 use serde_json::{Value, json};
 
 /// A running `latchkey dev`; killed when dropped.
@@ -27,7 +25,7 @@ impl Drop for Dev {
 }
 
 fn start(args: &[&str], env: &[(&str, &str)]) -> Dev {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_latchkey"));
+    let mut command = common::latchkey_command();
     command.args(["dev", "--port", "0"]).args(args).stdout(Stdio::piped()).stderr(Stdio::null());
     for (key, value) in env {
         command.env(key, value);
@@ -49,31 +47,6 @@ fn start(args: &[&str], env: &[(&str, &str)]) -> Dev {
         }
     }
     Dev { child, base, banner }
-}
-
-struct Http {
-    client: Client<HttpConnector, Full<Bytes>>,
-}
-
-impl Http {
-    fn new() -> Self {
-        Self { client: Client::builder(TokioExecutor::new()).build_http() }
-    }
-
-    async fn call(&self, method: &str, url: &str, headers: &[(&str, &str)], body: Option<Value>) -> (u16, Value) {
-        let mut request = hyper::Request::builder().method(method).uri(url);
-        for (key, value) in headers {
-            request = request.header(*key, *value);
-        }
-        if body.is_some() {
-            request = request.header("content-type", "application/json");
-        }
-        let bytes = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
-        let response = self.client.request(request.body(Full::new(bytes)).unwrap()).await.unwrap();
-        let status = response.status().as_u16();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
-    }
 }
 
 #[tokio::test]

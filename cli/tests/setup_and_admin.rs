@@ -2,36 +2,18 @@
 //! handlers built from the environment `setup` printed.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
 #[path = "../../shared/tests/support/mod.rs"]
 mod support;
 
 use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
+use common::{latchkey, ok};
 use latchkey::Config;
 use latchkey::deploy::{Aws, HttpFunction};
 use latchkey::http::{LoginState, login};
 use serde_json::json;
-
-fn latchkey(args: &[&str], env: &[(String, String)], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_latchkey"))
-        .args(args)
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    if let Some(input) = stdin {
-        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-    }
-    child.wait_with_output().unwrap()
-}
-
-fn ok(output: &Output) -> String {
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    String::from_utf8(output.stdout.clone()).unwrap()
-}
 
 async fn log_in(state: &LoginState, email: &str, password: &str) -> u16 {
     let body = json!({"email": email, "password": password}).to_string();

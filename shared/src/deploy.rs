@@ -17,7 +17,7 @@ use crate::password::{PasswordError, PasswordHasher};
 use crate::session::{SessionManager, SessionPolicy};
 use crate::signing::{KeySet, KmsSigner, SigningError, derive_refresh_key};
 use crate::store::DynamoStore;
-use crate::token::{AccessTokenIssuer, Verifier};
+use crate::token::{AccessTokenIssuer, RefreshKey, Verifier};
 
 /// Why a function could not start. Start-up stops; nothing is served half-built.
 #[derive(Debug, thiserror::Error)]
@@ -51,10 +51,14 @@ impl Aws {
     }
 }
 
-/// Sessions on DynamoDB with the refresh key derived from KMS (`GenerateMac`).
+/// Sessions on DynamoDB with the refresh key derived from KMS (`GenerateMac`), or
+/// given directly by `LATCHKEY_REFRESH_MAC_KEY` (local runs and sample events).
 pub async fn session_manager(config: &Config, aws: &Aws) -> Result<SessionManager, StartupError> {
     let store = Arc::new(DynamoStore::new(aws.dynamodb.clone(), config.table_name.clone()));
-    let key = derive_refresh_key(&aws.kms, config.require_refresh_mac_key_id()?).await?;
+    let key = match &config.refresh_mac_key {
+        Some(key) => RefreshKey::from_bytes(key.bytes()),
+        None => derive_refresh_key(&aws.kms, config.require_refresh_mac_key_id()?).await?,
+    };
     Ok(SessionManager::new(store.clone(), store, key, SessionPolicy::from_config(config), Arc::new(SystemClock)))
 }
 

@@ -1,4 +1,4 @@
-//! Rewrites `events/*.json`, `events/manifest.json` and the table in
+//! Rewrites `events/*.json`, `events/manifest.json`, `events/local.env` and the table in
 //! `events/README.md` from `latchkey_tests::events`. Run from the workspace root:
 //! `cargo run -p latchkey-tests --example write_events`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -32,5 +32,6 @@ async fn main() {
     let current = std::fs::read_to_string(&readme).unwrap_or_default();
     let (head, _) = current.split_once("<!-- events -->").unwrap_or((current.as_str(), ""));
     std::fs::write(readme, format!("{head}<!-- events -->\n{table}")).unwrap();
-    println!("wrote {} events", samples.len());
+    std::fs::write(dir.join("local.env"), latchkey_tests::local_env()).unwrap();
+    println!("wrote {} events and local.env", samples.len());
 }

@@ -21,6 +21,21 @@ fn manifest() -> Vec<Value> {
 }
 
 #[test]
+fn local_env_is_what_the_fixtures_generate_and_config_accepts_it() {
+    let on_disk = std::fs::read_to_string(events_dir().join("local.env")).unwrap();
+    assert_eq!(on_disk, latchkey_tests::local_env(), "run `cargo run -p latchkey-tests --example write_events`");
+    let pairs: std::collections::HashMap<String, String> = on_disk
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| line.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.trim_matches('\'').to_owned()))
+        .collect();
+    let config = latchkey::Config::from_lookup(|name| pairs.get(name).cloned()).unwrap();
+    assert_eq!(config.refresh_mac_key.unwrap().bytes(), &latchkey_tests::FIXTURE_REFRESH_KEY);
+    assert!(config.jwks.is_some() && config.edge.allowed_origins == [latchkey_tests::FIXTURE_ORIGIN]);
+}
+
+#[test]
 fn every_event_file_is_in_the_manifest_and_the_readme() {
     let on_disk: BTreeSet<String> = std::fs::read_dir(events_dir())
         .unwrap()

@@ -1,6 +1,8 @@
 //! `template.yaml` and the code agree: one function resource per function crate and
 //! the reverse, every environment variable the template sets is one `Config` reads,
-//! every required one is set, and no function policy grants a `*` resource.
+//! every required one is set, and no function policy grants a `*` resource. The
+//! second half reads what CloudFormation receives: the template as AWS SAM's own
+//! translator renders it (`scripts/sam-translate`, the pinned aws-sam-cli).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeSet;
@@ -76,6 +78,9 @@ fn no_function_policy_grants_a_wildcard_resource_or_action() {
     let mut statements = 0;
     for (name, resource) in functions(&template) {
         for policy in resource["Properties"]["Policies"].as_sequence().into_iter().flatten() {
+            // A SAM policy template (DynamoDBCrudPolicy: ...) would expand to statements
+            // this test cannot see: only inline statements are allowed.
+            assert!(policy["Statement"].is_sequence(), "{name}: a policy that is not inline statements: {policy:?}");
             for statement in policy["Statement"].as_sequence().into_iter().flatten() {
                 statements += 1;
                 let mut strings = Vec::new();
@@ -100,4 +105,248 @@ fn strings_in(value: &Value, out: &mut Vec<String>) {
         Value::Mapping(map) => map.values().for_each(|item| strings_in(item, out)),
         _ => {}
     }
+}
+
+/// The translated template (JSON), made once per test binary.
+fn translated() -> &'static serde_json::Value {
+    static TRANSLATED: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
+    TRANSLATED.get_or_init(|| translate(&[]))
+}
+
+fn translate(parameters: &[&str]) -> serde_json::Value {
+    let output = std::process::Command::new(root().join("scripts/sam-translate"))
+        .arg(root().join("template.yaml"))
+        .args(parameters)
+        .output()
+        .expect("scripts/sam-translate runs (python3 and the pinned aws-sam-cli)");
+    assert!(
+        output.status.success(),
+        "SAM's translator refused template.yaml: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+fn resources_of<'a>(template: &'a serde_json::Value, kind: &str) -> Vec<(&'a String, &'a serde_json::Value)> {
+    template["Resources"].as_object().unwrap().iter().filter(|(_, r)| r["Type"] == kind).collect()
+}
+
+/// The logical id a `{"Ref": X}` or `{"Fn::GetAtt": [X, "Arn"]}` names.
+fn referenced(value: &serde_json::Value) -> Option<&str> {
+    value["Ref"].as_str().or_else(|| value["Fn::GetAtt"][0].as_str())
+}
+
+/// The function an integration or authorizer URI invokes: `${X.Arn}` or `__FunctionArn__`.
+fn invoked_function(uri: &serde_json::Value) -> String {
+    let sub = &uri["Fn::Sub"];
+    if let Some(name) = sub[1]["__FunctionArn__"]["Fn::GetAtt"][0].as_str() {
+        return name.to_owned();
+    }
+    let text = sub.as_str().unwrap();
+    let start = text.find("/functions/${").unwrap() + "/functions/${".len();
+    text[start..].split('.').next().unwrap().to_owned()
+}
+
+/// `(function, SourceArn pattern)` of every permission that lets API Gateway invoke
+/// a function from the HTTP API, with `__ApiId__` checked to be this API.
+fn api_permissions() -> Vec<(String, String)> {
+    let template = translated();
+    resources_of(template, "AWS::Lambda::Permission")
+        .into_iter()
+        .map(|(name, permission)| {
+            let properties = &permission["Properties"];
+            assert_eq!(properties["Principal"], "apigateway.amazonaws.com", "{name}");
+            assert_eq!(properties["Action"], "lambda:InvokeFunction", "{name}");
+            let source = &properties["SourceArn"]["Fn::Sub"];
+            assert_eq!(source[1]["__ApiId__"]["Ref"], "HttpApi", "{name}: SourceArn must name this API");
+            let pattern = source[0].as_str().unwrap_or_else(|| panic!("{name}: no SourceArn")).to_owned();
+            assert!(
+                pattern.starts_with("arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${__ApiId__}/"),
+                "{name}: {pattern}"
+            );
+            (referenced(&properties["FunctionName"]).unwrap().to_owned(), pattern)
+        })
+        .collect()
+}
+
+#[test]
+fn every_route_integration_has_an_invoke_permission_for_its_route_of_this_api() {
+    let template = translated();
+    let body = &template["Resources"]["HttpApi"]["Properties"]["Body"];
+    let permissions = api_permissions();
+    let mut routes = 0;
+    for (path, operations) in body["paths"].as_object().unwrap() {
+        for (method, operation) in operations.as_object().unwrap() {
+            let integration = &operation["x-amazon-apigateway-integration"];
+            assert_eq!(integration["type"], "aws_proxy", "{method} {path}");
+            assert_eq!(integration["payloadFormatVersion"], "2.0", "{method} {path}");
+            let function = invoked_function(&integration["uri"]);
+            let wanted = format!("${{__ApiId__}}/${{__Stage__}}/{}{path}", method.to_uppercase());
+            assert!(
+                permissions.iter().any(|(f, pattern)| *f == function && pattern.ends_with(&wanted)),
+                "{method} {path}: API Gateway may not invoke {function} ({permissions:?})"
+            );
+            routes += 1;
+        }
+    }
+    assert_eq!(routes, 5, "POST /login, /refresh-token, /logout; GET /.well-known/jwks.json, /me");
+}
+
+#[test]
+fn the_authorizer_has_an_invoke_permission_for_this_apis_authorizers() {
+    let permissions = api_permissions();
+    let authorizer: Vec<_> = permissions.iter().filter(|(f, _)| f == "AuthorizerFunction").collect();
+    assert_eq!(authorizer.len(), 1, "{permissions:?}");
+    assert!(authorizer[0].1.ends_with("${__ApiId__}/authorizers/*"), "{:?}", authorizer[0]);
+}
+
+#[test]
+fn the_authorizer_is_configured_as_docs_deploy_md_states() {
+    let template = translated();
+    let body = &template["Resources"]["HttpApi"]["Properties"]["Body"];
+    let schemes = body["components"]["securitySchemes"].as_object().unwrap();
+    assert_eq!(schemes.len(), 1);
+    let spec = &schemes["LatchkeyAuthorizer"]["x-amazon-apigateway-authorizer"];
+    assert_eq!(spec["type"], "request");
+    assert_eq!(invoked_function(&spec["authorizerUri"]), "AuthorizerFunction");
+    assert_eq!(spec["identitySource"], serde_json::json!(["$request.header.Authorization"]));
+    assert_eq!(spec["authorizerPayloadFormatVersion"], "2.0");
+    assert_eq!(spec["enableSimpleResponses"], true);
+    // 300 s, or 0 (no cache) when route roles are set.
+    assert_eq!(spec["authorizerResultTtlInSeconds"], serde_json::json!({"Fn::If": ["HasRouteRoles", 0, 300]}));
+    assert_eq!(
+        template["Conditions"]["HasRouteRoles"],
+        serde_json::json!({"Fn::Not": [{"Fn::Equals": [{"Ref": "RouteRoles"}, ""]}]})
+    );
+    // Only GET /me is behind the authorizer; login, refresh, logout and JWKS are public.
+    for (path, operations) in body["paths"].as_object().unwrap() {
+        for (method, operation) in operations.as_object().unwrap() {
+            let secured = operation["security"] == serde_json::json!([{"LatchkeyAuthorizer": []}]);
+            assert_eq!(secured, path == "/me", "{method} {path}");
+        }
+    }
+    let deploy = std::fs::read_to_string(root().join("docs/deploy.md")).unwrap();
+    for stated in ["$request.header.Authorization", "`2.0`", "simple responses", "300 s", "ReauthorizeEvery: 0"] {
+        assert!(deploy.contains(stated), "docs/deploy.md no longer states {stated}");
+    }
+}
+
+#[test]
+fn no_function_role_grants_a_wildcard_resource_or_action() {
+    let template = translated();
+    let roles = resources_of(template, "AWS::IAM::Role");
+    assert_eq!(roles.len(), 6, "one role per function");
+    let mut statements = 0;
+    for (name, role) in roles {
+        let managed = role["Properties"]["ManagedPolicyArns"].as_array().unwrap();
+        // The one managed policy: CloudWatch Logs for the function's own logs.
+        for arn in managed {
+            assert_eq!(arn, "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole", "{name}");
+        }
+        for policy in role["Properties"]["Policies"].as_array().into_iter().flatten() {
+            for statement in policy["PolicyDocument"]["Statement"].as_array().unwrap() {
+                statements += 1;
+                let text = statement.to_string();
+                assert!(!text.contains('*'), "{name}: a wildcard in {text}");
+                assert_eq!(statement["Effect"], "Allow", "{name}");
+            }
+        }
+    }
+    assert!(statements >= 11, "found only {statements} statements");
+}
+
+/// A condition of the `!Not [!Equals [!Ref Parameter, literal]]` kind, on the
+/// parameters' defaults.
+fn condition(template: &serde_json::Value, name: &str) -> bool {
+    let mut expression = &template["Conditions"][name];
+    let mut negated = false;
+    if let Some([inner]) = expression["Fn::Not"].as_array().map(Vec::as_slice) {
+        negated = true;
+        expression = inner;
+    }
+    let [left, right] = expression["Fn::Equals"].as_array().map(Vec::as_slice).expect(name) else {
+        panic!("{name}: not an Fn::Equals");
+    };
+    let default = &template["Parameters"][left["Ref"].as_str().expect(name)]["Default"];
+    let literal = |v: &serde_json::Value| v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+    (literal(default) == literal(right)) != negated
+}
+
+/// Every function's environment, as CloudFormation would set it from the parameter
+/// defaults (resources stand in with plausible values), starts `Config`.
+#[test]
+fn config_accepts_every_functions_environment_from_the_translated_template() {
+    let template = translated();
+    let parameters = template["Parameters"].as_object().unwrap();
+    let functions = resources_of(template, "AWS::Lambda::Function");
+    assert_eq!(functions.len(), 6);
+    for (name, function) in functions {
+        let variables = function["Properties"]["Environment"]["Variables"].as_object().unwrap();
+        assert!(!variables.contains_key("RUST_LOG"), "{name}: RUST_LOG would replace the safe default filter");
+        let value = |raw: &serde_json::Value| -> String {
+            let raw = match raw["Fn::If"].as_array() {
+                Some(branches) if condition(template, branches[0].as_str().unwrap()) => &branches[1],
+                Some(branches) => &branches[2],
+                None => raw,
+            };
+            match (raw.as_str(), referenced(raw)) {
+                (Some(text), _) => text.to_owned(),
+                (None, Some("Table")) => "latchkey-Table-1ABC".to_owned(),
+                (None, Some(key)) if raw["Fn::GetAtt"].is_array() => {
+                    format!("arn:aws:kms:us-east-1:123456789012:key/{key}")
+                }
+                (None, Some(parameter)) => {
+                    let default = &parameters[parameter]["Default"];
+                    default.as_str().map_or_else(|| default.to_string(), str::to_owned)
+                }
+                _ => panic!("{name}: an environment value CloudFormation resolves how? {raw}"),
+            }
+        };
+        let environment: std::collections::HashMap<String, String> =
+            variables.iter().map(|(k, v)| (k.clone(), value(v))).collect();
+        let config = latchkey::Config::from_lookup(|key| environment.get(key).cloned());
+        assert!(config.is_ok(), "{name}: {config:?}");
+    }
+}
+
+#[test]
+fn every_function_logs_to_its_own_group_with_retention_and_login_concurrency_is_optional() {
+    let template = translated();
+    for (name, function) in resources_of(template, "AWS::Lambda::Function") {
+        let group = function["Properties"]["LoggingConfig"]["LogGroup"]["Ref"].as_str().expect(name);
+        let resource = &template["Resources"][group];
+        assert_eq!(resource["Type"], "AWS::Logs::LogGroup", "{name}");
+        assert_eq!(resource["Properties"]["RetentionInDays"], serde_json::json!({"Ref": "LogRetentionDays"}), "{name}");
+    }
+    let login = &template["Resources"]["LoginFunction"]["Properties"];
+    assert_eq!(
+        login["ReservedConcurrentExecutions"],
+        serde_json::json!({"Fn::If": ["HasLoginReservedConcurrency", {"Ref": "LoginReservedConcurrency"}, {"Ref": "AWS::NoValue"}]})
+    );
+    assert_eq!(template["Parameters"]["LoginReservedConcurrency"]["Default"], 0, "unset by default");
+}
+
+#[test]
+fn allowed_origins_must_be_written_without_spaces_for_api_gateway_and_the_functions_to_agree() {
+    let template = template();
+    let pattern = template["Parameters"]["AllowedOrigins"]["AllowedPattern"].as_str().unwrap();
+    // CloudFormation matches AllowedPattern against the whole value (java.util.regex).
+    let accepts = |value: &str| {
+        let output = std::process::Command::new("python3")
+            .args([
+                "-c",
+                "import re, sys; sys.exit(0 if re.fullmatch(sys.argv[1], sys.argv[2]) else 1)",
+                pattern,
+                value,
+            ])
+            .status()
+            .unwrap();
+        output.success()
+    };
+    assert!(accepts(""));
+    assert!(accepts("https://app.example.com"));
+    assert!(accepts("https://app.example.com,http://localhost:5173"));
+    assert!(!accepts("https://app.example.com, https://admin.example.com"), "a space after the comma");
+    assert!(!accepts("https://app.example.com/path"));
+    assert!(!accepts("*"));
 }

@@ -29,6 +29,7 @@ pub const VARIABLES: &[&str] = &[
     "LATCHKEY_KMS_VERIFY_KEY_IDS",
     "LATCHKEY_JWKS",
     "LATCHKEY_REFRESH_MAC_KEY_ID",
+    "LATCHKEY_REFRESH_MAC_KEY",
     "LATCHKEY_ARGON2_MEMORY_KIB",
     "LATCHKEY_ARGON2_ITERATIONS",
     "LATCHKEY_ARGON2_PARALLELISM",
@@ -90,6 +91,11 @@ pub struct Config {
     /// start (`GenerateMac` over a fixed label). `LATCHKEY_REFRESH_MAC_KEY_ID`, no
     /// default: required by the functions that mint or check refresh tokens.
     pub refresh_mac_key_id: Option<String>,
+    /// The refresh-token MAC key itself, for local runs (`cargo lambda watch`, `latchkey
+    /// gateway`) and the sample events: 32 bytes, base64url. It takes the place of the
+    /// KMS key, so it is never set in a deployment. `LATCHKEY_REFRESH_MAC_KEY`, default
+    /// unset; setting it together with `LATCHKEY_REFRESH_MAC_KEY_ID` is an error.
+    pub refresh_mac_key: Option<MacKeyBytes>,
     /// argon2id cost for new hashes; stored hashes weaker than this are upgraded at
     /// the next login. `LATCHKEY_ARGON2_MEMORY_KIB` (default 19456, 19456–1048576),
     /// `LATCHKEY_ARGON2_ITERATIONS` (default 2, 2–20), `LATCHKEY_ARGON2_PARALLELISM`
@@ -121,11 +127,45 @@ impl Default for Config {
             kms_verify_key_ids: Vec::new(),
             jwks: None,
             refresh_mac_key_id: None,
+            refresh_mac_key: None,
             password: PasswordParams::default(),
             login_max_failures: 10,
             login_lockout: Duration::from_secs(15 * MINUTE),
             edge: EdgeConfig::default(),
         }
+    }
+}
+
+/// A refresh-token MAC key given directly (`LATCHKEY_REFRESH_MAC_KEY`). Its `Debug`
+/// never shows the bytes.
+#[derive(Clone, PartialEq, Eq)]
+pub struct MacKeyBytes([u8; 32]);
+
+impl MacKeyBytes {
+    /// The key from 32 bytes.
+    pub fn new(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// The key's bytes.
+    pub fn bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    fn parse(raw: &str) -> Result<Self, ConfigError> {
+        use base64::Engine as _;
+        let name = "LATCHKEY_REFRESH_MAC_KEY";
+        let decoded = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(raw.trim().trim_end_matches('='))
+            .map_err(|_| problem(name, "is not base64url"))?;
+        let bytes = <[u8; 32]>::try_from(decoded).map_err(|_| problem(name, "must be exactly 32 bytes"))?;
+        Ok(Self(bytes))
+    }
+}
+
+impl std::fmt::Debug for MacKeyBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MacKeyBytes([redacted])")
     }
 }
 
@@ -189,6 +229,13 @@ impl Config {
                 .unwrap_or_default(),
             jwks: get("LATCHKEY_JWKS"),
             refresh_mac_key_id: get("LATCHKEY_REFRESH_MAC_KEY_ID").map(|id| id.trim().to_owned()),
+            refresh_mac_key: match (get("LATCHKEY_REFRESH_MAC_KEY"), get("LATCHKEY_REFRESH_MAC_KEY_ID")) {
+                (None, _) => None,
+                (Some(_), Some(_)) => {
+                    return Err(problem("LATCHKEY_REFRESH_MAC_KEY", "set it or LATCHKEY_REFRESH_MAC_KEY_ID, not both"));
+                }
+                (Some(raw), None) => Some(MacKeyBytes::parse(&raw)?),
+            },
             password: PasswordParams {
                 memory_kib: number("LATCHKEY_ARGON2_MEMORY_KIB", defaults.password.memory_kib, 19_456, 1_048_576)?,
                 iterations: number("LATCHKEY_ARGON2_ITERATIONS", defaults.password.iterations, 2, 20)?,
@@ -256,6 +303,22 @@ mod tests {
     use std::collections::HashMap;
 
     use super::*;
+
+    #[test]
+    fn refresh_mac_key_is_32_base64url_bytes_never_shown_and_never_beside_a_kms_key() {
+        let key = "bGF0Y2hrZXkgc2FtcGxlIGV2ZW50cyBvbmx5IDIwMjY";
+        let config = config_from(&[("LATCHKEY_REFRESH_MAC_KEY", key)]).unwrap();
+        assert_eq!(config.refresh_mac_key.as_ref().unwrap().bytes(), b"latchkey sample events only 2026");
+        assert!(!format!("{config:?}").contains("sample"), "Debug shows the key");
+        let short = config_from(&[("LATCHKEY_REFRESH_MAC_KEY", "c2hvcnQ")]).unwrap_err();
+        assert_eq!((short.variable, short.problem.as_str()), ("LATCHKEY_REFRESH_MAC_KEY", "must be exactly 32 bytes"));
+        assert_eq!(
+            config_from(&[("LATCHKEY_REFRESH_MAC_KEY", "not base64!")]).unwrap_err().problem,
+            "is not base64url"
+        );
+        let both = config_from(&[("LATCHKEY_REFRESH_MAC_KEY", key), ("LATCHKEY_REFRESH_MAC_KEY_ID", "alias/x")]);
+        assert_eq!(both.unwrap_err().variable, "LATCHKEY_REFRESH_MAC_KEY");
+    }
 
     fn config_from(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
         let env: HashMap<String, String> = pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();

@@ -1,0 +1,398 @@
+//! `latchkey gateway` and `latchkey invoke` on what `sam build` made: the real
+//! bootstraps in `.aws-sam/build`, each under the gateway's Lambda Runtime API,
+//! behind template.yaml's HTTP API as SAM's translator renders it, storage and keys
+//! on moto. `scripts/test` runs `sam build` before these tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+#[path = "../../shared/tests/support/mod.rs"]
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use common::{Http, latchkey, latchkey_command, ok};
+use serde_json::{Value, json};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// `.aws-sam/build`, or `None` (skip) outside CI when `sam build` has not run.
+fn built() -> Option<PathBuf> {
+    let dir = root().join(".aws-sam/build");
+    if dir.join("LoginFunction/bootstrap").is_file() {
+        return Some(dir);
+    }
+    if support::in_ci() {
+        panic!("{} has no built functions: scripts/test runs `sam build` first", dir.display());
+    }
+    eprintln!("SKIPPED: no .aws-sam/build; run scripts/test (it runs sam build)");
+    None
+}
+
+/// A fresh table and keys on moto for one test, made by `latchkey setup`, and the
+/// variables it printed.
+async fn fresh_stack(sample_data: bool) -> Option<Vec<(String, String)>> {
+    support::moto_kms().await?;
+    let name = support::unique_name("gw");
+    let mut args = vec!["setup", "--alias-prefix", name.as_str()];
+    if sample_data {
+        args.push("--sample-data");
+    }
+    let output = latchkey(&args, &[("LATCHKEY_TABLE_NAME".into(), name.clone())], None);
+    let printed = ok(&output);
+    Some(
+        printed
+            .lines()
+            .filter_map(|line| line.strip_prefix("export ")?.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+    )
+}
+
+fn add_user(env: &[(String, String)], email: &str, password: &str, role: &str) {
+    ok(&latchkey(&["user", "add", "--email", email, "--role", role, "--password-stdin"], env, Some(password)));
+}
+
+/// A running `latchkey gateway`; killed when dropped.
+struct Gateway {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_gateway(args: &[&str], env: &[(String, String)]) -> Gateway {
+    let mut child = latchkey_command()
+        .current_dir(root())
+        .args(["gateway", "--port", "0"])
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().expect("the gateway printed nothing").unwrap();
+    let base = first.strip_prefix("latchkey gateway listening on ").expect(&first).to_owned();
+    // Keep draining stdout so the gateway never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    Gateway { child, base }
+}
+
+/// template.yaml with `edit` applied, translated by SAM's translator with these
+/// parameters, written where `--translated` can read it.
+fn translated(edit: impl Fn(String) -> String, parameters: &[&str]) -> PathBuf {
+    let source = std::fs::read_to_string(root().join("template.yaml")).unwrap();
+    let dir = std::env::temp_dir().join(support::unique_name("gateway-template"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let template = dir.join("template.yaml");
+    let edited = edit(source.clone());
+    assert_ne!(edited, source, "the edit changed nothing");
+    std::fs::write(&template, edited).unwrap();
+    let output = Command::new(root().join("scripts/sam-translate")).arg(&template).args(parameters).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let path = dir.join("translated.json");
+    std::fs::write(&path, output.stdout).unwrap();
+    path
+}
+
+struct Api {
+    http: Http,
+    base: String,
+}
+
+impl Api {
+    fn new(base: &str) -> Self {
+        Self { http: Http::new(), base: base.to_owned() }
+    }
+
+    async fn call(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<Value>) -> (u16, Value) {
+        self.http.call(method, &format!("{}{path}", self.base), headers, body).await
+    }
+
+    async fn login(&self, email: &str, password: &str) -> Value {
+        let (status, body) =
+            self.call("POST", "/login", &[], Some(json!({"email": email, "password": password}))).await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    async fn get(&self, path: &str, access: &str) -> (u16, Value) {
+        self.call("GET", path, &[("authorization", &format!("Bearer {access}"))], None).await
+    }
+}
+
+#[tokio::test]
+async fn built_functions_serve_login_me_refresh_logout_through_the_gateway() {
+    let Some(functions) = built() else { return };
+    let Some(env) = fresh_stack(false).await else { return };
+    add_user(&env, "ada@example.com", "a long enough passphrase", "member");
+    let gateway = start_gateway(&["--functions", functions.to_str().unwrap()], &env);
+    let http = Api::new(&gateway.base);
+
+    let tokens = http.login("ada@example.com", "a long enough passphrase").await;
+    let access = tokens["accessToken"].as_str().unwrap();
+    let refresh = tokens["refreshToken"].as_str().unwrap();
+
+    // No Authorization header: 401 from the gateway itself.
+    assert_eq!(http.call("GET", "/me", &[], None).await.0, 401);
+    assert_eq!(http.get("/me", "not.a.jwt").await.0, 401);
+    let (status, me) = http.get("/me", access).await;
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(me["email"], "ada@example.com");
+    assert_eq!(me["role"], "member");
+    assert!(me["userId"].as_str().is_some_and(|id| !id.is_empty()), "{me}");
+
+    let (status, rotated) = http.call("POST", "/refresh-token", &[], Some(json!({"refreshToken": refresh}))).await;
+    assert_eq!(status, 200, "{rotated}");
+    let next_refresh = rotated["refreshToken"].as_str().unwrap();
+    assert_ne!(next_refresh, refresh);
+    let next_access = rotated["accessToken"].as_str().unwrap();
+    assert_eq!(http.get("/me", next_access).await.0, 200);
+
+    let bearer = format!("Bearer {next_access}");
+    let (status, _) = http.call("POST", "/logout", &[("authorization", &bearer)], None).await;
+    assert_eq!(status, 204);
+    let (status, body) = http.call("POST", "/refresh-token", &[], Some(json!({"refreshToken": next_refresh}))).await;
+    assert_eq!((status, body["error"].as_str()), (401, Some("invalid_grant")), "the session outlived its logout");
+
+    assert_eq!(http.call("GET", "/.well-known/jwks.json", &[], None).await.0, 200);
+    assert_eq!(http.call("GET", "/nowhere", &[], None).await.0, 404);
+    assert_eq!(http.call("DELETE", "/login", &[], None).await.0, 404, "only POST /login is a route");
+}
+
+#[tokio::test]
+async fn without_the_authorizer_permission_every_authorized_request_is_a_500() {
+    let Some(functions) = built() else { return };
+    let Some(env) = fresh_stack(false).await else { return };
+    add_user(&env, "bo@example.com", "a long enough passphrase", "member");
+    let template = translated(|t| t.replace("            EnableFunctionDefaultPermissions: true\n", ""), &[]);
+    let gateway =
+        start_gateway(&["--translated", template.to_str().unwrap(), "--functions", functions.to_str().unwrap()], &env);
+    let http = Api::new(&gateway.base);
+
+    let tokens = http.login("bo@example.com", "a long enough passphrase").await;
+    let access = tokens["accessToken"].as_str().unwrap();
+    assert_eq!(http.get("/me", access).await.0, 500, "API Gateway cannot invoke the authorizer");
+    assert_eq!(http.call("GET", "/me", &[], None).await.0, 401, "no identity source: 401 before any invocation");
+}
+
+/// HTTP API caches an authorizer's answer by the identity source alone, so with
+/// route roles a cached allow for `/me` opens `/admin` too. The template turns the
+/// cache off when `RouteRoles` is set; this shows both.
+#[tokio::test]
+async fn authorizer_caching_reuses_a_route_role_answer_unless_the_cache_is_off() {
+    let Some(functions) = built() else { return };
+    let Some(env) = fresh_stack(false).await else { return };
+    add_user(&env, "cy@example.com", "a long enough passphrase", "member");
+    let with_admin_route = |t: String| {
+        t.replace(
+            "            Path: /me\n            Auth:\n              Authorizer: LatchkeyAuthorizer\n",
+            "            Path: /me\n            Auth:\n              Authorizer: LatchkeyAuthorizer\n        \
+             Admin:\n          Type: HttpApi\n          Properties:\n            ApiId: !Ref HttpApi\n            \
+             Method: GET\n            Path: /admin\n            Auth:\n              Authorizer: LatchkeyAuthorizer\n",
+        )
+    };
+    let rule = "GET /admin=admin";
+
+    // The template's own setting: RouteRoles set, so ReauthorizeEvery is 0.
+    let safe = translated(with_admin_route, &[&format!("RouteRoles={rule}")]);
+    let gateway = start_gateway(
+        &[
+            "--translated",
+            safe.to_str().unwrap(),
+            "--functions",
+            functions.to_str().unwrap(),
+            "--parameter",
+            &format!("RouteRoles={rule}"),
+        ],
+        &env,
+    );
+    let http = Api::new(&gateway.base);
+    let access =
+        http.login("cy@example.com", "a long enough passphrase").await["accessToken"].as_str().unwrap().to_owned();
+    assert_eq!(http.get("/me", &access).await.0, 200);
+    assert_eq!(http.get("/admin", &access).await.0, 403, "a member reached /admin with the cache off");
+    drop(gateway);
+
+    // The trap: the same rule given straight to the functions, cache at 300 s.
+    let cached = translated(with_admin_route, &[]);
+    let mut env_file = tempfile(&format!("LATCHKEY_ROUTE_ROLES={rule}\n"));
+    let gateway = start_gateway(
+        &[
+            "--translated",
+            cached.to_str().unwrap(),
+            "--functions",
+            functions.to_str().unwrap(),
+            "--env-file",
+            env_file.path().to_str().unwrap(),
+        ],
+        &env,
+    );
+    let http = Api::new(&gateway.base);
+    assert_eq!(http.get("/admin", &access).await.0, 403, "uncached, the rule holds");
+    assert_eq!(http.get("/me", &access).await.0, 403, "the cached deny for /admin answers /me too");
+    let other =
+        http.login("cy@example.com", "a long enough passphrase").await["accessToken"].as_str().unwrap().to_owned();
+    assert_eq!(http.get("/me", &other).await.0, 200);
+    assert_eq!(http.get("/admin", &other).await.0, 200, "the cached allow for /me opened /admin");
+    env_file.remove();
+}
+
+struct TempFile(PathBuf);
+
+impl TempFile {
+    fn path(&self) -> &Path {
+        &self.0
+    }
+
+    fn remove(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn tempfile(contents: &str) -> TempFile {
+    let path = std::env::temp_dir().join(support::unique_name("gateway-env"));
+    std::fs::write(&path, contents).unwrap();
+    TempFile(path)
+}
+
+/// Every sample event in events/ through its built function with `latchkey invoke`
+/// (a cold start each), under events/local.env's fixture keys, on a table that
+/// `latchkey setup --sample-data` prepared: each gives the outcome the manifest
+/// documents, as the in-process suite checks for the handlers.
+#[tokio::test]
+async fn every_sample_event_gives_its_documented_outcome_from_the_built_function() {
+    let Some(functions) = built() else { return };
+    let Some(env) = fresh_stack(true).await else { return };
+    let local_env = std::fs::read_to_string(root().join("events/local.env")).unwrap();
+    // local.env names moto on port 5000 and the default table; this run has its own.
+    let overridden: String = local_env
+        .lines()
+        .filter(|line| !line.starts_with("AWS_") && !line.starts_with("LATCHKEY_TABLE_NAME="))
+        .filter(|line| !line.starts_with("LATCHKEY_KMS_KEY_ID="))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    let mut env_file = tempfile(&overridden);
+    let env: Vec<(String, String)> = env.into_iter().filter(|(k, _)| k != "LATCHKEY_REFRESH_MAC_KEY_ID").collect();
+    let manifest: Vec<Value> =
+        serde_json::from_str(&std::fs::read_to_string(root().join("events/manifest.json")).unwrap()).unwrap();
+    let function_of = |name: &str| match name {
+        "login" => "LoginFunction",
+        "refresh" => "RefreshFunction",
+        "logout" => "LogoutFunction",
+        "jwks" => "JwksFunction",
+        "authorizer" => "AuthorizerFunction",
+        other => panic!("unknown function {other}"),
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    for entry in &manifest {
+        let file = entry["file"].as_str().unwrap();
+        let function = entry["function"].as_str().unwrap();
+        // Each refresh and logout sample spends the fixture session: a fresh one each.
+        let env = if matches!(function, "refresh" | "logout") { fresh_stack(true).await.unwrap() } else { env.clone() };
+        let env: Vec<(String, String)> = env.into_iter().filter(|(k, _)| k != "LATCHKEY_REFRESH_MAC_KEY_ID").collect();
+        let event = root().join("events").join(file);
+        let output = latchkey(
+            &[
+                "invoke",
+                function_of(function),
+                "--event",
+                event.to_str().unwrap(),
+                "--template",
+                root().join("template.yaml").to_str().unwrap(),
+                "--functions",
+                functions.to_str().unwrap(),
+                "--env-file",
+                env_file.path().to_str().unwrap(),
+            ],
+            &env,
+            None,
+        );
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        let answer: Value = serde_json::from_str(stdout.trim())
+            .unwrap_or_else(|_| panic!("{file}: {stdout} {}", String::from_utf8_lossy(&output.stderr)));
+        let outcome = if function == "authorizer" {
+            match (answer["errorMessage"].as_str(), &answer["isAuthorized"], &answer["policyDocument"]) {
+                (Some("Unauthorized"), _, _) => json!("unauthorized"),
+                (_, Value::Bool(true), _) => json!("allow"),
+                (_, Value::Bool(false), _) => json!("deny"),
+                (_, _, policy) if policy["Statement"][0]["Effect"] == "Allow" => json!("allow"),
+                (_, _, policy) if policy["Statement"][0]["Effect"] == "Deny" => json!("deny"),
+                _ => panic!("{file}: {answer}"),
+            }
+        } else {
+            answer["statusCode"].clone()
+        };
+        assert_eq!(outcome, entry["expect"], "{file}: {answer}");
+        seen.insert(file.to_owned());
+    }
+    assert_eq!(seen.len(), manifest.len());
+    assert!(manifest.len() >= 20, "the manifest lost its samples");
+    env_file.remove();
+}
+
+/// A stand-in authorizer: a Python custom runtime speaking the Lambda Runtime API,
+/// which fails in the way `behaviour` says.
+const FAULTY_AUTHORIZER: &str = r#"#!/usr/bin/env python3
+import json, os, sys, time, urllib.request
+api = "http://" + os.environ["AWS_LAMBDA_RUNTIME_API"] + "/2018-06-01/runtime"
+behaviour = os.environ["FAULT"]
+if behaviour == "crash":
+    sys.exit(3)
+while True:
+    with urllib.request.urlopen(api + "/invocation/next") as answer:
+        request_id = answer.headers["Lambda-Runtime-Aws-Request-Id"]
+    if behaviour == "hang":
+        time.sleep(3600)
+    if behaviour == "error":
+        path, body = "/error", {"errorType": "Boom", "errorMessage": "something broke"}
+    else:
+        path, body = "/response", {"allowed": "yes"}
+    post = urllib.request.Request(api + "/invocation/" + request_id + path, data=json.dumps(body).encode(), method="POST")
+    urllib.request.urlopen(post).read()
+"#;
+
+/// Any authorizer failure but the error `Unauthorized` is a 500: another error, a
+/// crash, a timeout (the template's 5 s), or an answer in another shape.
+#[tokio::test]
+async fn an_authorizer_that_errs_crashes_hangs_or_answers_nonsense_is_a_500() {
+    let Some(functions) = built() else { return };
+    let Some(env) = fresh_stack(false).await else { return };
+    add_user(&env, "di@example.com", "a long enough passphrase", "member");
+    let dir = std::env::temp_dir().join(support::unique_name("faulty-functions"));
+    for entry in std::fs::read_dir(&functions).unwrap() {
+        let entry = entry.unwrap();
+        if entry.path().join("bootstrap").is_file() && entry.file_name() != "AuthorizerFunction" {
+            std::fs::create_dir_all(dir.join(entry.file_name())).unwrap();
+            std::os::unix::fs::symlink(entry.path().join("bootstrap"), dir.join(entry.file_name()).join("bootstrap"))
+                .unwrap();
+        }
+    }
+    std::fs::create_dir_all(dir.join("AuthorizerFunction")).unwrap();
+    let bootstrap = dir.join("AuthorizerFunction/bootstrap");
+    std::fs::write(&bootstrap, FAULTY_AUTHORIZER).unwrap();
+    std::fs::set_permissions(&bootstrap, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+
+    for fault in ["error", "crash", "nonsense", "hang"] {
+        let mut env_file = tempfile(&format!("FAULT={fault}\n"));
+        let gateway = start_gateway(
+            &["--functions", dir.to_str().unwrap(), "--env-file", env_file.path().to_str().unwrap()],
+            &env,
+        );
+        let api = Api::new(&gateway.base);
+        let access =
+            api.login("di@example.com", "a long enough passphrase").await["accessToken"].as_str().unwrap().to_owned();
+        assert_eq!(api.get("/me", &access).await.0, 500, "authorizer fault {fault}");
+        assert_eq!(api.call("GET", "/me", &[], None).await.0, 401, "no token: never invoked ({fault})");
+        env_file.remove();
+    }
+}
