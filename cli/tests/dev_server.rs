@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
 use common::Http;
@@ -31,14 +30,14 @@ fn start(args: &[&str], env: &[(&str, &str)]) -> Dev {
         command.env(key, value);
     }
     let mut child = command.spawn().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
+    let lines = common::Lines::new(child.stdout.take().unwrap(), std::time::Duration::from_secs(60));
+    let first = lines.next_line();
     let base = first.strip_prefix("latchkey dev listening on ").expect(&first).to_owned();
     let mut banner = vec![first];
     // The banner ends with a blank line: after the curl sequence when there is a
     // demo user, else after the user lines.
-    for line in lines.by_ref() {
-        let line = line.unwrap();
+    loop {
+        let line = lines.next_line();
         let done = line.is_empty()
             && (banner.iter().any(|l| l == "Try it:") || !banner.iter().any(|l| l.contains("demo user:")));
         banner.push(line);
@@ -93,10 +92,29 @@ async fn dev_server_runs_login_me_refresh_replay_logout_over_http() {
     assert_eq!((status, refused["error"].as_str()), (401, Some("invalid_grant")));
     assert_eq!(http.call("POST", &url("/refresh-token"), &[], Some(json!({"refreshToken": second}))).await.0, 401);
 
-    let access = tokens["accessToken"].as_str().unwrap();
-    let bearer = format!("Bearer {access}");
+    // Logout on live sessions: by bearer it ends that session only; with allSessions
+    // it ends every other one too.
+    let demo = json!({"email": "demo@example.com", "password": "correct horse battery staple"});
+    let mut sessions = Vec::new();
+    for _ in 0..3 {
+        let (status, tokens) = http.call("POST", &url("/login"), &[], Some(demo.clone())).await;
+        assert_eq!(status, 200);
+        sessions.push(tokens);
+    }
+    let refresh_of = |tokens: &Value| json!({"refreshToken": tokens["refreshToken"].as_str().unwrap()});
+    let bearer_of = |tokens: &Value| format!("Bearer {}", tokens["accessToken"].as_str().unwrap());
+    let bearer = bearer_of(&sessions[0]);
     assert_eq!(http.call("POST", &url("/logout"), &[("authorization", &bearer)], None).await.0, 204);
-    assert_eq!(http.call("POST", &url("/logout"), &[("authorization", &bearer)], None).await.0, 204);
+    assert_eq!(http.call("POST", &url("/logout"), &[("authorization", &bearer)], None).await.0, 204, "idempotent");
+    assert_eq!(http.call("POST", &url("/refresh-token"), &[], Some(refresh_of(&sessions[0]))).await.0, 401);
+    let (status, live) = http.call("POST", &url("/refresh-token"), &[], Some(refresh_of(&sessions[1]))).await;
+    assert_eq!(status, 200, "logging out one session ended another");
+    let everywhere = http
+        .call("POST", &url("/logout"), &[("authorization", &bearer_of(&live))], Some(json!({"allSessions": true})))
+        .await;
+    assert_eq!(everywhere.0, 204);
+    assert_eq!(http.call("POST", &url("/refresh-token"), &[], Some(refresh_of(&live))).await.0, 401);
+    assert_eq!(http.call("POST", &url("/refresh-token"), &[], Some(refresh_of(&sessions[2]))).await.0, 401);
     let (status, jwks) = http.call("GET", &url("/.well-known/jwks.json"), &[], None).await;
     assert_eq!(status, 200);
     assert_eq!(jwks["keys"][0]["alg"], "ES256");

@@ -8,7 +8,6 @@ mod common;
 #[path = "../../shared/tests/support/mod.rs"]
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
@@ -28,7 +27,7 @@ fn built() -> Option<PathBuf> {
     if support::in_ci() {
         panic!("{} has no built functions: scripts/test runs `sam build` first", dir.display());
     }
-    eprintln!("SKIPPED: no .aws-sam/build; run scripts/test (it runs sam build)");
+    support::skipped("no .aws-sam/build; run scripts/test (it runs sam build)");
     None
 }
 
@@ -79,11 +78,9 @@ fn start_gateway(args: &[&str], env: &[(String, String)]) -> Gateway {
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = lines.next().expect("the gateway printed nothing").unwrap();
+    let lines = common::Lines::new(child.stdout.take().unwrap(), std::time::Duration::from_secs(120));
+    let first = lines.next_line();
     let base = first.strip_prefix("latchkey gateway listening on ").expect(&first).to_owned();
-    // Keep draining stdout so the gateway never blocks on a full pipe.
-    std::thread::spawn(move || lines.for_each(drop));
     Gateway { child, base }
 }
 

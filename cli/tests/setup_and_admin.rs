@@ -30,9 +30,9 @@ async fn log_in(state: &LoginState, email: &str, password: &str) -> u16 {
 
 #[tokio::test]
 async fn setup_then_user_admin_then_the_handlers_use_the_printed_environment() {
-    if support::moto_kms().await.is_none() {
+    let Some(kms) = support::moto_kms().await else {
         return;
-    }
+    };
     let table = support::unique_name("setup");
     let prefix = support::unique_name("lk");
     let base = vec![("LATCHKEY_TABLE_NAME".to_owned(), table.clone())];
@@ -47,7 +47,21 @@ async fn setup_then_user_admin_then_the_handlers_use_the_printed_environment() {
         .collect();
     let names: Vec<&str> = env.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(names, ["LATCHKEY_TABLE_NAME", "LATCHKEY_KMS_KEY_ID", "LATCHKEY_REFRESH_MAC_KEY_ID"]);
-    assert_eq!(ok(&latchkey(&["setup", "--alias-prefix", &prefix], &base, None)), printed, "setup is idempotent");
+    let targets = async |kms: &aws_sdk_kms::Client| {
+        let mut ids = Vec::new();
+        for kind in ["signing", "refresh"] {
+            let described = kms.describe_key().key_id(format!("alias/{prefix}-{kind}")).send().await.unwrap();
+            ids.push(described.key_metadata().unwrap().key_id().to_owned());
+        }
+        ids
+    };
+    let targets_before = targets(&kms).await;
+    let again = latchkey(&["setup", "--alias-prefix", &prefix], &base, None);
+    assert_eq!(ok(&again), printed, "setup is idempotent");
+    // Idempotent in effect, not only in what it prints: the aliases unmoved, nothing created.
+    assert_eq!(targets(&kms).await, targets_before);
+    let progress = String::from_utf8_lossy(&again.stderr);
+    assert!(progress.contains("exists") && !progress.contains("created"), "{progress}");
 
     let added = ok(&latchkey(
         &["user", "add", "--email", "Ops@Example.com", "--role", "admin", "--password-stdin"],

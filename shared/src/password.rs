@@ -107,6 +107,7 @@ struct Inner {
     argon2: Argon2<'static>,
     params: PasswordParams,
     dummy_hash: String,
+    verifications: std::sync::atomic::AtomicU64,
 }
 
 impl fmt::Debug for PasswordHasher {
@@ -128,7 +129,14 @@ impl PasswordHasher {
             );
             hash_with(&argon2, throwaway.as_bytes())?
         };
-        Ok(Self { inner: Arc::new(Inner { argon2, params, dummy_hash }) })
+        let verifications = std::sync::atomic::AtomicU64::new(0);
+        Ok(Self { inner: Arc::new(Inner { argon2, params, dummy_hash, verifications }) })
+    }
+
+    /// How many argon2 verifications this hasher has run, the unknown-user dummy
+    /// included: the proof that an unknown email costs the same work as a known one.
+    pub fn verifications(&self) -> u64 {
+        self.inner.verifications.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The parameters new hashes are made with.
@@ -166,17 +174,20 @@ impl Inner {
                 Some(_) => Err(PasswordError::MalformedHash),
             };
         };
-        let matches = self.argon2.verify_password(password.as_bytes(), &hash).is_ok();
-        if !matches {
+        if !self.argon2_verify(password, &hash) {
             return Ok(Verification::Invalid);
         }
         Ok(Verification::Valid { needs_rehash: is_weaker(&hash, self.params) })
     }
 
     fn check(&self, password: &Password, phc: &str) -> bool {
-        PasswordHash::new(phc)
-            .map(|hash| self.argon2.verify_password(password.as_bytes(), &hash).is_ok())
-            .unwrap_or(false)
+        PasswordHash::new(phc).map(|hash| self.argon2_verify(password, &hash)).unwrap_or(false)
+    }
+
+    /// One argon2 verification with the cost recorded in `hash`, counted.
+    fn argon2_verify(&self, password: &Password, hash: &PasswordHash<'_>) -> bool {
+        self.verifications.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.argon2.verify_password(password.as_bytes(), hash).is_ok()
     }
 }
 
@@ -241,7 +252,18 @@ mod tests {
     #[tokio::test]
     async fn unknown_user_verifies_the_dummy_and_is_invalid() {
         let hasher = hasher();
+        let stored = hasher.hash(&password("the real one")).await.unwrap();
         assert_eq!(hasher.verify(&password("anything"), None).await.unwrap(), Verification::Invalid);
+        assert_eq!(hasher.verifications(), 1, "an unknown user must cost one argon2 verification");
+        assert_eq!(hasher.verify(&password("anything"), Some(&stored)).await.unwrap(), Verification::Invalid);
+        assert_eq!(hasher.verifications(), 2, "a known user costs exactly one as well");
+        // The dummy is checked at the configured cost (default_dummy_hash_costs_the_same_as_a_real_hash).
+        let dummy = PasswordHash::new(&hasher.inner.dummy_hash).unwrap();
+        let real = PasswordHash::new(&stored).unwrap();
+        assert_eq!(Params::try_from(&dummy).unwrap(), Params::try_from(&real).unwrap());
+        // A corrupt record costs the dummy too, and is an error.
+        assert!(hasher.verify(&password("anything"), Some("not a phc string")).await.is_err());
+        assert_eq!(hasher.verifications(), 3);
     }
 
     #[test]

@@ -106,9 +106,14 @@ async fn signer_named_by_alias_signs_with_the_key_it_resolved() {
     // whose kid it advertises, or its tokens would stop verifying.
     let second = create_key(&kms, KeySpec::EccNistP256).await;
     kms.update_alias().alias_name(&alias).target_key_id(&second).send().await.unwrap();
+    // The move took effect: a signer started now resolves the alias to the new key.
+    let (moved, _) = issuer_and_verifier(&kms, &alias).await;
+    assert_ne!(moved.signer().public_key().kid, issuer.signer().public_key().kid, "UpdateAlias did not move the alias");
     let now = SystemClock.now();
     let issued = issuer.issue(&subject(1), now).await.unwrap();
     assert!(verifier.verify(&issued.token, now).is_ok());
+    let header = jsonwebtoken::decode_header(&issued.token).unwrap();
+    assert_eq!(header.kid.as_deref(), Some(issuer.signer().public_key().kid.as_str()));
 }
 
 #[tokio::test]

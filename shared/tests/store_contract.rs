@@ -84,22 +84,47 @@ async fn concurrent_rotations_of_one_token_make_exactly_one_generation(b: Backen
     let started = sessions.start(&b.user("ada@example.com").await).await.unwrap();
     let successor = b.token(started.session.id, 1);
     let outcomes = futures::future::join_all((0..32).map(|_| sessions.refresh(&started.refresh_token))).await;
-    let mut rotations = 0;
+    // Every tab gets the same successor (docs/storage.md): one rotates, 31 are grace
+    // replays of it, none is refused.
+    let (mut rotations, mut replays) = (0, 0);
     for outcome in outcomes {
         match outcome {
             Ok(refreshed) => {
                 assert_eq!(refreshed.refresh_token, successor);
-                rotations += usize::from(refreshed.kind == RefreshKind::Rotated);
+                match refreshed.kind {
+                    RefreshKind::Rotated => rotations += 1,
+                    RefreshKind::GraceReplay => replays += 1,
+                }
             }
-            Err(RefreshError::Invalid(_)) => {}
+            Err(RefreshError::Invalid(reason)) => panic!("a concurrent tab was refused: {reason:?}"),
             Err(other) => panic!("store failure under concurrency: {other}"),
         }
     }
-    assert_eq!(rotations, 1);
+    assert_eq!((rotations, replays), (1, 31));
     let stored = b.sessions.get_session(&started.session.id).await.unwrap().unwrap();
     assert_eq!(stored.generation, 1);
     assert!(stored.revoked_at.is_none());
     assert!(sessions.refresh(&successor).await.is_ok());
+}
+
+async fn a_session_whose_user_is_gone_or_replaced_is_refused_and_revoked_as_user_deleted(b: Backend) {
+    let sessions = b.manager(POLICY);
+    let ada = b.user("ada@example.com").await;
+    let started = sessions.start(&ada).await.unwrap();
+    // One session names an email no user has (the user item was deleted); another
+    // names ada's email with another user id (deleted, then signed up again).
+    for (email, user_id) in [("gone@example.com", ada.id.clone()), ("ada@example.com", "id-someone-else".to_owned())] {
+        let mut orphan = started.session.clone();
+        orphan.id = SessionId::random().unwrap();
+        orphan.email = email.to_owned();
+        orphan.user_id = user_id;
+        b.sessions.create_session(&orphan).await.unwrap();
+        assert_eq!(refused(sessions.refresh(&b.token(orphan.id, 0)).await), InvalidGrant::UserMissing, "{email}");
+        let stored = b.sessions.get_session(&orphan.id).await.unwrap().unwrap();
+        assert_eq!(stored.revoke_reason.as_deref(), Some("user_deleted"), "{email}");
+        assert_eq!(stored.revoked_at, Some(START), "{email}");
+    }
+    assert!(sessions.refresh(&started.refresh_token).await.is_ok(), "ada's own session is untouched");
 }
 
 async fn idle_expiry_is_enforced_without_ttl_deletion(b: Backend) {
@@ -276,6 +301,7 @@ contract!(
     predecessor_after_the_window_revokes_the_session,
     grandparent_reuse_revokes_even_inside_the_window,
     concurrent_rotations_of_one_token_make_exactly_one_generation,
+    a_session_whose_user_is_gone_or_replaced_is_refused_and_revoked_as_user_deleted,
     idle_expiry_is_enforced_without_ttl_deletion,
     absolute_lifetime_caps_rotation,
     revoke_one_session_is_idempotent,

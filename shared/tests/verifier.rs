@@ -243,16 +243,23 @@ async fn missing_audience_is_refused() {
 }
 
 #[tokio::test]
-async fn missing_sub_iat_or_sid_is_refused() {
+async fn each_of_the_ten_required_claims_missing_is_refused_by_name() {
     let f = fixture();
-    for claim in ["sub", "iat", "sid", "exp", "nbf"] {
+    let claims = f.claims();
+    let mut required: Vec<&str> = claims.as_object().unwrap().keys().map(String::as_str).collect();
+    required.sort_unstable();
+    assert_eq!(required, ["aud", "email", "exp", "iat", "iss", "jti", "nbf", "role", "sid", "sub"]);
+    for claim in required {
         let outcome = f.with_claims(|c| drop(c.as_object_mut().unwrap().remove(claim))).await;
-        assert!(
-            matches!(outcome, Err(TokenError::MissingClaim(_) | TokenError::MalformedClaims(_))),
-            "{claim}: {outcome:?}"
+        assert_eq!(outcome, Err(TokenError::MissingClaim(claim.into())), "{claim}");
+    }
+    for claim in ["sub", "sid", "jti", "email", "role"] {
+        assert_eq!(
+            f.with_claims(|c| c[claim] = json!("")).await,
+            Err(TokenError::MissingClaim(claim.into())),
+            "{claim}"
         );
     }
-    assert_eq!(f.with_claims(|c| c["sub"] = json!("")).await, Err(TokenError::MissingClaim("sub".into())));
 }
 
 #[tokio::test]
@@ -356,13 +363,45 @@ async fn es256_signature_in_der_form_is_refused() {
 }
 
 #[tokio::test]
-async fn token_of_9_kib_is_refused_before_decoding() {
+async fn a_token_of_8_kib_is_accepted_and_one_byte_more_refused_before_decoding() {
     let f = fixture();
-    let mut claims = f.claims();
-    claims["padding"] = json!("x".repeat(9 * 1024));
-    let token = f.sign(&f.header(), &claims).await;
-    assert!(token.len() > 9 * 1024);
-    assert_eq!(f.verify(&token), Err(TokenError::TooLong));
+    let padded = async |padding: usize| {
+        let mut claims = f.claims();
+        claims["padding"] = json!("x".repeat(padding));
+        f.sign(&f.header(), &claims).await
+    };
+    // The longest padding whose token fits in 8 KiB, found by stepping down.
+    let mut padding = 6200;
+    while padded(padding).await.len() > 8 * 1024 {
+        padding -= 1;
+    }
+    let fits = padded(padding).await;
+    let over = padded(padding + 1).await;
+    assert!(fits.len() <= 8 * 1024 && fits.len() > 8 * 1024 - 4, "{}", fits.len());
+    assert!(over.len() > 8 * 1024);
+    assert!(f.verify(&fits).is_ok(), "{} bytes: {:?}", fits.len(), f.verify(&fits));
+    assert_eq!(f.verify(&over), Err(TokenError::TooLong), "{} bytes", over.len());
+    // Refused before decoding: even garbage of that length is TooLong, not Malformed.
+    assert_eq!(f.verify(&"!".repeat(8 * 1024 + 1)), Err(TokenError::TooLong));
+}
+
+#[tokio::test]
+async fn non_string_alg_or_typ_is_refused() {
+    let f = fixture();
+    for (member, value) in [("alg", json!(256)), ("alg", json!(null)), ("typ", json!(true)), ("typ", json!(["at+jwt"]))]
+    {
+        let outcome = f.with_header(|h| h[member] = value.clone()).await;
+        assert!(matches!(outcome, Err(TokenError::BadHeader(_))), "{member} = {value}: {outcome:?}");
+    }
+}
+
+#[tokio::test]
+async fn rs256_named_for_an_ec_key_is_refused() {
+    let f = fixture();
+    let outcome = f.with_header(|h| h["alg"] = json!("RS256")).await;
+    assert_eq!(outcome, Err(TokenError::AlgorithmMismatch("RS256".into())));
+    let outcome = f.with_header(|h| h["alg"] = json!("PS256")).await;
+    assert_eq!(outcome, Err(TokenError::AlgorithmMismatch("PS256".into())));
 }
 
 #[tokio::test]

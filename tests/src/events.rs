@@ -387,7 +387,8 @@ pub fn token_authorizer(authorization: &str) -> Value {
     json!({"type": "TOKEN", "authorizationToken": authorization, "methodArn": METHOD_ARN})
 }
 
-fn request_authorizer(authorization: Option<&str>, version: Option<&str>) -> Value {
+/// A REST API REQUEST authorizer event, or with `version` an HTTP API payload 1.0 one.
+pub fn request_authorizer(authorization: Option<&str>, version: Option<&str>) -> Value {
     let headers: Vec<(&str, &str)> = authorization.map(|value| ("Authorization", value)).into_iter().collect();
     let mut event = json!({
         "type": "REQUEST",

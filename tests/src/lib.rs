@@ -3,6 +3,7 @@
 //! with, and the builders of those events.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod counting;
 pub mod events;
 
 #[path = "../../shared/tests/support/mod.rs"]
@@ -154,9 +155,14 @@ impl Env {
 
     /// Starts the fixture session (the one the sample refresh tokens name) for the demo user.
     pub async fn seed_fixture_session(&self) {
+        self.seed_session(FIXTURE_SESSION_ID).await;
+    }
+
+    /// Starts a session with this id for the demo user.
+    pub async fn seed_session(&self, id: &str) {
         let now = SystemClock.now();
         let session = Session {
-            id: FIXTURE_SESSION_ID.parse::<SessionId>().unwrap(),
+            id: id.parse::<SessionId>().unwrap(),
             user_id: self.demo.id.clone(),
             email: self.demo.email.clone(),
             generation: 0,

@@ -6,15 +6,18 @@
 use latchkey::Config;
 use latchkey::authorizer::authorize;
 use latchkey::config::{EdgeConfig, RefreshDelivery, RouteRole};
-use latchkey::http::{login, logout, refresh};
+use latchkey::http::{jwks, login, logout, refresh};
 use latchkey::password::Password;
 use latchkey::services::Services;
-use latchkey_tests::events::{http_api, token_authorizer, v2_authorizer};
+use latchkey_tests::events::{http_api, request_authorizer, token_authorizer, v2_authorizer};
 use latchkey_tests::{DEMO_EMAIL, DEMO_PASSWORD, FIXTURE_ORIGIN};
 use serde_json::{Value, json};
 
 async fn services(edge: EdgeConfig) -> Services {
-    let config = Config { edge, ..Config::default() };
+    services_with(Config { edge, ..Config::default() }).await
+}
+
+async fn services_with(config: Config) -> Services {
     let services = Services::embedded(&config, None).unwrap();
     services.accounts().create(DEMO_EMAIL, &Password::new(DEMO_PASSWORD).unwrap(), "member").await.unwrap();
     services
@@ -99,7 +102,10 @@ async fn cookie_refresh_requires_allowed_origin_same_site_and_the_csrf_header() 
     for headers in refused {
         let response = refresh(&s.refresh, request("POST", "/refresh-token", &headers, &[&cookie], None)).await;
         assert_eq!(response.status(), 403, "{headers:?}");
-        assert!(!response.headers().contains_key("access-control-allow-origin") || headers[0].1 == FIXTURE_ORIGIN);
+        // An allowed origin may read its refusal; any other origin gets no CORS header.
+        let expected = (headers[0].1 == FIXTURE_ORIGIN).then_some(FIXTURE_ORIGIN);
+        let acao = response.headers().get("access-control-allow-origin").map(|v| v.to_str().unwrap());
+        assert_eq!(acao, expected, "{headers:?}");
     }
     let ok = refresh(
         &s.refresh,
@@ -169,6 +175,28 @@ async fn route_roles_add_explicit_denies_to_the_stage_wide_allow() {
     assert_eq!(statements[1]["Resource"][0], "arn:aws:execute-api:us-east-1:123456789012:abcdef1234/prod/GET/orders");
     let simple = authorize(&s.authorizer, v2_authorizer(&bearer)).await.unwrap();
     assert_eq!(simple["isAuthorized"], false, "GET /orders needs admin");
+    // REST REQUEST and HTTP API payload 1.0 events get the same cache-safe policy.
+    for event in [request_authorizer(Some(&bearer), None), request_authorizer(Some(&bearer), Some("1.0"))] {
+        let answer = authorize(&s.authorizer, event).await.unwrap();
+        let statements = answer["policyDocument"]["Statement"].as_array().unwrap();
+        let effects: Vec<&str> = statements.iter().map(|s| s["Effect"].as_str().unwrap()).collect();
+        assert_eq!(effects, ["Allow", "Deny"], "{answer}");
+        assert_eq!(statements[0]["Resource"][0], "arn:aws:execute-api:us-east-1:123456789012:abcdef1234/prod/*/*");
+        assert_eq!(
+            statements[1]["Resource"][0],
+            "arn:aws:execute-api:us-east-1:123456789012:abcdef1234/prod/GET/orders"
+        );
+    }
+}
+
+/// A v2 authorizer event for `GET rawPath` in `stage`, with `route_path` in `routeArn`.
+fn routed(bearer: &str, stage: &str, raw_path: &str, route_path: &str) -> serde_json::Value {
+    let mut event = v2_authorizer(bearer);
+    event["rawPath"] = json!(raw_path);
+    event["requestContext"]["stage"] = json!(stage);
+    event["requestContext"]["http"]["path"] = json!(raw_path);
+    event["routeArn"] = json!(format!("arn:aws:execute-api:us-east-1:123456789012:abcdef1234/{stage}/GET{route_path}"));
+    event
 }
 
 #[tokio::test]
@@ -176,15 +204,15 @@ async fn a_stage_prefix_in_raw_path_cannot_slip_past_a_route_role() {
     let rule = RouteRole { method: "GET".into(), path: "/orders".into(), role: "admin".into() };
     let s = services(EdgeConfig { route_roles: vec![rule], ..EdgeConfig::default() }).await;
     let bearer = access_token(&s).await;
-    let mut event = v2_authorizer(&bearer);
-    event["rawPath"] = json!("/prod/orders");
-    event["requestContext"]["stage"] = json!("prod");
-    event["requestContext"]["http"]["path"] = json!("/prod/orders");
-    event["routeArn"] = json!("arn:aws:execute-api:us-east-1:123456789012:abcdef1234/prod/GET/orders");
-    assert_eq!(authorize(&s.authorizer, event.clone()).await.unwrap()["isAuthorized"], false);
-    event["routeArn"] = json!("arn:aws:execute-api:us-east-1:123456789012:abcdef1234/prod/GET/other");
-    event["rawPath"] = json!("/prod/other");
-    assert_eq!(authorize(&s.authorizer, event).await.unwrap()["isAuthorized"], true);
+    let verdict = async |event| authorize(&s.authorizer, event).await.unwrap()["isAuthorized"].clone();
+    // Both guards see it.
+    assert_eq!(verdict(routed(&bearer, "prod", "/prod/orders", "/orders")).await, false);
+    // Only the stage stripping of rawPath sees it (a greedy route's ARN names another path).
+    assert_eq!(verdict(routed(&bearer, "prod", "/prod/orders", "/{proxy+}")).await, false);
+    // Only routeArn sees it (a base-path mapping prefix, not a stage, on rawPath).
+    assert_eq!(verdict(routed(&bearer, "$default", "/v1/orders", "/orders")).await, false);
+    // Neither: a route the rule does not name.
+    assert_eq!(verdict(routed(&bearer, "prod", "/prod/other", "/other")).await, true);
 }
 
 #[tokio::test]
@@ -232,6 +260,7 @@ async fn no_input_panics_a_handler_or_the_authorizer() {
         state ^= state << 17;
         state
     };
+    let valid = access_token(&s).await;
     let fragments = ["{", "}", "\"", "null", "[]", "\"email\":", "1e999", "\\u0000", "é", "lk1.", "Bearer ", "."];
     for _ in 0..600 {
         let body: String = (0..next() % 12).map(|_| fragments[(next() as usize) % fragments.len()]).collect();
@@ -260,5 +289,143 @@ async fn no_input_panics_a_handler_or_the_authorizer() {
             let outcome = authorize(&s.authorizer, event).await;
             assert!(outcome.is_err() || outcome.as_ref().is_ok_and(|v| v["isAuthorized"] == false), "{outcome:?}");
         }
+        // A valid token with a junk ARN: the token alone must not buy an Allow.
+        let arn_shapes = [
+            json!({"type": "TOKEN", "authorizationToken": valid, "methodArn": body}),
+            json!({"type": "REQUEST", "headers": {"authorization": valid}, "methodArn": body}),
+            json!({"version": "1.0", "type": "REQUEST", "headers": {"authorization": valid}, "methodArn": body,
+                   "requestContext": {"stage": body}}),
+        ];
+        for event in arn_shapes {
+            let outcome = authorize(&s.authorizer, event).await;
+            let allows = outcome.as_ref().is_ok_and(|answer| answer.to_string().contains("\"Allow\""));
+            assert!(!allows, "a junk methodArn was allowed: {outcome:?}");
+        }
     }
+}
+
+#[tokio::test]
+async fn a_wrong_method_is_405_with_the_routes_own_method_in_allow() {
+    let s = services(EdgeConfig::default()).await;
+    let on_jwks = jwks(&s.jwks, request("POST", "/.well-known/jwks.json", &[], &[], None)).await;
+    assert_eq!(on_jwks.status(), 405);
+    assert_eq!(on_jwks.headers()["allow"], "GET, OPTIONS");
+    for response in [
+        login(&s.login, request("GET", "/login", &[], &[], None)).await,
+        refresh(&s.refresh, request("GET", "/refresh-token", &[], &[], None)).await,
+        logout(&s.logout, request("PUT", "/logout", &[], &[], None)).await,
+    ] {
+        assert_eq!(response.status(), 405);
+        assert_eq!(response.headers()["allow"], "POST, OPTIONS");
+        assert_eq!(body_json(&response)["error"], "invalid_request");
+    }
+}
+
+#[tokio::test]
+async fn too_many_failures_answer_429_with_retry_after_through_the_handler() {
+    let s = services_with(Config { login_max_failures: 3, ..Config::default() }).await;
+    let wrong = json!({"email": DEMO_EMAIL, "password": "not the password"}).to_string();
+    for _ in 0..3 {
+        assert_eq!(login(&s.login, request("POST", "/login", &JSON, &[], Some(&wrong))).await.status(), 401);
+    }
+    for body in [wrong, credentials()] {
+        let response = login(&s.login, request("POST", "/login", &JSON, &[], Some(&body))).await;
+        assert_eq!(response.status(), 429, "even the right password waits for the window");
+        assert_eq!(body_json(&response)["error"], "too_many_attempts");
+        let retry: u64 = response.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+        assert!((1..=900).contains(&retry), "Retry-After {retry}");
+    }
+}
+
+#[tokio::test]
+async fn a_password_over_1_kib_in_a_small_body_is_400_before_any_lookup() {
+    let s = services(EdgeConfig::default()).await;
+    let long = json!({"email": DEMO_EMAIL, "password": "p".repeat(1025)}).to_string();
+    assert!(long.len() < 8 * 1024);
+    let response = login(&s.login, request("POST", "/login", &JSON, &[], Some(&long))).await;
+    assert_eq!(response.status(), 400);
+    assert_eq!(body_json(&response)["error"], "invalid_request");
+    let unknown = json!({"email": "nobody@example.com", "password": "p".repeat(1025)}).to_string();
+    let same = login(&s.login, request("POST", "/login", &JSON, &[], Some(&unknown))).await;
+    assert_eq!(same.status(), 400, "the answer must not depend on the email");
+    let exact = json!({"email": DEMO_EMAIL, "password": "p".repeat(1024)}).to_string();
+    assert_eq!(login(&s.login, request("POST", "/login", &JSON, &[], Some(&exact))).await.status(), 401);
+}
+
+#[tokio::test]
+async fn the_jwks_is_served_as_a_jwk_set_cached_for_the_configured_time_with_every_key() {
+    let s = services(EdgeConfig { jwks_max_age_secs: 60, ..EdgeConfig::default() }).await;
+    let response = jwks(&s.jwks, request("GET", "/.well-known/jwks.json", &[], &[], None)).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/jwk-set+json");
+    assert_eq!(response.headers()["cache-control"], "public, max-age=60");
+    assert_eq!(body_json(&response)["keys"].as_array().unwrap().len(), 1);
+    // During a rotation both keys are published, each under its own kid.
+    let old = latchkey::signing::LocalSigner::generate().unwrap();
+    let new = latchkey::signing::LocalSigner::generate().unwrap();
+    use latchkey::signing::Signer as _;
+    let keys = latchkey::signing::KeySet::new([old.public_key().clone(), new.public_key().clone()]).unwrap();
+    let state = latchkey::http::JwksState { keys, edge: EdgeConfig::default() };
+    let both = body_json(&jwks(&state, request("GET", "/.well-known/jwks.json", &[], &[], None)).await);
+    let kids: std::collections::BTreeSet<&str> =
+        both["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap()).collect();
+    let wanted: std::collections::BTreeSet<&str> =
+        [old.public_key().kid.as_str(), new.public_key().kid.as_str()].into();
+    assert_eq!(kids, wanted);
+}
+
+#[tokio::test]
+async fn a_custom_cookie_path_reaches_set_cookie_and_cookie_logout_checks_csrf() {
+    let edge = EdgeConfig {
+        allowed_origins: vec![FIXTURE_ORIGIN.to_owned()],
+        cookie_path: "/auth".into(),
+        ..EdgeConfig::default()
+    };
+    let s = services(edge).await;
+    let issued = login(&s.login, request("POST", "/login", &JSON, &[], Some(&credentials()))).await;
+    let set_cookie = issued.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert_eq!(cookie::Cookie::parse(set_cookie.as_str()).unwrap().path(), Some("/auth"), "{set_cookie}");
+    let token = body_json(&issued)["refreshToken"].as_str().unwrap().to_owned();
+    let cookie = format!("__Secure-latchkey-refresh={token}");
+    let without_csrf =
+        logout(&s.logout, request("POST", "/logout", &[("origin", FIXTURE_ORIGIN)], &[&cookie], None)).await;
+    assert_eq!(without_csrf.status(), 403);
+    let browser = [("origin", FIXTURE_ORIGIN), ("x-latchkey-csrf", "1")];
+    let cross_origin = [("origin", "https://evil.example"), ("x-latchkey-csrf", "1")];
+    assert_eq!(logout(&s.logout, request("POST", "/logout", &cross_origin, &[&cookie], None)).await.status(), 403);
+    // The refused logouts left the session alive; the proper one ends it.
+    let still = refresh(&s.refresh, request("POST", "/refresh-token", &browser, &[&cookie], None)).await;
+    assert_eq!(still.status(), 200);
+    let current = format!("__Secure-latchkey-refresh={}", body_json(&still)["refreshToken"].as_str().unwrap());
+    let out = logout(&s.logout, request("POST", "/logout", &browser, &[&current], None)).await;
+    assert_eq!(out.status(), 204);
+    let cleared = cookie::Cookie::parse(out.headers()["set-cookie"].to_str().unwrap().to_owned()).unwrap();
+    assert_eq!((cleared.value(), cleared.path()), ("", Some("/auth")));
+    assert_eq!(cleared.max_age().map(|age| age.whole_seconds()), Some(0));
+    let after = refresh(&s.refresh, request("POST", "/refresh-token", &browser, &[&current], None)).await;
+    assert_eq!(after.status(), 401, "the cookie logout did not end the session");
+}
+
+#[tokio::test]
+async fn a_failed_cookie_refresh_clears_the_cookie_and_a_body_refresh_leaves_cookies_alone() {
+    let edge = EdgeConfig { allowed_origins: vec![FIXTURE_ORIGIN.to_owned()], ..EdgeConfig::default() };
+    let s = services(edge).await;
+    let browser = [("origin", FIXTURE_ORIGIN), ("x-latchkey-csrf", "1")];
+    let forged = "__Secure-latchkey-refresh=lk1.c2Vzc2lvbi1maXh0dXJlMQ.0.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    let response = refresh(&s.refresh, request("POST", "/refresh-token", &browser, &[forged], None)).await;
+    assert_eq!(response.status(), 401);
+    let cleared = cookie::Cookie::parse(response.headers()["set-cookie"].to_str().unwrap().to_owned()).unwrap();
+    assert_eq!(cleared.name(), "__Secure-latchkey-refresh");
+    assert_eq!(cleared.max_age().map(|age| age.whole_seconds()), Some(0));
+}
+
+#[tokio::test]
+async fn logout_with_a_forged_refresh_token_is_401_and_with_no_token_400() {
+    let s = services(EdgeConfig::default()).await;
+    let forged =
+        json!({"refreshToken": "lk1.c2Vzc2lvbi1maXh0dXJlMQ.0.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}).to_string();
+    let response = logout(&s.logout, request("POST", "/logout", &JSON, &[], Some(&forged))).await;
+    assert_eq!((response.status().as_u16(), body_json(&response)["error"].as_str()), (401, Some("invalid_grant")));
+    let none = logout(&s.logout, request("POST", "/logout", &[], &[], None)).await;
+    assert_eq!((none.status().as_u16(), body_json(&none)["error"].as_str()), (400, Some("invalid_request")));
 }

@@ -7,8 +7,9 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use latchkey::http::{jwks, login, logout, refresh};
+use latchkey::store::SessionStore;
 use latchkey::{Clock, SystemClock};
-use latchkey_tests::{Env, fixture_edge};
+use latchkey_tests::{Env, FIXTURE_SESSION_ID, fixture_edge};
 use serde_json::Value;
 
 fn events_dir() -> PathBuf {
@@ -53,9 +54,12 @@ fn every_event_file_is_in_the_manifest_and_the_readme() {
     }
 }
 
+/// A second session of the demo user ("session-fixture2").
+const OTHER_SESSION_ID: &str = "c2Vzc2lvbi1maXh0dXJlMg";
+
 #[tokio::test]
 async fn every_event_produces_its_documented_outcome() {
-    let mut checked = 0;
+    let mut outcomes = BTreeSet::new();
     for entry in manifest() {
         let file = entry["file"].as_str().unwrap();
         let function = entry["function"].as_str().unwrap();
@@ -64,6 +68,8 @@ async fn every_event_produces_its_documented_outcome() {
             return;
         };
         env.seed_fixture_session().await;
+        // Another session of the demo user: only logout of all sessions may end it.
+        env.seed_session(OTHER_SESSION_ID).await;
         let states = env.fixture_states();
         let outcome = if function == "authorizer" {
             let event: Value = serde_json::from_str(&text).unwrap();
@@ -100,9 +106,33 @@ async fn every_event_produces_its_documented_outcome() {
             Value::from(response.status().as_u16())
         };
         assert_eq!(outcome, entry["expect"], "{file}");
-        checked += 1;
+        if function == "logout" && outcome == 204 {
+            let revoked = |id: &'static str| {
+                let store = env.store();
+                async move { store.get_session(&id.parse().unwrap()).await.unwrap().unwrap().revoked_at.is_some() }
+            };
+            assert!(revoked(FIXTURE_SESSION_ID).await, "{file}: the session outlived its logout");
+            let everywhere = text.contains("allSessions");
+            assert_eq!(revoked(OTHER_SESSION_ID).await, everywhere, "{file}: the other session");
+        }
+        outcomes.insert(format!("{function}:{outcome}"));
     }
-    assert_eq!(checked, manifest().len());
+    // Every kind of answer is exercised, so a manifest that lost its failure cases fails here.
+    for wanted in [
+        "login:200",
+        "login:401",
+        "login:400",
+        "refresh:200",
+        "refresh:401",
+        "refresh:403",
+        "logout:204",
+        "logout:401",
+        "jwks:200",
+        "authorizer:\"allow\"",
+        "authorizer:\"unauthorized\"",
+    ] {
+        assert!(outcomes.contains(wanted), "no sample answers {wanted}: {outcomes:?}");
+    }
 }
 
 /// Whether an authorizer response lets the request through.

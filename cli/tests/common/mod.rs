@@ -2,8 +2,10 @@
 //! a clean `LATCHKEY_*` environment, and a small HTTP client.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, dead_code)]
 
-use std::io::Write;
+use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
@@ -69,5 +71,35 @@ impl Http {
         let status = response.status().as_u16();
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
         (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+}
+
+/// A child's output, line by line, read on a thread so a child that hangs fails the
+/// test after `timeout` instead of blocking it. The thread keeps draining the stream
+/// after `lines` returns, so the child never blocks on a full pipe.
+pub struct Lines {
+    receiver: mpsc::Receiver<String>,
+    deadline: Instant,
+}
+
+impl Lines {
+    pub fn new(stream: impl Read + Send + 'static, timeout: Duration) -> Self {
+        let (sender, receiver) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                let _ = sender.send(line);
+            }
+        });
+        Self { receiver, deadline: Instant::now() + timeout }
+    }
+
+    /// The next line; panics when the stream ends or the time is up.
+    pub fn next_line(&self) -> String {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        match self.receiver.recv_timeout(left) {
+            Ok(line) => line,
+            Err(mpsc::RecvTimeoutError::Timeout) => panic!("the child printed nothing more within its time"),
+            Err(mpsc::RecvTimeoutError::Disconnected) => panic!("the child's output ended"),
+        }
     }
 }

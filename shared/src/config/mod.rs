@@ -204,7 +204,9 @@ impl Config {
             seconds("LATCHKEY_REFRESH_TOKEN_TTL_SECONDS", defaults.refresh_token_ttl, DAY, 90 * DAY)?;
         let session_max_lifetime = seconds(
             "LATCHKEY_SESSION_MAX_LIFETIME_SECONDS",
-            defaults.session_max_lifetime.max(refresh_token_ttl),
+            // The longest refresh lifetime (90 days) equals the default cap, so the
+            // default always fits.
+            defaults.session_max_lifetime,
             refresh_token_ttl.as_secs(),
             365 * DAY,
         )?;
@@ -335,6 +337,30 @@ mod tests {
         assert_eq!(config.clock_skew, Duration::from_secs(30));
         assert_eq!(config.refresh_reuse_grace, Duration::from_secs(10));
         assert_eq!(config.password, PasswordParams { memory_kib: 19_456, iterations: 2, parallelism: 1 });
+        // The README's table, as literals: a changed default must change the docs too.
+        assert_eq!((config.issuer.as_str(), config.audience.as_str()), ("latchkey", "latchkey-api"));
+        assert_eq!(config.table_name, "latchkey");
+        assert_eq!((config.login_max_failures, config.login_lockout), (10, Duration::from_secs(900)));
+        assert_eq!(config.edge.cookie_path, "/refresh-token");
+        assert_eq!(config.edge.jwks_max_age_secs, 300);
+        assert_eq!(config.edge.csrf_header, "X-Latchkey-CSRF");
+        assert!(config.edge.allowed_origins.is_empty() && config.edge.route_roles.is_empty());
+        assert_eq!(config.edge.required_role, None);
+        assert!(config.kms_key_id.is_none() && config.jwks.is_none() && config.refresh_mac_key.is_none());
+    }
+
+    #[test]
+    fn variables_lists_exactly_the_names_the_config_reads() {
+        let asked = std::sync::Mutex::new(std::collections::BTreeSet::new());
+        Config::from_lookup(|name| {
+            asked.lock().unwrap().insert(name.to_owned());
+            None
+        })
+        .unwrap();
+        let asked = asked.into_inner().unwrap();
+        let listed: std::collections::BTreeSet<String> = VARIABLES.iter().map(|v| (*v).to_owned()).collect();
+        assert_eq!(asked, listed);
+        assert_eq!(VARIABLES.len(), listed.len(), "a name is listed twice");
     }
 
     #[test]
@@ -413,9 +439,20 @@ mod tests {
     }
 
     #[test]
-    fn longest_refresh_lifetime_raises_the_default_session_cap() {
+    fn session_cap_below_the_refresh_lifetime_is_refused_and_the_longest_fits_the_default() {
         let config = config_from(&[("LATCHKEY_REFRESH_TOKEN_TTL_SECONDS", "7776000")]).unwrap();
-        assert_eq!(config.session_max_lifetime, Duration::from_secs(90 * DAY));
+        assert_eq!(config.session_max_lifetime, Duration::from_secs(7_776_000));
+        let short = config_from(&[
+            ("LATCHKEY_REFRESH_TOKEN_TTL_SECONDS", "2592001"),
+            ("LATCHKEY_SESSION_MAX_LIFETIME_SECONDS", "2592000"),
+        ])
+        .unwrap_err();
+        assert_eq!(short.variable, "LATCHKEY_SESSION_MAX_LIFETIME_SECONDS");
+        let equal = config_from(&[
+            ("LATCHKEY_REFRESH_TOKEN_TTL_SECONDS", "2592000"),
+            ("LATCHKEY_SESSION_MAX_LIFETIME_SECONDS", "2592000"),
+        ]);
+        assert_eq!(equal.unwrap().session_max_lifetime, Duration::from_secs(2_592_000));
     }
 
     #[test]

@@ -213,7 +213,12 @@ where
     let outcome = if request.method() == Method::OPTIONS {
         Outcome::ok(preflight(&request, edge), None)
     } else if request.method() != method {
-        Outcome::from(ApiError::MethodNotAllowed)
+        let mut refused = Outcome::from(ApiError::MethodNotAllowed);
+        // The route's own method: `GET, OPTIONS` on the JWKS, `POST, OPTIONS` elsewhere.
+        if let Ok(allow) = HeaderValue::from_str(&format!("{method}, OPTIONS")) {
+            refused.response.headers_mut().insert(header::ALLOW, allow);
+        }
+        refused
     } else {
         handler(request).await
     };

@@ -248,6 +248,17 @@ mod tests {
     }
 
     #[test]
+    fn ec_thumbprint_matches_the_rfc_7517_example_keys_known_vector() {
+        // The P-256 key of RFC 7517 appendix A.1; its RFC 7638 thumbprint as other
+        // implementations compute it (jose's test suite, Python's hashlib).
+        let key = PublicKey::new(Jwk::Ec {
+            x: "MKBCTNIcKUSDii11ySs3526iDZ8AiTo7Tu6KPAqv7D4".to_owned(),
+            y: "4Etl6SRW2YiLUrN5vfvVHuhp7x8PxltmWWlbbM4IFyM".to_owned(),
+        });
+        assert_eq!(key.kid, "cn-I_WNMClehiVp51i_0VpOENW1upEerA8sEam5hn-s");
+    }
+
+    #[test]
     fn jwk_round_trips_through_jwks_json() {
         let point = [&[0x04][..], &[7u8; 32], &[9u8; 32]].concat();
         let key = PublicKey::from_ec_point(&point).unwrap();

@@ -157,7 +157,15 @@ impl Verifier {
     }
 
     fn check_claims(&self, claims: &AccessClaims, now: u64) -> Result<(), TokenError> {
-        for (name, value) in [("sub", &claims.sub), ("sid", &claims.sid), ("jti", &claims.jti)] {
+        // Latchkey never issues these empty; backends trust email and role as given.
+        let identifying = [
+            ("sub", &claims.sub),
+            ("sid", &claims.sid),
+            ("jti", &claims.jti),
+            ("email", &claims.email),
+            ("role", &claims.role),
+        ];
+        for (name, value) in identifying {
             if value.is_empty() {
                 return Err(TokenError::MissingClaim(name.to_owned()));
             }

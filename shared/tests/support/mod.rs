@@ -53,12 +53,27 @@ pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|ci| !matches!(ci.trim().to_ascii_lowercase().as_str(), "" | "false" | "0"))
 }
 
+/// Says a test skipped: on stderr, and as a line in the file `LATCHKEY_TEST_SKIPS`
+/// names (scripts/test sets it and counts the lines in its summary, since cargo
+/// shows a skipped test as `ok`).
+pub fn skipped(why: &str) {
+    let test = std::thread::current().name().unwrap_or("a test").to_owned();
+    eprintln!("SKIPPED {test}: {why}");
+    if let Some(path) = std::env::var_os("LATCHKEY_TEST_SKIPS") {
+        use std::io::Write as _;
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(path);
+        if let Ok(mut file) = file {
+            let _ = writeln!(file, "{test}: {why}");
+        }
+    }
+}
+
 async fn moto_config() -> Option<aws_config::SdkConfig> {
     if std::env::var_os("AWS_ENDPOINT_URL").is_none() {
         if in_ci() {
             panic!("AWS_ENDPOINT_URL is unset: this test needs moto, and CI=true forbids skipping (run scripts/test)");
         }
-        eprintln!("SKIPPED: AWS_ENDPOINT_URL is unset; run scripts/test to start moto");
+        skipped("AWS_ENDPOINT_URL is unset; run scripts/test to start moto");
         return None;
     }
     Some(aws_config::defaults(BehaviorVersion::latest()).load().await)
@@ -147,16 +162,22 @@ impl Backend {
 /// logging test: tracing's per-callsite cache makes scoped subscribers racy
 /// across parallel tests.
 pub fn capture_logs() -> Arc<Mutex<Vec<u8>>> {
-    let logs = Arc::new(Mutex::new(Vec::new()));
-    let writer = {
-        let logs = logs.clone();
-        move || Capture(logs.clone())
-    };
-    tracing::subscriber::set_global_default(
-        tracing_subscriber::fmt().json().flatten_event(true).with_writer(writer).finish(),
-    )
-    .unwrap();
-    logs
+    // A process has one global subscriber: the first call installs it, every later
+    // call (another test in the same binary) shares its buffer.
+    static LOGS: std::sync::OnceLock<Arc<Mutex<Vec<u8>>>> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let writer = {
+            let logs = logs.clone();
+            move || Capture(logs.clone())
+        };
+        tracing::subscriber::set_global_default(
+            tracing_subscriber::fmt().json().flatten_event(true).with_writer(writer).finish(),
+        )
+        .unwrap();
+        logs
+    })
+    .clone()
 }
 
 /// The captured log as text and as parsed JSON lines.

@@ -1,0 +1,143 @@
+//! A store that sits between the code and a real store: it counts every call by
+//! operation, and can be told to fail an operation ([`StoreError::Unavailable`]) to
+//! play an outage.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use latchkey::store::{LoginAttemptStore, RotateOutcome, Session, SessionStore, StoreError, User, UserStore};
+use latchkey::token::SessionId;
+
+/// Counts calls per operation and fails the operations named in `failing`.
+pub struct CountingStore<S> {
+    inner: Arc<S>,
+    calls: Mutex<BTreeMap<&'static str, u32>>,
+    failing: Mutex<BTreeSet<&'static str>>,
+}
+
+impl<S> CountingStore<S> {
+    /// Wraps `inner`; nothing fails until [`CountingStore::fail`].
+    pub fn new(inner: Arc<S>) -> Self {
+        Self { inner, calls: Mutex::new(BTreeMap::new()), failing: Mutex::new(BTreeSet::new()) }
+    }
+
+    /// From now on `operation` (a trait method's name, or `*` for all) fails.
+    pub fn fail(&self, operation: &'static str) {
+        self.failing.lock().unwrap().insert(operation);
+    }
+
+    /// Calls per operation since the last [`CountingStore::take_calls`].
+    pub fn take_calls(&self) -> BTreeMap<&'static str, u32> {
+        std::mem::take(&mut *self.calls.lock().unwrap())
+    }
+
+    fn enter(&self, operation: &'static str) -> Result<(), StoreError> {
+        *self.calls.lock().unwrap().entry(operation).or_default() += 1;
+        let failing = self.failing.lock().unwrap();
+        if failing.contains(operation) || failing.contains("*") {
+            return Err(StoreError::Unavailable(format!("injected outage: {operation}")));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl<S: UserStore> UserStore for CountingStore<S> {
+    async fn get_user_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
+        self.enter("get_user_by_email")?;
+        self.inner.get_user_by_email(email).await
+    }
+
+    async fn get_user_by_id(&self, user_id: &str) -> Result<Option<User>, StoreError> {
+        self.enter("get_user_by_id")?;
+        self.inner.get_user_by_id(user_id).await
+    }
+
+    async fn create_user(&self, user: &User) -> Result<(), StoreError> {
+        self.enter("create_user")?;
+        self.inner.create_user(user).await
+    }
+
+    async fn set_password(&self, email: &str, password_hash: &str, now: u64) -> Result<(), StoreError> {
+        self.enter("set_password")?;
+        self.inner.set_password(email, password_hash, now).await
+    }
+
+    async fn upgrade_password_hash(&self, email: &str, current_hash: &str, new_hash: &str) -> Result<bool, StoreError> {
+        self.enter("upgrade_password_hash")?;
+        self.inner.upgrade_password_hash(email, current_hash, new_hash).await
+    }
+
+    async fn set_role(&self, email: &str, role: &str) -> Result<(), StoreError> {
+        self.enter("set_role")?;
+        self.inner.set_role(email, role).await
+    }
+
+    async fn set_disabled(&self, email: &str, disabled: bool) -> Result<(), StoreError> {
+        self.enter("set_disabled")?;
+        self.inner.set_disabled(email, disabled).await
+    }
+
+    async fn list_users(&self) -> Result<Vec<User>, StoreError> {
+        self.enter("list_users")?;
+        self.inner.list_users().await
+    }
+}
+
+#[async_trait]
+impl<S: SessionStore> SessionStore for CountingStore<S> {
+    async fn create_session(&self, session: &Session) -> Result<(), StoreError> {
+        self.enter("create_session")?;
+        self.inner.create_session(session).await
+    }
+
+    async fn get_session(&self, session_id: &SessionId) -> Result<Option<Session>, StoreError> {
+        self.enter("get_session")?;
+        self.inner.get_session(session_id).await
+    }
+
+    async fn rotate_session(
+        &self,
+        session_id: &SessionId,
+        generation: u64,
+        now: u64,
+        idle_secs: u64,
+    ) -> Result<RotateOutcome, StoreError> {
+        self.enter("rotate_session")?;
+        self.inner.rotate_session(session_id, generation, now, idle_secs).await
+    }
+
+    async fn revoke_session(
+        &self,
+        session_id: &SessionId,
+        now: u64,
+        reason: &str,
+    ) -> Result<Option<Session>, StoreError> {
+        self.enter("revoke_session")?;
+        self.inner.revoke_session(session_id, now, reason).await
+    }
+
+    async fn list_user_sessions(&self, user_id: &str) -> Result<Vec<Session>, StoreError> {
+        self.enter("list_user_sessions")?;
+        self.inner.list_user_sessions(user_id).await
+    }
+}
+
+#[async_trait]
+impl<S: LoginAttemptStore> LoginAttemptStore for CountingStore<S> {
+    async fn failures(&self, email: &str, window: u64) -> Result<u32, StoreError> {
+        self.enter("failures")?;
+        self.inner.failures(email, window).await
+    }
+
+    async fn record_failure(&self, email: &str, window: u64, expires_at: u64) -> Result<u32, StoreError> {
+        self.enter("record_failure")?;
+        self.inner.record_failure(email, window, expires_at).await
+    }
+
+    async fn clear_failures(&self, email: &str, window: u64) -> Result<(), StoreError> {
+        self.enter("clear_failures")?;
+        self.inner.clear_failures(email, window).await
+    }
+}
