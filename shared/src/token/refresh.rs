@@ -17,8 +17,10 @@ use crate::encoding::{b64url, b64url_decode, random_bytes};
 /// Version tag at the front of every refresh token, so the key can be rotated later.
 pub const VERSION_TAG: &str = "lk1";
 
-/// Longest refresh token worth parsing; real ones are about 80 bytes.
-const MAX_REFRESH_TOKEN_BYTES: usize = 128;
+/// The longest refresh token there is: `lk1.`, a 22-character session id, the
+/// largest generation (20 digits) and a 43-character MAC, with their dots (91 bytes).
+/// Anything longer is refused before it is parsed.
+const MAX_REFRESH_TOKEN_BYTES: usize = VERSION_TAG.len() + 1 + 22 + 1 + 20 + 1 + 43;
 
 /// Why a refresh token string was refused. Callers must answer every variant
 /// identically (`invalid_grant`).
@@ -157,6 +159,22 @@ mod tests {
         let text = key.mint(&original);
         assert!(text.starts_with("lk1."), "{text}");
         assert_eq!(key.verify(&text).unwrap(), original);
+    }
+
+    #[test]
+    fn the_longest_possible_token_verifies_and_one_byte_more_is_malformed() {
+        let key = RefreshKey::generate().unwrap();
+        let longest = key.mint(&token(u64::MAX));
+        assert_eq!(longest.len(), MAX_REFRESH_TOKEN_BYTES);
+        assert_eq!(key.verify(&longest).unwrap().generation, u64::MAX);
+        assert_eq!(key.verify(&format!("{longest}A")), Err(RefreshTokenError::Malformed));
+    }
+
+    #[test]
+    fn session_id_debug_shows_the_id() {
+        let id = SessionId::random().unwrap();
+        assert_eq!(format!("{id:?}"), format!("SessionId({id})"));
+        assert_eq!(id.to_string().len(), 22);
     }
 
     #[test]
