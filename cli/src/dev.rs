@@ -24,8 +24,11 @@ use latchkey::services::Services;
 use latchkey::signing::LocalSigner;
 use serde_json::{Value, json};
 
-const DEMO_EMAIL: &str = "demo@example.com";
-const DEMO_PASSWORD: &str = "correct horse battery staple";
+/// The demo user of `latchkey dev` and of the sample events (`tests/src/lib.rs`,
+/// `DEMO_EMAIL`), whose password is public like the samples.
+pub const DEMO_EMAIL: &str = "demo@example.com";
+/// The demo user's password (`DEMO_PASSWORD` of the samples).
+pub const DEMO_PASSWORD: &str = "correct horse battery staple";
 
 #[derive(Debug, Args)]
 pub struct DevArgs {

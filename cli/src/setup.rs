@@ -12,9 +12,11 @@ use latchkey::account::{Accounts, DEFAULT_ROLE};
 use latchkey::deploy::Aws;
 use latchkey::password::{Password, PasswordHasher};
 use latchkey::session::{SessionManager, SessionPolicy};
-use latchkey::store::{DynamoStore, Session, SessionStore, UserStore};
+use latchkey::store::{DynamoStore, SessionStore, UserStore};
 use latchkey::token::{RefreshKey, SessionId};
 use latchkey::{Clock, SystemClock};
+
+use crate::dev::{DEMO_EMAIL, DEMO_PASSWORD};
 
 #[derive(Debug, Args)]
 pub struct SetupArgs {
@@ -27,10 +29,6 @@ pub struct SetupArgs {
     sample_data: bool,
 }
 
-/// The demo user of the sample events (`tests/src/lib.rs`, `DEMO_EMAIL`).
-const SAMPLE_EMAIL: &str = "demo@example.com";
-/// Its password (`DEMO_PASSWORD`); public, like the samples.
-const SAMPLE_PASSWORD: &str = "correct horse battery staple";
 /// The session the sample refresh and logout events name (`FIXTURE_SESSION_ID`).
 const SAMPLE_SESSION_ID: &str = "c2Vzc2lvbi1maXh0dXJlMQ";
 
@@ -91,38 +89,22 @@ async fn ensure_key(kms: &aws_sdk_kms::Client, alias: &str, usage: KeyUsageType,
 /// from a fresh table (restart moto) to reset it.
 async fn add_sample_data(config: &Config, aws: &Aws) -> anyhow::Result<()> {
     let store = Arc::new(DynamoStore::new(aws.dynamodb.clone(), config.table_name.clone()));
-    let user = match store.get_user_by_email(SAMPLE_EMAIL).await? {
+    let policy = SessionPolicy::from_config(config);
+    let user = match store.get_user_by_email(DEMO_EMAIL).await? {
         Some(user) => user,
         None => {
             let throwaway = RefreshKey::generate().map_err(|e| anyhow::anyhow!("{e}"))?;
-            let sessions = SessionManager::new(
-                store.clone(),
-                store.clone(),
-                throwaway,
-                SessionPolicy::from_config(config),
-                Arc::new(SystemClock),
-            );
+            let sessions = SessionManager::new(store.clone(), store.clone(), throwaway, policy, Arc::new(SystemClock));
             let accounts = Accounts::new(store.clone(), sessions, PasswordHasher::new(config.password)?);
-            accounts.create(SAMPLE_EMAIL, &Password::new(SAMPLE_PASSWORD)?, DEFAULT_ROLE).await?
+            accounts.create(DEMO_EMAIL, &Password::new(DEMO_PASSWORD)?, DEFAULT_ROLE).await?
         }
     };
-    let now = SystemClock.now();
-    let session = Session {
-        id: SAMPLE_SESSION_ID.parse::<SessionId>().map_err(|e| anyhow::anyhow!("{e}"))?,
-        user_id: user.id.clone(),
-        email: user.email.clone(),
-        generation: 0,
-        created_at: now,
-        rotated_at: now,
-        idle_expires_at: now + config.refresh_token_ttl.as_secs(),
-        absolute_expires_at: now + config.session_max_lifetime.as_secs(),
-        revoked_at: None,
-        revoke_reason: None,
-    };
+    let id = SAMPLE_SESSION_ID.parse::<SessionId>().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let session = policy.new_session(id, &user, SystemClock.now());
     if store.get_session(&session.id).await?.is_none() {
         store.create_session(&session).await?;
     }
-    eprintln!("latchkey: sample data: user {SAMPLE_EMAIL}, session {SAMPLE_SESSION_ID}");
+    eprintln!("latchkey: sample data: user {DEMO_EMAIL}, session {SAMPLE_SESSION_ID}");
     Ok(())
 }
 

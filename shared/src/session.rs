@@ -124,6 +124,23 @@ impl SessionPolicy {
             grace_secs: config.refresh_reuse_grace.as_secs(),
         }
     }
+
+    /// A live session `id` of `user` begun at `now`, generation 0, with this policy's
+    /// idle and absolute expiries: what a login stores.
+    pub fn new_session(&self, id: SessionId, user: &User, now: u64) -> Session {
+        Session {
+            id,
+            user_id: user.id.clone(),
+            email: user.email.clone(),
+            generation: 0,
+            created_at: now,
+            rotated_at: now,
+            idle_expires_at: now.saturating_add(self.idle_secs),
+            absolute_expires_at: now.saturating_add(self.absolute_secs),
+            revoked_at: None,
+            revoke_reason: None,
+        }
+    }
 }
 
 /// Starts, rotates and revokes sessions.
@@ -164,18 +181,7 @@ impl SessionManager {
     pub async fn start(&self, user: &User) -> Result<StartedSession, StoreError> {
         let now = self.clock.now();
         let session_id = SessionId::random().map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        let session = Session {
-            id: session_id,
-            user_id: user.id.clone(),
-            email: user.email.clone(),
-            generation: 0,
-            created_at: now,
-            rotated_at: now,
-            idle_expires_at: now.saturating_add(self.policy.idle_secs),
-            absolute_expires_at: now.saturating_add(self.policy.absolute_secs),
-            revoked_at: None,
-            revoke_reason: None,
-        };
+        let session = self.policy.new_session(session_id, user, now);
         self.sessions.create_session(&session).await?;
         let refresh_token = self.key.mint(&RefreshToken { session_id, generation: 0 });
         Ok(StartedSession { session, refresh_token })

@@ -15,8 +15,7 @@ use latchkey::token::{AccessTokenIssuer, RefreshToken, SessionId, Subject, Token
 use latchkey::{Clock, Config, SystemClock};
 
 async fn create_key(kms: &aws_sdk_kms::Client, spec: KeySpec) -> String {
-    let created = kms.create_key().key_usage(KeyUsageType::SignVerify).key_spec(spec).send().await.unwrap();
-    created.key_metadata().unwrap().key_id().to_owned()
+    support::create_kms_key(kms, KeyUsageType::SignVerify, spec).await.key_id().to_owned()
 }
 
 fn subject(n: usize) -> Subject {

@@ -22,7 +22,7 @@ use latchkey::password::{Password, PasswordHasher};
 use latchkey::services::{Components, Services};
 use latchkey::session::{SessionManager, SessionPolicy};
 use latchkey::signing::{KeySet, LocalSigner, Signer};
-use latchkey::store::{DynamoStore, Session, SessionStore, User};
+use latchkey::store::{DynamoStore, SessionStore, User};
 use latchkey::token::{AccessClaims, RefreshKey, RefreshToken, SessionId, sign_jwt};
 
 /// The ES256 key every sample access token is signed with. Test-only: it is public.
@@ -160,19 +160,8 @@ impl Env {
 
     /// Starts a session with this id for the demo user.
     pub async fn seed_session(&self, id: &str) {
-        let now = SystemClock.now();
-        let session = Session {
-            id: id.parse::<SessionId>().unwrap(),
-            user_id: self.demo.id.clone(),
-            email: self.demo.email.clone(),
-            generation: 0,
-            created_at: now,
-            rotated_at: now,
-            idle_expires_at: now + self.config.refresh_token_ttl.as_secs(),
-            absolute_expires_at: now + self.config.session_max_lifetime.as_secs(),
-            revoked_at: None,
-            revoke_reason: None,
-        };
+        let policy = SessionPolicy::from_config(&self.config);
+        let session = policy.new_session(id.parse::<SessionId>().unwrap(), &self.demo, SystemClock.now());
         self.store().create_session(&session).await.unwrap();
     }
 
@@ -200,8 +189,7 @@ pub fn fixture_edge() -> EdgeConfig {
 }
 
 async fn create_kms_key(aws: &Aws, usage: KeyUsageType, spec: KeySpec) -> String {
-    let created = aws.kms.create_key().key_usage(usage).key_spec(spec).send().await.unwrap();
-    created.key_metadata().unwrap().key_id().to_owned()
+    support::create_kms_key(&aws.kms, usage, spec).await.key_id().to_owned()
 }
 
 /// `docs/openapi.yaml`, parsed.

@@ -57,16 +57,9 @@ impl Phase {
 }
 
 async fn new_signing_key(env: &Env) -> String {
-    let created = env
-        .aws
-        .kms
-        .create_key()
-        .key_usage(KeyUsageType::SignVerify)
-        .key_spec(KeySpec::EccNistP256)
-        .send()
-        .await
-        .unwrap();
-    created.key_metadata().unwrap().arn().unwrap().to_owned()
+    let key =
+        latchkey_tests::support::create_kms_key(&env.aws.kms, KeyUsageType::SignVerify, KeySpec::EccNistP256).await;
+    key.arn().unwrap().to_owned()
 }
 
 #[tokio::test]

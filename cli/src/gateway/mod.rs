@@ -185,12 +185,13 @@ fn start_functions(
             continue;
         };
         let mut environment = function.environment.clone();
-        for name in &function.unresolved {
-            match std::env::var(name).ok().or_else(|| extra.get(name).cloned()) {
-                Some(value) => {
+        // The env file comes last and wins; what it lacks comes from this process.
+        for name in function.unresolved.iter().filter(|name| !extra.contains_key(*name)) {
+            match std::env::var(name) {
+                Ok(value) => {
                     environment.insert(name.clone(), value);
                 }
-                None => {
+                Err(_) => {
                     unset.insert(name.clone());
                 }
             }

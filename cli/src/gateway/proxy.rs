@@ -224,13 +224,9 @@ fn authorization(authorizer: &Authorizer, answer: &Value) -> Authorization {
             _ => Authorization::Refused(message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")),
         };
     }
-    let allows = answer["policyDocument"]["Statement"]
-        .as_array()
-        .is_some_and(|statements| statements.iter().any(|s| s["Effect"] == "Allow"));
-    let denies = answer["policyDocument"]["Statement"]
-        .as_array()
-        .is_some_and(|statements| statements.iter().any(|s| s["Effect"] == "Deny"));
-    if allows && !denies { Authorization::Allowed(answer["context"].clone()) } else { forbidden() }
+    let statements = answer["policyDocument"]["Statement"].as_array().map(Vec::as_slice).unwrap_or_default();
+    let has = |effect: &str| statements.iter().any(|s| s["Effect"] == effect);
+    if has("Allow") && !has("Deny") { Authorization::Allowed(answer["context"].clone()) } else { forbidden() }
 }
 
 /// Payload format 2.0 request event, "Working with AWS Lambda proxy integrations for
@@ -253,23 +249,13 @@ fn request_event(
             cookies.extend(value.split(';').map(|c| c.trim().to_owned()).filter(|c| !c.is_empty()));
             continue;
         }
-        let entry = joined.entry(name.as_str().to_owned()).or_insert_with(|| Value::String(String::new()));
-        let merged = match entry.as_str() {
-            Some("") | None => value,
-            Some(previous) => format!("{previous},{value}"),
-        };
-        *entry = Value::String(merged);
+        join_value(&mut joined, name.as_str(), &value);
     }
     let query = uri.query().unwrap_or_default();
     let mut query_parameters: Map<String, Value> = Map::new();
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let entry = query_parameters.entry(name.to_owned()).or_insert_with(|| Value::String(String::new()));
-        let merged = match entry.as_str() {
-            Some("") | None => value.to_owned(),
-            Some(previous) => format!("{previous},{value}"),
-        };
-        *entry = Value::String(merged);
+        join_value(&mut query_parameters, name, value);
     }
     let (body, encoded) = match std::str::from_utf8(body) {
         _ if body.is_empty() => (Value::Null, false),
@@ -277,8 +263,7 @@ fn request_event(
         Err(_) => (Value::String(STANDARD.encode(body)), true),
     };
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
-    let route_key =
-        if route.method == "ANY" { format!("ANY {}", route.path) } else { format!("{} {}", route.method, route.path) };
+    let route_key = format!("{} {}", route.method, route.path);
     let request_id = format!("local-{}", now.as_nanos());
     let mut event = json!({
         "version": "2.0",
@@ -319,6 +304,17 @@ fn request_event(
         event["body"] = body;
     }
     event
+}
+
+/// Adds `value` under `name`, after a comma when the name is already there: how
+/// payload 2.0 carries a repeated header or query parameter.
+fn join_value(map: &mut Map<String, Value>, name: &str, value: &str) {
+    let entry = map.entry(name.to_owned()).or_insert_with(|| Value::String(String::new()));
+    let merged = match entry.as_str() {
+        Some("") | None => value.to_owned(),
+        Some(previous) => format!("{previous},{value}"),
+    };
+    *entry = Value::String(merged);
 }
 
 /// The payload 2.0 authorizer event: the request's fields plus `type`, `routeArn`

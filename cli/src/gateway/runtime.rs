@@ -31,8 +31,9 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::{Mutex, mpsc, oneshot, watch};
 
-/// What the host needs to run one function.
-#[derive(Debug, Clone)]
+/// What the host needs to run one function. Its `Debug` names the environment's
+/// variables but never shows their values (an env file may hold a key).
+#[derive(Clone)]
 pub struct FunctionSpec {
     /// The function's name (the template's logical id).
     pub name: String,
@@ -46,8 +47,21 @@ pub struct FunctionSpec {
     pub memory_mb: u32,
 }
 
-/// How an invocation ended.
-#[derive(Debug, Clone, PartialEq)]
+impl std::fmt::Debug for FunctionSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FunctionSpec")
+            .field("name", &self.name)
+            .field("bootstrap", &self.bootstrap)
+            .field("environment", &self.environment.keys().collect::<Vec<_>>())
+            .field("timeout", &self.timeout)
+            .field("memory_mb", &self.memory_mb)
+            .finish()
+    }
+}
+
+/// How an invocation ended. Its `Debug` shows a response's size, never its bytes
+/// (they carry tokens).
+#[derive(Clone, PartialEq)]
 pub enum Outcome {
     /// The function posted a response: its bytes.
     Response(Vec<u8>),
@@ -62,6 +76,17 @@ pub enum Outcome {
     Timeout,
     /// The process ended (or never started) without answering.
     Crashed(String),
+}
+
+impl std::fmt::Debug for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Response(bytes) => write!(f, "Response({} bytes)", bytes.len()),
+            Self::Error { error_type, .. } => write!(f, "Error({error_type})"),
+            Self::Timeout => f.write_str("Timeout"),
+            Self::Crashed(why) => write!(f, "Crashed({why})"),
+        }
+    }
 }
 
 type Reply = oneshot::Sender<Outcome>;

@@ -79,6 +79,16 @@ async fn moto_config() -> Option<aws_config::SdkConfig> {
     Some(aws_config::defaults(BehaviorVersion::latest()).load().await)
 }
 
+/// A new KMS key on moto; callers take its id or ARN from the metadata.
+pub async fn create_kms_key(
+    kms: &aws_sdk_kms::Client,
+    usage: aws_sdk_kms::types::KeyUsageType,
+    spec: aws_sdk_kms::types::KeySpec,
+) -> aws_sdk_kms::types::KeyMetadata {
+    let created = kms.create_key().key_usage(usage).key_spec(spec).send().await.unwrap();
+    created.key_metadata().unwrap().clone()
+}
+
 /// A DynamoDB client pointed at moto; same rules as [`moto_kms`].
 pub async fn moto_dynamodb() -> Option<aws_sdk_dynamodb::Client> {
     moto_config().await.map(|config| aws_sdk_dynamodb::Client::new(&config))
