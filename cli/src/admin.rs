@@ -144,14 +144,14 @@ pub async fn sessions(command: SessionsCommand) -> anyhow::Result<ExitCode> {
         }
         SessionsCommand::Revoke { session: Some(session), .. } => {
             let id: SessionId = session.parse().ok().context("not a session id")?;
-            if !accounts.sessions().revoke(&id, "admin").await? {
+            if accounts.sessions().revoke(&id, "admin").await?.is_none() {
                 bail!("no session {session}");
             }
             println!("revoked {session}");
         }
         SessionsCommand::Revoke { email: Some(email), .. } => {
             let user = accounts.existing(&email).await?;
-            let revoked = accounts.sessions().revoke_all(&user.id, "admin").await?;
+            let revoked = accounts.sessions().revoke_all(&user.id, &user.email, "admin", None).await?;
             println!("{revoked} session(s) revoked");
         }
         SessionsCommand::Revoke { .. } => bail!("give --session S, or --email E --all"),

@@ -262,6 +262,91 @@ fn tempfile(contents: &str) -> TempFile {
     TempFile(path)
 }
 
+/// `latchkey invoke <function> --event events/<file>` on the built functions.
+fn invoke(
+    function: &str,
+    file: &str,
+    functions: &Path,
+    env_file: &Path,
+    env: &[(String, String)],
+) -> std::process::Output {
+    let event = root().join("events").join(file);
+    latchkey(
+        &[
+            "invoke",
+            function,
+            "--event",
+            event.to_str().unwrap(),
+            "--template",
+            root().join("template.yaml").to_str().unwrap(),
+            "--functions",
+            functions.to_str().unwrap(),
+            "--env-file",
+            env_file.to_str().unwrap(),
+        ],
+        env,
+        None,
+    )
+}
+
+/// events/local.env without what names moto's port, the table and the KMS key: a
+/// run on its own table (from [`fresh_stack`]) supplies those.
+fn local_env_for_a_fresh_stack() -> String {
+    std::fs::read_to_string(root().join("events/local.env"))
+        .unwrap()
+        .lines()
+        .filter(|line| !line.starts_with("AWS_") && !line.starts_with("LATCHKEY_TABLE_NAME="))
+        .filter(|line| !line.starts_with("LATCHKEY_KMS_KEY_ID="))
+        .map(|line| format!("{line}\n"))
+        .collect()
+}
+
+/// `RUST_LOG=trace` set on the deployed functions (the first thing one tries when
+/// debugging) must not write what the events carry: `lambda_runtime` logs each raw
+/// event at `trace`. Login, a cookie refresh and the authorizer run through the real
+/// runtime loop of the built bootstraps; the log shows the trace filter was taken
+/// (the `log_filter` debug line) and holds no password, token or hash.
+#[tokio::test]
+async fn rust_log_trace_writes_no_password_token_or_hash_from_the_built_functions() {
+    let Some(functions) = built() else { return };
+    let Some(env) = fresh_stack(true).await else { return };
+    let env: Vec<(String, String)> = env.into_iter().filter(|(k, _)| k != "LATCHKEY_REFRESH_MAC_KEY_ID").collect();
+    let mut env_file = tempfile(&format!("{}RUST_LOG=trace\n", local_env_for_a_fresh_stack()));
+    let event = |file: &str| -> Value {
+        serde_json::from_str(&std::fs::read_to_string(root().join("events").join(file)).unwrap()).unwrap()
+    };
+    let login_body: Value = serde_json::from_str(event("login-http-api.json")["body"].as_str().unwrap()).unwrap();
+    let password = login_body["password"].as_str().unwrap().to_owned();
+    let cookie = event("refresh-cookie-http-api.json")["cookies"][0].as_str().unwrap().to_owned();
+    let refresh_token = cookie.split_once('=').unwrap().1.to_owned();
+    let bearer = event("authorizer-http-api-v2-valid.json")["headers"]["authorization"].as_str().unwrap().to_owned();
+    let mut log = String::new();
+    for (function, file) in [
+        ("LoginFunction", "login-http-api.json"),
+        ("RefreshFunction", "refresh-cookie-http-api.json"),
+        ("AuthorizerFunction", "authorizer-http-api-v2-valid.json"),
+    ] {
+        let output = invoke(function, file, &functions, env_file.path(), &env);
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        let answer: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|_| panic!("{file}: {stdout}"));
+        assert!(answer["statusCode"] == 200 || answer["isAuthorized"] == true, "{file}: {answer}");
+        log.push_str(&String::from_utf8_lossy(&output.stderr));
+    }
+    assert_eq!(log.matches("\"log_filter\"").count(), 3, "RUST_LOG=trace did not reach each function:\n{log}");
+    let issued_refresh_prefix = "lk1.";
+    for (what, secret) in [
+        ("the password", password.as_str()),
+        ("the refresh token", refresh_token.as_str()),
+        ("the bearer token", bearer.trim_start_matches("Bearer ")),
+        ("a refresh token", issued_refresh_prefix),
+        ("a JWT", "eyJ"),
+        ("a password hash", "$argon2id$"),
+    ] {
+        assert!(!log.contains(secret), "{what} is in the trace log:\n{log}");
+    }
+    env_file.remove();
+}
+
 /// Every sample event in events/ through its built function with `latchkey invoke`
 /// (a cold start each), under events/local.env's fixture keys, on a table that
 /// `latchkey setup --sample-data` prepared: each gives the outcome the manifest
@@ -270,15 +355,7 @@ fn tempfile(contents: &str) -> TempFile {
 async fn every_sample_event_gives_its_documented_outcome_from_the_built_function() {
     let Some(functions) = built() else { return };
     let Some(env) = fresh_stack(true).await else { return };
-    let local_env = std::fs::read_to_string(root().join("events/local.env")).unwrap();
-    // local.env names moto on port 5000 and the default table; this run has its own.
-    let overridden: String = local_env
-        .lines()
-        .filter(|line| !line.starts_with("AWS_") && !line.starts_with("LATCHKEY_TABLE_NAME="))
-        .filter(|line| !line.starts_with("LATCHKEY_KMS_KEY_ID="))
-        .map(|line| format!("{line}\n"))
-        .collect();
-    let mut env_file = tempfile(&overridden);
+    let mut env_file = tempfile(&local_env_for_a_fresh_stack());
     let env: Vec<(String, String)> = env.into_iter().filter(|(k, _)| k != "LATCHKEY_REFRESH_MAC_KEY_ID").collect();
     let manifest: Vec<Value> =
         serde_json::from_str(&std::fs::read_to_string(root().join("events/manifest.json")).unwrap()).unwrap();
@@ -297,23 +374,7 @@ async fn every_sample_event_gives_its_documented_outcome_from_the_built_function
         // Each refresh and logout sample spends the fixture session: a fresh one each.
         let env = if matches!(function, "refresh" | "logout") { fresh_stack(true).await.unwrap() } else { env.clone() };
         let env: Vec<(String, String)> = env.into_iter().filter(|(k, _)| k != "LATCHKEY_REFRESH_MAC_KEY_ID").collect();
-        let event = root().join("events").join(file);
-        let output = latchkey(
-            &[
-                "invoke",
-                function_of(function),
-                "--event",
-                event.to_str().unwrap(),
-                "--template",
-                root().join("template.yaml").to_str().unwrap(),
-                "--functions",
-                functions.to_str().unwrap(),
-                "--env-file",
-                env_file.path().to_str().unwrap(),
-            ],
-            &env,
-            None,
-        );
+        let output = invoke(function_of(function), file, &functions, env_file.path(), &env);
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
         let answer: Value = serde_json::from_str(stdout.trim())
             .unwrap_or_else(|_| panic!("{file}: {stdout} {}", String::from_utf8_lossy(&output.stderr)));

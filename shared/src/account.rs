@@ -25,8 +25,8 @@ pub enum AccountError {
     /// The new password is shorter than [`MIN_PASSWORD_CHARS`].
     #[error("password must have at least {MIN_PASSWORD_CHARS} characters")]
     WeakPassword,
-    /// A role must be 1-64 characters of `a-z 0-9 _ - : .`.
-    #[error("role must be 1-64 characters of a-z 0-9 _ - : .")]
+    /// A role must be 1-64 characters of `A-Z a-z 0-9 _ - : . /`.
+    #[error("role must be 1-64 characters of A-Z a-z 0-9 _ - : . /")]
     InvalidRole,
     /// Hashing failed, or a stored hash is corrupt.
     #[error(transparent)]
@@ -124,6 +124,7 @@ impl Accounts {
             role: role.to_owned(),
             disabled: false,
             password_changed_at: 0,
+            session_epoch: 0,
             created_at: now,
         };
         self.users.create_user(&user).await?;
@@ -202,7 +203,7 @@ impl Accounts {
         check_new_password(password)?;
         let hash = self.hasher.hash(password).await?;
         self.users.set_password(&user.email, &hash, self.sessions.clock().now()).await?;
-        Ok(self.sessions.revoke_all(&user.id, "password_changed").await?)
+        Ok(self.sessions.revoke_all(&user.id, &user.email, "password_changed", None).await?)
     }
 
     /// Disables (revoking every session) or re-enables a user. Idempotent.
@@ -213,7 +214,7 @@ impl Accounts {
         if !disabled {
             return Ok(0);
         }
-        Ok(self.sessions.revoke_all(&user.id, "user_disabled").await?)
+        Ok(self.sessions.revoke_all(&user.id, &user.email, "user_disabled", None).await?)
     }
 
     /// Sets a user's role; it reaches access tokens at the next refresh.
@@ -237,8 +238,10 @@ fn check_new_password(password: &Password) -> Result<(), AccountError> {
     Ok(())
 }
 
+/// Roles are opaque and case-preserving (`Admin` stays `Admin`; route rules compare
+/// them exactly), limited to a charset that is safe in logs, headers and policies.
 fn check_role(role: &str) -> Result<(), AccountError> {
-    let allowed = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-' | b':' | b'.');
+    let allowed = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b':' | b'.' | b'/');
     if role.is_empty() || role.len() > 64 || !role.bytes().all(allowed) {
         return Err(AccountError::InvalidRole);
     }

@@ -5,6 +5,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use lambda_http::{Body, Request, Response};
 
@@ -15,7 +16,7 @@ use crate::config::{Config, ConfigError};
 use crate::http::{JwksState, LoginState, LogoutState, RefreshState, TokenResponder, jwks, login, logout, refresh};
 use crate::password::{PasswordError, PasswordHasher};
 use crate::session::{SessionManager, SessionPolicy};
-use crate::signing::{KeySet, KmsSigner, SigningError, derive_refresh_key};
+use crate::signing::{KeySet, KmsSigner, Signer, SigningError, derive_refresh_key};
 use crate::store::DynamoStore;
 use crate::token::{AccessTokenIssuer, RefreshKey, Verifier};
 
@@ -33,6 +34,38 @@ pub enum StartupError {
     Password(#[from] PasswordError),
 }
 
+/// The `kid` (RFC 7638 thumbprint) of the ES256 key committed for tests and the
+/// sample events (`tests/fixtures/signing-key.pem`). Its private half is public, so a
+/// function refuses to trust it unless `LATCHKEY_ALLOW_FIXTURE_KEYS=true`.
+pub const FIXTURE_SIGNING_KID: &str = "wQ-F1n5I4pXq64g-zTnz70lImDo_WnfGxlD5mvWQRWQ";
+
+/// The refresh-token MAC key committed for the sample events: public likewise.
+pub const FIXTURE_REFRESH_MAC_KEY: [u8; 32] = *b"latchkey sample events only 2026";
+
+/// Refuses a committed test key (`kid` or MAC key) unless the configuration
+/// explicitly allows them: anyone could mint tokens with it.
+fn refuse_fixture_key(config: &Config, is_fixture: bool, variable: &'static str) -> Result<(), StartupError> {
+    if is_fixture && !config.allow_fixture_keys {
+        return Err(crate::config::problem(
+            variable,
+            "holds the repository's public test key; use your own key (LATCHKEY_ALLOW_FIXTURE_KEYS=true only for local tests)",
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// Limit of one AWS call, retries included. The SDK sets none of its own, so a
+/// call could hang until the function timed out. With it, a refresh's rotation
+/// write (its last call) is answered, or has failed, within 3 s of being sent,
+/// well inside the default 10 s grace window in which the client's retry of the
+/// same token gets the successor.
+pub const SDK_OPERATION_TIMEOUT: Duration = Duration::from_secs(3);
+/// Limit of one attempt of an AWS call (the SDK retries within the operation limit).
+pub const SDK_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Limit of opening a connection to an AWS endpoint.
+pub const SDK_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// The AWS clients, built once from the environment (region, credentials and, for
 /// tests and emulators, `AWS_ENDPOINT_URL`).
 #[derive(Debug, Clone)]
@@ -44,9 +77,20 @@ pub struct Aws {
 }
 
 impl Aws {
-    /// Clients configured from the process environment.
+    /// Clients configured from the process environment, with the `SDK_*_TIMEOUT` limits.
     pub async fn from_env() -> Self {
-        let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        Self::load(aws_config::defaults(aws_config::BehaviorVersion::latest())).await
+    }
+
+    /// Clients from `loader` (tests point it at a stand-in endpoint), with the
+    /// `SDK_*_TIMEOUT` limits.
+    pub async fn load(loader: aws_config::ConfigLoader) -> Self {
+        let timeouts = aws_config::timeout::TimeoutConfig::builder()
+            .connect_timeout(SDK_CONNECT_TIMEOUT)
+            .operation_attempt_timeout(SDK_ATTEMPT_TIMEOUT)
+            .operation_timeout(SDK_OPERATION_TIMEOUT)
+            .build();
+        let shared = loader.timeout_config(timeouts).load().await;
         Self { dynamodb: aws_sdk_dynamodb::Client::new(&shared), kms: aws_sdk_kms::Client::new(&shared) }
     }
 }
@@ -56,7 +100,10 @@ impl Aws {
 pub async fn session_manager(config: &Config, aws: &Aws) -> Result<SessionManager, StartupError> {
     let store = Arc::new(DynamoStore::new(aws.dynamodb.clone(), config.table_name.clone()));
     let key = match &config.refresh_mac_key {
-        Some(key) => RefreshKey::from_bytes(key.bytes()),
+        Some(key) => {
+            refuse_fixture_key(config, *key.bytes() == FIXTURE_REFRESH_MAC_KEY, "LATCHKEY_REFRESH_MAC_KEY")?;
+            RefreshKey::from_bytes(key.bytes())
+        }
         None => derive_refresh_key(&aws.kms, config.require_refresh_mac_key_id()?).await?,
     };
     Ok(SessionManager::new(store.clone(), store, key, SessionPolicy::from_config(config), Arc::new(SystemClock)))
@@ -65,13 +112,22 @@ pub async fn session_manager(config: &Config, aws: &Aws) -> Result<SessionManage
 /// Access tokens signed by the KMS key (`GetPublicKey` once).
 pub async fn token_responder(config: &Config, aws: &Aws) -> Result<TokenResponder, StartupError> {
     let signer = KmsSigner::new(aws.kms.clone(), config.require_kms_key_id()?).await?;
+    refuse_fixture_key(config, signer.public_key().kid == FIXTURE_SIGNING_KID, "LATCHKEY_KMS_KEY_ID")?;
     let issuer = AccessTokenIssuer::new(Arc::new(signer), config);
     Ok(TokenResponder::new(issuer, config.edge.clone()))
 }
 
 /// A verifier on the configured JWKS, or on the KMS public keys.
 pub async fn verifier(config: &Config, aws: &Aws) -> Result<Verifier, StartupError> {
-    Ok(Verifier::new(KeySet::from_config(config, &aws.kms).await?, config))
+    Ok(Verifier::new(key_set(config, aws).await?, config))
+}
+
+/// The verification keys (JWKS or KMS), never the fixture key unless allowed.
+pub async fn key_set(config: &Config, aws: &Aws) -> Result<KeySet, StartupError> {
+    let keys = KeySet::from_config(config, &aws.kms).await?;
+    let variable = if config.jwks.is_some() { "LATCHKEY_JWKS" } else { "LATCHKEY_KMS_VERIFY_KEY_IDS" };
+    refuse_fixture_key(config, keys.get(FIXTURE_SIGNING_KID).is_some(), variable)?;
+    Ok(keys)
 }
 
 impl HttpFunction for LoginState {
@@ -125,7 +181,7 @@ impl HttpFunction for LogoutState {
 impl HttpFunction for JwksState {
     /// The JWKS function's state: the published keys.
     async fn deployed(config: &Config, aws: &Aws) -> Result<Self, StartupError> {
-        Ok(Self { keys: KeySet::from_config(config, &aws.kms).await?, edge: config.edge.clone() })
+        Ok(Self { keys: key_set(config, aws).await?, edge: config.edge.clone() })
     }
 
     async fn handle(&self, request: Request) -> Response<Body> {

@@ -1,20 +1,48 @@
 //! Log set-up for the Lambda functions: JSON lines to stdout (CloudWatch), `RUST_LOG`
-//! to filter, the AWS SDK held at `warn` so request internals never reach the log.
+//! to filter, and a ceiling on the crates that would log events, requests or
+//! credentials, which no `RUST_LOG` can lift.
 
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 /// The filter used when `RUST_LOG` is unset.
-pub const DEFAULT_FILTER: &str = "info,aws_config=warn,aws_smithy_runtime=warn,aws_smithy_runtime_api=warn,aws_sdk_kms=warn,aws_sdk_dynamodb=warn,hyper=warn";
+pub const DEFAULT_FILTER: &str = "info";
+
+/// Crates (target prefixes) whose verbose levels carry secrets, and the most they
+/// may log whatever `RUST_LOG` says: `lambda_runtime` logs each raw event (a
+/// login's password, a refresh token) at `trace`; the AWS SDK and the HTTP stack
+/// log requests, headers and signing material at `debug`/`trace`.
+pub const CEILINGS: [(&str, LevelFilter); 7] = [
+    ("lambda_runtime", LevelFilter::INFO),
+    ("lambda_http", LevelFilter::INFO),
+    ("aws_", LevelFilter::WARN),
+    ("hyper", LevelFilter::WARN),
+    ("h2", LevelFilter::WARN),
+    ("tower", LevelFilter::WARN),
+    ("rustls", LevelFilter::WARN),
+];
+
+/// The [`CEILINGS`] as a filter: everything else passes to `RUST_LOG`'s judgement.
+pub fn ceilings() -> Targets {
+    Targets::new().with_default(LevelFilter::TRACE).with_targets(CEILINGS)
+}
 
 /// Installs the JSON subscriber once. Later calls do nothing.
 pub fn init() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
-    let _ = tracing_subscriber::fmt()
+    let effective = filter.to_string();
+    let subscriber = tracing_subscriber::fmt()
         .json()
         .flatten_event(true)
         .with_current_span(false)
         .with_span_list(false)
         .with_target(false)
         .with_env_filter(filter)
-        .try_init();
+        .finish()
+        .with(ceilings());
+    if subscriber.try_init().is_ok() {
+        tracing::debug!(event = "log_filter", filter = %effective, "RUST_LOG applied under the secret-safe ceilings");
+    }
 }

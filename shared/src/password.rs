@@ -108,6 +108,10 @@ struct Inner {
     params: PasswordParams,
     dummy_hash: String,
     verifications: std::sync::atomic::AtomicU64,
+    /// How long the latest verification at the configured cost took (the dummy's,
+    /// or a current hash's): what a verification of a weaker hash is padded to.
+    reference: std::sync::Mutex<Option<std::time::Duration>>,
+    paddings: std::sync::atomic::AtomicU64,
 }
 
 impl fmt::Debug for PasswordHasher {
@@ -130,13 +134,20 @@ impl PasswordHasher {
             hash_with(&argon2, throwaway.as_bytes())?
         };
         let verifications = std::sync::atomic::AtomicU64::new(0);
-        Ok(Self { inner: Arc::new(Inner { argon2, params, dummy_hash, verifications }) })
+        let (reference, paddings) = (std::sync::Mutex::new(None), std::sync::atomic::AtomicU64::new(0));
+        Ok(Self { inner: Arc::new(Inner { argon2, params, dummy_hash, verifications, reference, paddings }) })
     }
 
     /// How many argon2 verifications this hasher has run, the unknown-user dummy
     /// included: the proof that an unknown email costs the same work as a known one.
     pub fn verifications(&self) -> u64 {
         self.inner.verifications.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// How many verifications of a hash weaker than the configured parameters were
+    /// padded to the configured cost.
+    pub fn paddings(&self) -> u64 {
+        self.inner.paddings.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The parameters new hashes are made with.
@@ -164,20 +175,51 @@ impl PasswordHasher {
 }
 
 impl Inner {
+    /// Verifies, then evens out the time: an unknown user costs one verification at
+    /// the configured cost (the dummy), and so does a user whose hash predates raised
+    /// parameters, whose cheaper verification is padded (by sleeping) to the latest
+    /// configured-cost one. Otherwise the response time would tell which accounts
+    /// exist and have not logged in since the parameters were raised.
     fn verify_blocking(&self, password: &Password, stored: Option<&str>) -> Result<Verification, PasswordError> {
+        let started = std::time::Instant::now();
         let parsed = stored.map(PasswordHash::new);
         let Some(Ok(hash)) = parsed else {
             // Unknown user or a corrupt record: spend the same time anyway.
             let _ = self.check(password, &self.dummy_hash);
+            self.set_reference(started.elapsed());
             return match parsed {
                 None => Ok(Verification::Invalid),
                 Some(_) => Err(PasswordError::MalformedHash),
             };
         };
-        if !self.argon2_verify(password, &hash) {
-            return Ok(Verification::Invalid);
+        let valid = self.argon2_verify(password, &hash);
+        let weaker = is_weaker(&hash, self.params);
+        if weaker {
+            self.pad(started);
+        } else {
+            self.set_reference(started.elapsed());
         }
-        Ok(Verification::Valid { needs_rehash: is_weaker(&hash, self.params) })
+        Ok(if valid { Verification::Valid { needs_rehash: weaker } } else { Verification::Invalid })
+    }
+
+    fn set_reference(&self, took: std::time::Duration) {
+        *self.reference.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(took);
+    }
+
+    /// Brings a verification begun at `started` up to the configured cost: sleeps
+    /// out the rest of the reference time, or (before any reference exists) runs
+    /// the dummy verification, which also sets one.
+    fn pad(&self, started: std::time::Instant) {
+        self.paddings.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let reference = *self.reference.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        match reference {
+            Some(reference) => std::thread::sleep(padding(reference, started.elapsed())),
+            None => {
+                let dummy_started = std::time::Instant::now();
+                let _ = self.check(&Password(String::new()), &self.dummy_hash);
+                self.set_reference(dummy_started.elapsed());
+            }
+        }
     }
 
     fn check(&self, password: &Password, phc: &str) -> bool {
@@ -195,6 +237,11 @@ fn argon2_for(params: PasswordParams) -> Result<Argon2<'static>, PasswordError> 
     let params = Params::new(params.memory_kib, params.iterations, params.parallelism, None)
         .map_err(|e| PasswordError::Argon2(e.to_string()))?;
     Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
+}
+
+/// What is left of `reference` after `elapsed` (nothing if it is already spent).
+fn padding(reference: std::time::Duration, elapsed: std::time::Duration) -> std::time::Duration {
+    reference.saturating_sub(elapsed)
 }
 
 fn hash_with(argon2: &Argon2<'_>, password: &[u8]) -> Result<String, PasswordError> {
@@ -297,6 +344,39 @@ mod tests {
         let legacy = hash_with(&argon2i, b"hunter2 but longer").unwrap();
         let outcome = old.verify(&password("hunter2 but longer"), Some(&legacy)).await.unwrap();
         assert_eq!(outcome, Verification::Valid { needs_rehash: true });
+    }
+
+    /// After the parameters are raised, a user whose hash is older costs what an
+    /// unknown user costs: the old, cheaper verification is padded to the latest
+    /// configured-cost one (a lower bound that holds by construction, so this is
+    /// not a timing test), and the first login rehashes (`Accounts::authenticate`).
+    #[tokio::test]
+    async fn an_old_cheaper_hash_is_padded_to_the_cost_of_an_unknown_user() {
+        let old = hasher();
+        let stored = old.hash(&password("hunter2 but longer")).await.unwrap();
+        let raised = PasswordHasher::new(PasswordParams { memory_kib: 19_456, iterations: 4, parallelism: 1 }).unwrap();
+        // Before any configured-cost verification, the padding is the dummy itself.
+        let outcome = raised.verify(&password("hunter2 but longer"), Some(&stored)).await.unwrap();
+        assert_eq!(outcome, Verification::Valid { needs_rehash: true });
+        assert_eq!((raised.paddings(), raised.verifications()), (1, 2));
+        assert_eq!(raised.verify(&password("nobody"), None).await.unwrap(), Verification::Invalid);
+        let reference = raised.inner.reference.lock().unwrap().unwrap();
+        let started = std::time::Instant::now();
+        let wrong = raised.verify(&password("wrong guess"), Some(&stored)).await.unwrap();
+        assert_eq!(wrong, Verification::Invalid, "a wrong password is padded too");
+        assert!(started.elapsed() >= reference, "{:?} < {reference:?}", started.elapsed());
+        assert_eq!((raised.paddings(), raised.verifications()), (2, 4));
+        // A current hash is not padded.
+        let current = raised.hash(&password("fresh")).await.unwrap();
+        raised.verify(&password("fresh"), Some(&current)).await.unwrap();
+        assert_eq!(raised.paddings(), 2);
+    }
+
+    #[test]
+    fn padding_is_what_is_left_of_the_reference() {
+        use std::time::Duration;
+        assert_eq!(padding(Duration::from_millis(40), Duration::from_millis(15)), Duration::from_millis(25));
+        assert_eq!(padding(Duration::from_millis(40), Duration::from_millis(55)), Duration::ZERO);
     }
 
     #[tokio::test]

@@ -39,9 +39,10 @@ pub enum InvalidGrant {
     /// The session's user is disabled.
     #[error("user disabled")]
     UserDisabled,
-    /// The password changed after the session began.
-    #[error("password changed since login")]
-    PasswordChanged,
+    /// The user's sessions were ended after this one was proven (password change,
+    /// logout everywhere, revoke-all, disable): the user's session epoch moved on.
+    #[error("user's sessions ended since login")]
+    SessionsEnded,
 }
 
 /// A refresh that did not succeed.
@@ -89,6 +90,37 @@ impl fmt::Debug for Refreshed {
     }
 }
 
+/// A refresh that passed every check and awaits its commit; see
+/// [`SessionManager::prepare_refresh`].
+pub struct PendingRefresh {
+    token: RefreshToken,
+    session: Session,
+    user: User,
+    kind: RefreshKind,
+}
+
+impl PendingRefresh {
+    /// The session's user as now stored (for the access token).
+    pub fn user(&self) -> &User {
+        &self.user
+    }
+
+    /// The session being refreshed.
+    pub fn session_id(&self) -> SessionId {
+        self.session.id
+    }
+}
+
+impl fmt::Debug for PendingRefresh {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PendingRefresh")
+            .field("session", &self.session)
+            .field("user", &self.user)
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A new session and its first refresh token.
 #[derive(Clone)]
 pub struct StartedSession {
@@ -132,6 +164,7 @@ impl SessionPolicy {
             id,
             user_id: user.id.clone(),
             email: user.email.clone(),
+            user_epoch: user.session_epoch,
             generation: 0,
             created_at: now,
             rotated_at: now,
@@ -195,46 +228,92 @@ impl SessionManager {
         })
     }
 
-    /// Rotates the session named by `presented`: one conditional write, then one
-    /// read of the user. See `docs/storage.md` for every outcome.
-    pub async fn refresh(&self, presented: &str) -> Result<Refreshed, RefreshError> {
+    /// Checks a refresh and everything it depends on, writing nothing unless the
+    /// token is refused: the session (one strongly consistent read), then the user
+    /// (one read). What can fail after this (signing the access token) happens
+    /// before [`SessionManager::commit_refresh`], so a failure leaves the presented
+    /// token as usable as it was, and the client's retry is not taken for reuse.
+    pub async fn prepare_refresh(&self, presented: &str) -> Result<PendingRefresh, RefreshError> {
         let token = self.identify(presented)?;
         let now = self.clock.now();
-        let outcome =
-            self.sessions.rotate_session(&token.session_id, token.generation, now, self.policy.idle_secs).await?;
-        let (session, kind) = match outcome {
-            RotateOutcome::Rotated(session) => (session, RefreshKind::Rotated),
-            RotateOutcome::Conflict(None) => return Err(InvalidGrant::UnknownSession.into()),
-            RotateOutcome::Conflict(Some(current)) => {
-                (self.judge_conflict(&token, current, now).await?, RefreshKind::GraceReplay)
+        let session = self.sessions.get_session(&token.session_id).await?.ok_or(InvalidGrant::UnknownSession)?;
+        let kind = self.judge(&token, &session, now).await?;
+        let user = self.check_user(&session, now).await?;
+        Ok(PendingRefresh { token, session, user, kind })
+    }
+
+    /// Completes a prepared refresh: the one conditional write that rotates the
+    /// session (nothing for a grace replay). Losing the race to another request
+    /// with the same token turns into a grace replay of that request's successor.
+    pub async fn commit_refresh(&self, pending: PendingRefresh) -> Result<Refreshed, RefreshError> {
+        let PendingRefresh { token, session, user, kind } = pending;
+        // Read again: the signing in between took time, and the grace window of a
+        // rotation runs from when it was written.
+        let now = self.clock.now();
+        let (session, kind) = match kind {
+            RefreshKind::GraceReplay => (session, kind),
+            RefreshKind::Rotated => {
+                match self
+                    .sessions
+                    .rotate_session(&token.session_id, token.generation, now, self.policy.idle_secs)
+                    .await?
+                {
+                    RotateOutcome::Rotated(session) => (session, RefreshKind::Rotated),
+                    RotateOutcome::Conflict(None) => return Err(InvalidGrant::UnknownSession.into()),
+                    RotateOutcome::Conflict(Some(current)) => match self.judge(&token, &current, now).await? {
+                        RefreshKind::GraceReplay => (current, RefreshKind::GraceReplay),
+                        // The condition failed on a session that looks current: it
+                        // expired between the read and the write.
+                        RefreshKind::Rotated => return Err(InvalidGrant::Expired.into()),
+                    },
+                }
             }
         };
-        let user = self.check_user(&session, now).await?;
         let refresh_token = self.key.mint(&RefreshToken { session_id: session.id, generation: session.generation });
         Ok(Refreshed { user, session, refresh_token, kind })
     }
 
-    /// Decides a failed rotation from the session as it was: refused, or (only the
-    /// immediate predecessor, only inside the grace window) the current session.
-    async fn judge_conflict(&self, token: &RefreshToken, current: Session, now: u64) -> Result<Session, RefreshError> {
-        if current.revoked_at.is_some() {
+    /// [`SessionManager::prepare_refresh`] then [`SessionManager::commit_refresh`],
+    /// for callers with nothing fallible to do in between.
+    pub async fn refresh(&self, presented: &str) -> Result<Refreshed, RefreshError> {
+        let pending = self.prepare_refresh(presented).await?;
+        self.commit_refresh(pending).await
+    }
+
+    /// Decides what `token` may do with `session` as stored: rotate it (the current
+    /// token), replay its successor (the immediate predecessor inside the grace
+    /// window), or nothing. Any older token is reuse: logged first, then the session
+    /// is revoked, so the signal survives a failed revoke.
+    async fn judge(&self, token: &RefreshToken, session: &Session, now: u64) -> Result<RefreshKind, RefreshError> {
+        if session.revoked_at.is_some() {
             return Err(InvalidGrant::Revoked.into());
         }
-        if !current.is_live(now) || current.generation == token.generation {
+        if !session.is_live(now) {
             return Err(InvalidGrant::Expired.into());
         }
-        if self.is_graced_predecessor(token, &current, now) {
-            return Ok(current);
+        if session.generation == token.generation {
+            return Ok(RefreshKind::Rotated);
         }
-        self.sessions.revoke_session(&current.id, now, "reuse").await?;
+        if self.is_graced_predecessor(token, session, now) {
+            tracing::info!(
+                event = "refresh_grace_replay",
+                user_id = %session.user_id,
+                session_id = %session.id,
+                presented_generation = token.generation,
+                current_generation = session.generation,
+                "predecessor inside the grace window; its successor handed out again"
+            );
+            return Ok(RefreshKind::GraceReplay);
+        }
         tracing::warn!(
             event = "refresh_token_reuse",
-            user_id = %current.user_id,
-            session_id = %current.id,
+            user_id = %session.user_id,
+            session_id = %session.id,
             presented_generation = token.generation,
-            current_generation = current.generation,
-            "rotated refresh token presented again; session revoked"
+            current_generation = session.generation,
+            "rotated refresh token presented again; revoking the session"
         );
+        self.sessions.revoke_session(&session.id, now, "reuse").await?;
         Err(InvalidGrant::Reuse.into())
     }
 
@@ -246,10 +325,8 @@ impl SessionManager {
             None => Some((InvalidGrant::UserMissing, "user_deleted")),
             Some(user) if user.id != session.user_id => Some((InvalidGrant::UserMissing, "user_deleted")),
             Some(user) if user.disabled => Some((InvalidGrant::UserDisabled, "user_disabled")),
-            // `>=`: timestamps are whole seconds, and a login in the very second of a
-            // password change may have used the old password.
-            Some(user) if user.password_changed_at >= session.created_at => {
-                Some((InvalidGrant::PasswordChanged, "password_changed"))
+            Some(user) if user.session_epoch != session.user_epoch => {
+                Some((InvalidGrant::SessionsEnded, "sessions_ended"))
             }
             Some(_) => None,
         };
@@ -287,22 +364,33 @@ impl SessionManager {
         self.sessions.get_session(session_id).await
     }
 
-    /// Revokes one session. Idempotent; returns whether it exists.
-    pub async fn revoke(&self, session_id: &SessionId, reason: &str) -> Result<bool, StoreError> {
-        let revoked = self.sessions.revoke_session(session_id, self.clock.now(), reason).await?;
-        Ok(revoked.is_some())
+    /// Revokes one session. Idempotent; returns the session as it now is, if it exists.
+    pub async fn revoke(&self, session_id: &SessionId, reason: &str) -> Result<Option<Session>, StoreError> {
+        self.sessions.revoke_session(session_id, self.clock.now(), reason).await
     }
 
-    /// Revokes every live session of `user_id`. Idempotent; returns how many were live.
-    pub async fn revoke_all(&self, user_id: &str, reason: &str) -> Result<usize, StoreError> {
+    /// Ends every session of the user: first bumps the user's session epoch (which
+    /// ends them all at their next refresh, even one the eventually consistent
+    /// index does not list yet), then revokes each live session it lists, the
+    /// `requester`'s own last, so a failure part-way leaves the requester's token
+    /// able to retry. Idempotent; returns how many listed sessions were live.
+    pub async fn revoke_all(
+        &self,
+        user_id: &str,
+        email: &str,
+        reason: &str,
+        requester: Option<&SessionId>,
+    ) -> Result<usize, StoreError> {
+        self.users.end_sessions(email).await?;
         let now = self.clock.now();
-        let live: Vec<Session> = self
+        let mut live: Vec<Session> = self
             .sessions
             .list_user_sessions(user_id)
             .await?
             .into_iter()
             .filter(|session| session.is_live(now))
             .collect();
+        live.sort_by_key(|session| Some(&session.id) == requester);
         for session in &live {
             self.sessions.revoke_session(&session.id, now, reason).await?;
         }
@@ -365,6 +453,9 @@ mod tests {
         async fn set_password(&self, _: &str, _: &str, _: u64) -> Result<(), StoreError> {
             down()
         }
+        async fn end_sessions(&self, _: &str) -> Result<(), StoreError> {
+            down()
+        }
         async fn upgrade_password_hash(&self, _: &str, _: &str, _: &str) -> Result<bool, StoreError> {
             down()
         }
@@ -417,6 +508,7 @@ mod tests {
             id: SessionId::random().unwrap(),
             user_id: "u".into(),
             email: "e@example.com".into(),
+            user_epoch: 0,
             generation: 0,
             created_at: 0,
             rotated_at: 0,

@@ -45,6 +45,30 @@ async fn create_normalises_email_and_refuses_bad_input(b: Backend) {
     assert!(matches!(role, Err(AccountError::InvalidRole)));
     let email = accounts.create("not-an-email", &pw("long enough pw"), "member").await;
     assert!(matches!(email, Err(AccountError::InvalidEmail(_))));
+    let seven = accounts.create("bob@example.com", &pw("1234567"), "member").await;
+    assert!(matches!(seven, Err(AccountError::WeakPassword)), "7 characters are too few");
+    accounts.create("bob@example.com", &pw("12345678"), "member").await.unwrap();
+}
+
+/// Roles are opaque and case-preserving, as users write them (`Admin`), within a
+/// charset safe in logs, headers and policies, 1-64 characters.
+async fn roles_keep_their_case_and_stay_within_a_safe_charset(b: Backend) {
+    let accounts = b.accounts(PasswordParams::default());
+    let longest = "R".repeat(64);
+    for (n, role) in ["Admin", "billing/Reader", "team:ops.v2", "a_b-c", longest.as_str()].into_iter().enumerate() {
+        let user = accounts.create(&format!("u{n}@example.com"), &pw("long enough pw"), role).await.unwrap();
+        assert_eq!(user.role, role);
+        let stored = accounts.existing(&user.email).await.unwrap();
+        assert_eq!(stored.role, role, "the store kept the case");
+    }
+    accounts.set_role("u0@example.com", "Owner").await.unwrap();
+    assert_eq!(accounts.existing("u0@example.com").await.unwrap().role, "Owner");
+    let too_long = "R".repeat(65);
+    for bad in ["", "Admin Role", "admin,ops", "role=x", "røle", "a\nb", too_long.as_str()] {
+        let created = accounts.create("bad@example.com", &pw("long enough pw"), bad).await;
+        assert!(matches!(created, Err(AccountError::InvalidRole)), "{bad:?}: {created:?}");
+        assert!(matches!(accounts.set_role("u0@example.com", bad).await, Err(AccountError::InvalidRole)), "{bad:?}");
+    }
 }
 
 async fn authenticate_accepts_only_the_right_password_of_an_enabled_user(b: Backend) {
@@ -171,6 +195,7 @@ const WINDOW: u64 = 2_000_000;
 
 contract!(
     create_normalises_email_and_refuses_bad_input,
+    roles_keep_their_case_and_stay_within_a_safe_charset,
     authenticate_accepts_only_the_right_password_of_an_enabled_user,
     login_upgrades_a_weak_hash_without_ending_sessions,
     password_change_revokes_every_session_eagerly,

@@ -1,6 +1,6 @@
 //! A store that sits between the code and a real store: it counts every call by
-//! operation, and can be told to fail an operation ([`StoreError::Unavailable`]) to
-//! play an outage.
+//! operation, and can be told to fail an operation, or the n-th call of any
+//! ([`StoreError::Unavailable`]), to play an outage.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -14,12 +14,30 @@ pub struct CountingStore<S> {
     inner: Arc<S>,
     calls: Mutex<BTreeMap<&'static str, u32>>,
     failing: Mutex<BTreeSet<&'static str>>,
+    /// Calls left before the one that fails (`Some(0)`: the next call fails).
+    fail_in: Mutex<Option<u32>>,
 }
 
 impl<S> CountingStore<S> {
     /// Wraps `inner`; nothing fails until [`CountingStore::fail`].
     pub fn new(inner: Arc<S>) -> Self {
-        Self { inner, calls: Mutex::new(BTreeMap::new()), failing: Mutex::new(BTreeSet::new()) }
+        Self {
+            inner,
+            calls: Mutex::new(BTreeMap::new()),
+            failing: Mutex::new(BTreeSet::new()),
+            fail_in: Mutex::new(None),
+        }
+    }
+
+    /// The `n`-th call from now (1-based, any operation) fails, once; the others pass.
+    pub fn fail_nth(&self, n: u32) {
+        *self.fail_in.lock().unwrap() = n.checked_sub(1);
+    }
+
+    /// Whether the call armed by [`CountingStore::fail_nth`] has failed yet (false
+    /// when the request made fewer calls).
+    pub fn nth_failed(&self) -> bool {
+        self.fail_in.lock().unwrap().is_none()
     }
 
     /// From now on `operation` (a trait method's name, or `*` for all) fails.
@@ -34,8 +52,20 @@ impl<S> CountingStore<S> {
 
     fn enter(&self, operation: &'static str) -> Result<(), StoreError> {
         *self.calls.lock().unwrap().entry(operation).or_default() += 1;
+        let mut fail_in = self.fail_in.lock().unwrap();
+        let nth = match *fail_in {
+            Some(0) => {
+                *fail_in = None;
+                true
+            }
+            Some(left) => {
+                *fail_in = Some(left - 1);
+                false
+            }
+            None => false,
+        };
         let failing = self.failing.lock().unwrap();
-        if failing.contains(operation) || failing.contains("*") {
+        if nth || failing.contains(operation) || failing.contains("*") {
             return Err(StoreError::Unavailable(format!("injected outage: {operation}")));
         }
         Ok(())
@@ -62,6 +92,11 @@ impl<S: UserStore> UserStore for CountingStore<S> {
     async fn set_password(&self, email: &str, password_hash: &str, now: u64) -> Result<(), StoreError> {
         self.enter("set_password")?;
         self.inner.set_password(email, password_hash, now).await
+    }
+
+    async fn end_sessions(&self, email: &str) -> Result<(), StoreError> {
+        self.enter("end_sessions")?;
+        self.inner.end_sessions(email).await
     }
 
     async fn upgrade_password_hash(&self, email: &str, current_hash: &str, new_hash: &str) -> Result<bool, StoreError> {

@@ -5,6 +5,7 @@
 
 pub mod counting;
 pub mod events;
+pub mod faults;
 
 #[path = "../../shared/tests/support/mod.rs"]
 #[allow(missing_docs)]
@@ -28,7 +29,7 @@ use latchkey::token::{AccessClaims, RefreshKey, RefreshToken, SessionId, sign_jw
 /// The ES256 key every sample access token is signed with. Test-only: it is public.
 pub const FIXTURE_SIGNING_KEY: &str = include_str!("../fixtures/signing-key.pem");
 /// The refresh-token MAC key of the sample refresh tokens. Test-only.
-pub const FIXTURE_REFRESH_KEY: [u8; 32] = *b"latchkey sample events only 2026";
+pub const FIXTURE_REFRESH_KEY: [u8; 32] = latchkey::deploy::FIXTURE_REFRESH_MAC_KEY;
 /// The session the sample refresh and logout events name.
 pub const FIXTURE_SESSION_ID: &str = "c2Vzc2lvbi1maXh0dXJlMQ";
 /// The demo user of the sample login events.
@@ -62,6 +63,7 @@ pub fn local_env() -> String {
          LATCHKEY_KMS_KEY_ID=alias/latchkey-signing\n\
          LATCHKEY_JWKS='{jwks}'\n\
          LATCHKEY_REFRESH_MAC_KEY={mac}\n\
+         LATCHKEY_ALLOW_FIXTURE_KEYS=true\n\
          LATCHKEY_ALLOWED_ORIGINS={FIXTURE_ORIGIN}\n"
     )
 }

@@ -40,6 +40,15 @@ fn body_json(response: &lambda_http::Response<lambda_http::Body>) -> Value {
     }
 }
 
+/// The edge of a browser app on the fixture origin with this cookie path.
+fn browser_edge(cookie_path: &str) -> EdgeConfig {
+    EdgeConfig {
+        allowed_origins: vec![FIXTURE_ORIGIN.to_owned()],
+        cookie_path: cookie_path.into(),
+        ..EdgeConfig::default()
+    }
+}
+
 const JSON: [(&str, &str); 1] = [("content-type", "application/json")];
 
 fn credentials() -> String {
@@ -115,6 +124,69 @@ async fn cookie_refresh_requires_allowed_origin_same_site_and_the_csrf_header() 
     assert_eq!(ok.status(), 200);
     assert_eq!(ok.headers()["access-control-allow-origin"], FIXTURE_ORIGIN);
     assert_eq!(ok.headers()["access-control-allow-credentials"], "true");
+    // A token that arrived in the HttpOnly cookie leaves only in the cookie, even
+    // with the default `both`: script on the page never sees it.
+    let body = body_json(&ok);
+    assert!(body["accessToken"].is_string());
+    assert_eq!(body.get("refreshToken"), None, "the cookie's secret came back in the body: {body}");
+    let set = cookie::Cookie::parse(ok.headers()["set-cookie"].to_str().unwrap().to_owned()).unwrap();
+    assert!(set.value().starts_with("lk1.") && set.value() != token, "the rotated token is in the cookie");
+    // A body refresh (a native client) still gets its token in the body.
+    let from_body = json!({"refreshToken": set.value()}).to_string();
+    let native = refresh(&s.refresh, request("POST", "/refresh-token", &JSON, &[], Some(&from_body))).await;
+    assert!(body_json(&native)["refreshToken"].as_str().is_some_and(|t| t.starts_with("lk1.")));
+}
+
+#[tokio::test]
+async fn two_refresh_cookies_that_differ_are_refused_and_a_root_path_cookie_is_host_prefixed() {
+    let edge = EdgeConfig { allowed_origins: vec![FIXTURE_ORIGIN.to_owned()], ..EdgeConfig::default() };
+    let s = services(edge).await;
+    s.accounts().create("mallory@example.com", &Password::new("mallory-password").unwrap(), "member").await.unwrap();
+    let victim = login(&s.login, request("POST", "/login", &JSON, &[], Some(&credentials()))).await;
+    let victim = format!("__Secure-latchkey-refresh={}", body_json(&victim)["refreshToken"].as_str().unwrap());
+    let mallory = json!({"email": "mallory@example.com", "password": "mallory-password"}).to_string();
+    let mallory = login(&s.login, request("POST", "/login", &JSON, &[], Some(&mallory))).await;
+    let planted = format!("__Secure-latchkey-refresh={}", body_json(&mallory)["refreshToken"].as_str().unwrap());
+    let browser = [("origin", FIXTURE_ORIGIN), ("x-latchkey-csrf", "1")];
+    for cookies in [[planted.as_str(), victim.as_str()], [victim.as_str(), planted.as_str()]] {
+        let response = refresh(&s.refresh, request("POST", "/refresh-token", &browser, &cookies, None)).await;
+        assert_eq!(
+            (response.status().as_u16(), body_json(&response)["error"].as_str()),
+            (400, Some("invalid_request"))
+        );
+    }
+    let twice = refresh(&s.refresh, request("POST", "/refresh-token", &browser, &[&victim, &victim], None)).await;
+    assert_eq!(twice.status(), 200, "the same cookie twice is not ambiguous");
+
+    let s = services(browser_edge("/")).await;
+    let issued = login(&s.login, request("POST", "/login", &JSON, &[], Some(&credentials()))).await;
+    let set = cookie::Cookie::parse(issued.headers()["set-cookie"].to_str().unwrap().to_owned()).unwrap();
+    assert_eq!(
+        (set.name(), set.path(), set.domain(), set.secure()),
+        ("__Host-latchkey-refresh", Some("/"), None, Some(true))
+    );
+    let host = format!("__Host-latchkey-refresh={}", set.value());
+    let secure = format!("__Secure-latchkey-refresh={}", set.value());
+    assert_eq!(refresh(&s.refresh, request("POST", "/refresh-token", &browser, &[&host], None)).await.status(), 200);
+    let other_name = refresh(&s.refresh, request("POST", "/refresh-token", &browser, &[&secure], None)).await;
+    assert_eq!(other_name.status(), 400, "under path / only the __Host- cookie counts");
+}
+
+#[tokio::test]
+async fn logging_out_everywhere_with_the_access_token_of_an_ended_session_is_refused() {
+    let s = services(EdgeConfig::default()).await;
+    let first = login(&s.login, request("POST", "/login", &JSON, &[], Some(&credentials()))).await;
+    let bearer = format!("Bearer {}", body_json(&first)["accessToken"].as_str().unwrap());
+    let other = login(&s.login, request("POST", "/login", &JSON, &[], Some(&credentials()))).await;
+    let other_token = json!({"refreshToken": body_json(&other)["refreshToken"]}).to_string();
+    let with_bearer = [("authorization", bearer.as_str()), ("content-type", "application/json")];
+    let own = logout(&s.logout, request("POST", "/logout", &with_bearer, &[], Some("{}"))).await;
+    assert_eq!(own.status(), 204);
+    let everywhere = json!({"allSessions": true}).to_string();
+    let refused = logout(&s.logout, request("POST", "/logout", &with_bearer, &[], Some(&everywhere))).await;
+    assert_eq!(refused.status(), 401, "the access token outlives its session, not its powers");
+    let still = refresh(&s.refresh, request("POST", "/refresh-token", &JSON, &[], Some(&other_token))).await;
+    assert_eq!(still.status(), 200, "the other session must survive");
 }
 
 #[tokio::test]
@@ -376,12 +448,7 @@ async fn the_jwks_is_served_as_a_jwk_set_cached_for_the_configured_time_with_eve
 
 #[tokio::test]
 async fn a_custom_cookie_path_reaches_set_cookie_and_cookie_logout_checks_csrf() {
-    let edge = EdgeConfig {
-        allowed_origins: vec![FIXTURE_ORIGIN.to_owned()],
-        cookie_path: "/auth".into(),
-        ..EdgeConfig::default()
-    };
-    let s = services(edge).await;
+    let s = services(browser_edge("/auth")).await;
     let issued = login(&s.login, request("POST", "/login", &JSON, &[], Some(&credentials()))).await;
     let set_cookie = issued.headers()["set-cookie"].to_str().unwrap().to_owned();
     assert_eq!(cookie::Cookie::parse(set_cookie.as_str()).unwrap().path(), Some("/auth"), "{set_cookie}");
@@ -396,7 +463,8 @@ async fn a_custom_cookie_path_reaches_set_cookie_and_cookie_logout_checks_csrf()
     // The refused logouts left the session alive; the proper one ends it.
     let still = refresh(&s.refresh, request("POST", "/refresh-token", &browser, &[&cookie], None)).await;
     assert_eq!(still.status(), 200);
-    let current = format!("__Secure-latchkey-refresh={}", body_json(&still)["refreshToken"].as_str().unwrap());
+    let rotated = cookie::Cookie::parse(still.headers()["set-cookie"].to_str().unwrap().to_owned()).unwrap();
+    let current = format!("__Secure-latchkey-refresh={}", rotated.value());
     let out = logout(&s.logout, request("POST", "/logout", &browser, &[&current], None)).await;
     assert_eq!(out.status(), 204);
     let cleared = cookie::Cookie::parse(out.headers()["set-cookie"].to_str().unwrap().to_owned()).unwrap();

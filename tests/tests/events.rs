@@ -34,6 +34,43 @@ fn local_env_is_what_the_fixtures_generate_and_config_accepts_it() {
     let config = latchkey::Config::from_lookup(|name| pairs.get(name).cloned()).unwrap();
     assert_eq!(config.refresh_mac_key.unwrap().bytes(), &latchkey_tests::FIXTURE_REFRESH_KEY);
     assert!(config.jwks.is_some() && config.edge.allowed_origins == [latchkey_tests::FIXTURE_ORIGIN]);
+    assert!(config.allow_fixture_keys, "local.env must say it uses the public test keys");
+}
+
+/// The committed test keys are public: a function configured with them refuses to
+/// start, naming the variable, unless `LATCHKEY_ALLOW_FIXTURE_KEYS=true` says this is
+/// a local test.
+#[tokio::test]
+async fn the_functions_refuse_the_public_fixture_keys_unless_told_it_is_a_test() {
+    use latchkey::Config;
+    use latchkey::authorizer::AuthorizerState;
+    use latchkey::deploy::{FIXTURE_REFRESH_MAC_KEY, FIXTURE_SIGNING_KID, HttpFunction};
+    use latchkey::http::{JwksState, RefreshState};
+    use latchkey::signing::Signer;
+    assert_eq!(latchkey_tests::fixture_signer().public_key().kid, FIXTURE_SIGNING_KID);
+    let Some(env) = Env::new(fixture_edge()).await else { return };
+    let jwks = latchkey::signing::KeySet::new([latchkey_tests::fixture_signer().public_key().clone()]).unwrap();
+    let with = |allow: bool| Config {
+        jwks: Some(jwks.to_jwks_json().to_string()),
+        refresh_mac_key_id: None,
+        refresh_mac_key: Some(latchkey::config::MacKeyBytes::new(FIXTURE_REFRESH_MAC_KEY)),
+        allow_fixture_keys: allow,
+        ..env.config.clone()
+    };
+    let refused = with(false);
+    let variable = |error: latchkey::deploy::StartupError| match error {
+        latchkey::deploy::StartupError::Config(error) => error.variable,
+        other => panic!("{other}"),
+    };
+    assert_eq!(variable(AuthorizerState::deployed(&refused, &env.aws).await.unwrap_err()), "LATCHKEY_JWKS");
+    assert_eq!(variable(JwksState::deployed(&refused, &env.aws).await.unwrap_err()), "LATCHKEY_JWKS");
+    assert_eq!(variable(RefreshState::deployed(&refused, &env.aws).await.unwrap_err()), "LATCHKEY_REFRESH_MAC_KEY");
+    let allowed = with(true);
+    assert!(AuthorizerState::deployed(&allowed, &env.aws).await.is_ok());
+    assert!(JwksState::deployed(&allowed, &env.aws).await.is_ok());
+    assert!(RefreshState::deployed(&allowed, &env.aws).await.is_ok());
+    // The project's own keys (KMS on moto) start without the setting.
+    assert!(RefreshState::deployed(&env.config, &env.aws).await.is_ok());
 }
 
 #[test]

@@ -74,19 +74,32 @@ async fn items_match_docs_storage_md_and_hold_no_secret() {
     let [user] = by_prefix("USER#")[..] else { panic!("one user item: {dump}") };
     assert_eq!(
         names(user),
-        ["createdAt", "disabled", "email", "gsi1sk", "passwordChangedAt", "passwordHash", "pk", "role", "userId"]
+        [
+            "createdAt",
+            "disabled",
+            "email",
+            "gsi1sk",
+            "passwordChangedAt",
+            "passwordHash",
+            "pk",
+            "role",
+            "sessionEpoch",
+            "userId"
+        ]
     );
     assert_eq!(s(user, "pk"), "USER#demo@example.com");
     assert_eq!((s(user, "gsi1sk"), s(user, "email"), s(user, "role")), ("USER", DEMO_EMAIL, "member"));
     assert_eq!(s(user, "userId"), env.demo.id);
     assert!(s(user, "passwordHash").starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
     assert_eq!(user["disabled"].as_bool().unwrap(), &false);
+    assert_eq!(n(user, "sessionEpoch"), 0, "no password change or logout everywhere yet");
 
     let [session] = by_prefix("SESSION#")[..] else { panic!("one session item: {dump}") };
     let sid = s(session, "sessionId");
     assert_eq!(s(session, "pk"), format!("SESSION#{sid}"));
     assert_eq!(s(session, "gsi1sk"), format!("SESSION#{sid}"));
     assert_eq!((s(session, "userId"), s(session, "email")), (env.demo.id.as_str(), DEMO_EMAIL));
+    assert_eq!(n(session, "userEpoch"), n(user, "sessionEpoch"), "bound to the epoch its login read");
     assert_eq!(n(session, "gen"), 1, "one rotation");
     assert!(!session.contains_key("revokedAt") && !session.contains_key("revokeReason"));
     assert_eq!(n(session, "idleExpiresAt"), n(session, "rotatedAt") + 2_592_000);

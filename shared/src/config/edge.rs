@@ -27,27 +27,53 @@ impl RefreshDelivery {
     }
 }
 
+/// Methods a route rule may name besides `*` (and `ANY`, read as `*`).
+pub const RULE_METHODS: [&str; 7] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
+
 /// One role rule of the authorizer: requests matching `method` and `path` need `role`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteRole {
     /// HTTP method in upper case, or `*` for any.
     pub method: String,
-    /// Path, exact, or a prefix when it ends in `*`.
+    /// Path, exact, or a prefix when it ends in `*`; a literal path (no `{`, `}`,
+    /// `?`, `#`, `%` or `//`), without a trailing `/` unless it is `/`.
     pub path: String,
-    /// The role required.
+    /// The role required (compared exactly, case kept).
     pub role: String,
 }
 
 impl RouteRole {
-    /// Whether a request with `method` and `path` falls under this rule.
+    /// Whether a request with `method` and `path` falls under this rule: the path as
+    /// sent, or its normal form (percent-decoded, doubled slashes collapsed, no
+    /// trailing slash). Either matching is enough, so spelling a path another way
+    /// cannot slip past a rule.
     pub fn matches(&self, method: &str, path: &str) -> bool {
         let method_matches = self.method == "*" || self.method.eq_ignore_ascii_case(method);
-        let path_matches = match self.path.strip_suffix('*') {
+        method_matches && (self.path_matches(path) || self.path_matches(&normal_path(path)))
+    }
+
+    fn path_matches(&self, path: &str) -> bool {
+        match self.path.strip_suffix('*') {
             Some(prefix) => path.starts_with(prefix),
             None => path == self.path,
-        };
-        method_matches && path_matches
+        }
     }
+}
+
+/// `path` percent-decoded (invalid UTF-8 replaced), with runs of `/` collapsed and
+/// no trailing `/` (unless it is `/`).
+pub fn normal_path(path: &str) -> String {
+    let decoded = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
+    let mut normal = String::with_capacity(decoded.len());
+    for c in decoded.chars() {
+        if !(c == '/' && normal.ends_with('/')) {
+            normal.push(c);
+        }
+    }
+    if normal.len() > 1 && normal.ends_with('/') {
+        normal.pop();
+    }
+    normal
 }
 
 /// The HTTP edge's and the authorizer's settings.
@@ -150,15 +176,36 @@ fn origin(raw: String) -> Result<String, ConfigError> {
     Ok(trimmed.to_owned())
 }
 
+/// One `METHOD /path=role` rule. A rule that could never match (API Gateway's
+/// `{proxy+}` syntax, a query, an unknown method) is an error naming it, not a
+/// rule silently enforcing nothing.
 fn route_role(raw: String) -> Result<RouteRole, ConfigError> {
-    let bad = || problem("LATCHKEY_ROUTE_ROLES", format!("{raw:?} is not METHOD /path=role"));
-    let (route, role) = raw.rsplit_once('=').ok_or_else(bad)?;
-    let (method, path) = route.trim().split_once(' ').ok_or_else(bad)?;
-    let (method, path, role) = (method.trim(), path.trim(), role.trim());
-    if !path.starts_with('/') || role.is_empty() || method.is_empty() {
-        return Err(bad());
+    let bad = |why: &str| problem("LATCHKEY_ROUTE_ROLES", format!("{raw:?} is not METHOD /path=role: {why}"));
+    let (route, role) = raw.rsplit_once('=').ok_or_else(|| bad("no ="))?;
+    let (method, path) = route.trim().split_once(' ').ok_or_else(|| bad("no space between method and path"))?;
+    let (method, path, role) = (method.trim().to_ascii_uppercase(), path.trim(), role.trim());
+    let method = match method.as_str() {
+        "*" | "ANY" => "*".to_owned(),
+        known if RULE_METHODS.contains(&known) => method,
+        _ => return Err(bad("the method must be *, ANY or one of GET POST PUT PATCH DELETE HEAD OPTIONS")),
+    };
+    if !path.starts_with('/') {
+        return Err(bad("the path must start with /"));
     }
-    Ok(RouteRole { method: method.to_ascii_uppercase(), path: path.to_owned(), role: role.to_owned() })
+    if path.contains(['{', '}', '?', '#', '%', ' ', '=']) || path.contains("//") {
+        return Err(bad("the path must be literal: no {proxy+}, query, %-escape or //; end it in * for a prefix"));
+    }
+    if path.trim_end_matches('*').contains('*') {
+        return Err(bad("* may only end the path"));
+    }
+    if role.is_empty() {
+        return Err(bad("no role"));
+    }
+    let path = match path.strip_suffix('/') {
+        Some(trimmed) if !trimmed.is_empty() => trimmed,
+        _ => path,
+    };
+    Ok(RouteRole { method, path: path.to_owned(), role: role.to_owned() })
 }
 
 #[cfg(test)]
@@ -203,6 +250,27 @@ mod tests {
     }
 
     #[test]
+    fn route_rules_read_any_as_every_method_and_match_every_spelling_of_a_path() {
+        let edge = read(&[("LATCHKEY_ROUTE_ROLES", "any /admin*=Admin, delete /orders/=ops")]).unwrap();
+        let [admin, orders] = [&edge.route_roles[0], &edge.route_roles[1]];
+        assert_eq!((admin.method.as_str(), admin.path.as_str(), admin.role.as_str()), ("*", "/admin*", "Admin"));
+        assert_eq!((orders.method.as_str(), orders.path.as_str()), ("DELETE", "/orders"));
+        for spelling in ["/admin", "/admin/", "/admin/users", "//admin/users", "/%61dmin/users", "/adm%69n"] {
+            assert!(admin.matches("PATCH", spelling), "{spelling}");
+        }
+        for spelling in ["/orders", "/orders/", "//orders", "/%6Frders", "/orders//"] {
+            assert!(orders.matches("delete", spelling), "{spelling}");
+        }
+        for other in ["/orders/7", "/order", "/ordersx", "/"] {
+            assert!(!orders.matches("DELETE", other), "{other}");
+        }
+        assert!(!orders.matches("GET", "/orders"));
+        assert_eq!(normal_path("/"), "/");
+        assert_eq!(normal_path("//"), "/");
+        assert_eq!(normal_path("/a%2Fb/"), "/a/b");
+    }
+
+    #[test]
     fn bad_edge_values_name_their_variable() {
         for (name, value) in [
             ("LATCHKEY_ALLOWED_ORIGINS", "*"),
@@ -214,6 +282,14 @@ mod tests {
             ("LATCHKEY_JWKS_MAX_AGE_SECONDS", "86401"),
             ("LATCHKEY_ROUTE_ROLES", "/admin=admin"),
             ("LATCHKEY_ROUTE_ROLES", "GET /admin"),
+            ("LATCHKEY_ROUTE_ROLES", "ANY /admin/{proxy+}=admin"),
+            ("LATCHKEY_ROUTE_ROLES", "GET /admin?x=1=admin"),
+            ("LATCHKEY_ROUTE_ROLES", "GET /a%64min=admin"),
+            ("LATCHKEY_ROUTE_ROLES", "GET //admin=admin"),
+            ("LATCHKEY_ROUTE_ROLES", "GET /*/users=admin"),
+            ("LATCHKEY_ROUTE_ROLES", "FETCH /admin=admin"),
+            ("LATCHKEY_ROUTE_ROLES", "GET admin=admin"),
+            ("LATCHKEY_ROUTE_ROLES", "GET /admin="),
         ] {
             let error = read(&[(name, value)]).unwrap_err();
             assert_eq!(error.variable, name, "{name}={value}");

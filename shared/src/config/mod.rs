@@ -8,7 +8,7 @@ mod edge;
 
 use std::time::Duration;
 
-pub use edge::{EdgeConfig, RefreshDelivery, RouteRole};
+pub use edge::{EdgeConfig, RefreshDelivery, RouteRole, normal_path};
 
 use crate::password::PasswordParams;
 
@@ -30,6 +30,7 @@ pub const VARIABLES: &[&str] = &[
     "LATCHKEY_JWKS",
     "LATCHKEY_REFRESH_MAC_KEY_ID",
     "LATCHKEY_REFRESH_MAC_KEY",
+    "LATCHKEY_ALLOW_FIXTURE_KEYS",
     "LATCHKEY_ARGON2_MEMORY_KIB",
     "LATCHKEY_ARGON2_ITERATIONS",
     "LATCHKEY_ARGON2_PARALLELISM",
@@ -96,6 +97,12 @@ pub struct Config {
     /// KMS key, so it is never set in a deployment. `LATCHKEY_REFRESH_MAC_KEY`, default
     /// unset; setting it together with `LATCHKEY_REFRESH_MAC_KEY_ID` is an error.
     pub refresh_mac_key: Option<MacKeyBytes>,
+    /// Whether the functions may start with the repository's committed test keys
+    /// (the fixture signing key's `kid` in the verification keys, the fixture refresh
+    /// MAC key): they are public, so by default the functions refuse to start with
+    /// them. `events/local.env` sets it for local runs of the sample events.
+    /// `LATCHKEY_ALLOW_FIXTURE_KEYS`, `true` or `false` (default).
+    pub allow_fixture_keys: bool,
     /// argon2id cost for new hashes; stored hashes weaker than this are upgraded at
     /// the next login. `LATCHKEY_ARGON2_MEMORY_KIB` (default 19456, 19456–1048576),
     /// `LATCHKEY_ARGON2_ITERATIONS` (default 2, 2–20), `LATCHKEY_ARGON2_PARALLELISM`
@@ -128,6 +135,7 @@ impl Default for Config {
             jwks: None,
             refresh_mac_key_id: None,
             refresh_mac_key: None,
+            allow_fixture_keys: false,
             password: PasswordParams::default(),
             login_max_failures: 10,
             login_lockout: Duration::from_secs(15 * MINUTE),
@@ -237,6 +245,11 @@ impl Config {
                     return Err(problem("LATCHKEY_REFRESH_MAC_KEY", "set it or LATCHKEY_REFRESH_MAC_KEY_ID, not both"));
                 }
                 (Some(raw), None) => Some(MacKeyBytes::parse(&raw)?),
+            },
+            allow_fixture_keys: match get("LATCHKEY_ALLOW_FIXTURE_KEYS").as_deref().map(str::trim) {
+                None | Some("false") => false,
+                Some("true") => true,
+                Some(_) => return Err(problem("LATCHKEY_ALLOW_FIXTURE_KEYS", "must be true or false")),
             },
             password: PasswordParams {
                 memory_kib: number("LATCHKEY_ARGON2_MEMORY_KIB", defaults.password.memory_kib, 19_456, 1_048_576)?,

@@ -15,9 +15,25 @@ use crate::config::EdgeConfig;
 /// Bodies longer than this are refused with 400 before parsing.
 pub const MAX_BODY_BYTES: usize = 8 * 1024;
 
-/// Name of the refresh-token cookie. The `__Secure-` prefix makes browsers refuse
-/// it unless it is `Secure` and set over HTTPS.
+/// Name of the refresh-token cookie under a cookie path other than `/`. The
+/// `__Secure-` prefix makes browsers refuse it unless it is `Secure` and set over HTTPS.
 pub const REFRESH_COOKIE: &str = "__Secure-latchkey-refresh";
+
+/// Name of the refresh-token cookie when the cookie path is `/`: `__Host-` also
+/// forbids a `Domain` attribute, so a sibling subdomain cannot plant one.
+pub const HOST_REFRESH_COOKIE: &str = "__Host-latchkey-refresh";
+
+/// The refresh cookie's name under `edge`'s cookie path: `__Host-` whenever the
+/// path allows it (`/`), `__Secure-` otherwise.
+pub fn refresh_cookie_name(edge: &EdgeConfig) -> &'static str {
+    if edge.cookie_path == "/" { HOST_REFRESH_COOKIE } else { REFRESH_COOKIE }
+}
+
+/// A request carried two refresh cookies with different values (one may have
+/// been planted for a parent domain by a sibling subdomain): refused, since
+/// either choice could log the user in as someone else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AmbiguousCookie;
 
 /// Parses a JSON body into `T`: the content type must be JSON, the body at most
 /// [`MAX_BODY_BYTES`], and every required field present. `None` for an empty body.
@@ -48,18 +64,24 @@ pub fn json_body<T: DeserializeOwned>(request: &Request) -> Result<Option<T>, Ap
         .map_err(|_| ApiError::InvalidRequest("Body must be a JSON object with the documented fields."))
 }
 
-/// The refresh token from the refresh cookie, if the request carries one.
-pub fn refresh_cookie(request: &Request) -> Option<String> {
-    request
+/// The refresh token from the refresh cookie, if the request carries one;
+/// [`AmbiguousCookie`] if it carries several that differ.
+pub fn refresh_cookie(request: &Request, edge: &EdgeConfig) -> Result<Option<String>, AmbiguousCookie> {
+    let name = refresh_cookie_name(edge);
+    let mut values = request
         .headers()
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(Cookie::split_parse)
         .filter_map(Result::ok)
-        .find(|cookie| cookie.name() == REFRESH_COOKIE)
-        .map(|cookie| cookie.value().to_owned())
-        .filter(|value| !value.is_empty())
+        .filter(|cookie| cookie.name() == name && !cookie.value().is_empty())
+        .map(|cookie| cookie.value().to_owned());
+    let first = values.next();
+    match first {
+        Some(first) if values.any(|other| other != first) => Err(AmbiguousCookie),
+        first => Ok(first),
+    }
 }
 
 /// Checks a request that authenticates with the refresh cookie: an `Origin`, when
@@ -88,7 +110,7 @@ pub fn check_cookie_request(request: &Request, edge: &EdgeConfig) -> Result<(), 
 /// `Set-Cookie` for a new refresh token: HttpOnly, Secure, SameSite=Strict,
 /// scoped to the cookie path, living as long as the refresh token.
 pub fn set_refresh_cookie(headers: &mut HeaderMap, edge: &EdgeConfig, token: &str, max_age_secs: u64) {
-    let cookie = Cookie::build((REFRESH_COOKIE, token))
+    let cookie = Cookie::build((refresh_cookie_name(edge), token))
         .http_only(true)
         .secure(true)
         .same_site(SameSite::Strict)
@@ -99,7 +121,7 @@ pub fn set_refresh_cookie(headers: &mut HeaderMap, edge: &EdgeConfig, token: &st
 
 /// `Set-Cookie` that deletes the refresh cookie.
 pub fn clear_refresh_cookie(headers: &mut HeaderMap, edge: &EdgeConfig) {
-    let cookie = Cookie::build((REFRESH_COOKIE, ""))
+    let cookie = Cookie::build((refresh_cookie_name(edge), ""))
         .http_only(true)
         .secure(true)
         .same_site(SameSite::Strict)

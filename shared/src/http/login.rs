@@ -61,6 +61,7 @@ async fn attempt(state: &LoginState, request: &Request) -> Result<Outcome, ApiEr
         .await
         .map_err(|error| ApiError::Server(format!("start session: {error}")))?;
     let now = state.accounts.sessions().clock().now();
-    let response = state.tokens.respond(&user, &started.session, &started.refresh_token, now).await?;
+    let access = state.tokens.issue(&user, started.session.id, now).await?;
+    let response = state.tokens.respond(&access, &started.session, &started.refresh_token, now, false);
     Ok(Outcome::ok(response, Some(user.id)))
 }

@@ -43,41 +43,45 @@ pub async fn logout(state: &LogoutState, request: Request) -> Response<Body> {
 async fn attempt(state: &LogoutState, request: &Request) -> Result<Outcome, ApiError> {
     let body: LogoutBody = json_body(request)?.unwrap_or_default();
     let server = |error: crate::store::StoreError| ApiError::Server(format!("logout: {error}"));
-    let (session_id, user_id) = match presented_refresh_token(request, &state.edge, body.refresh_token)? {
+    let (session_id, usable) = match presented_refresh_token(request, &state.edge, body.refresh_token)? {
         Some((token, _)) => {
             let named = state.sessions.identify(&token).map_err(grant_error)?;
-            let owner = if body.all_sessions {
-                // Ending every session takes a usable token, not an old spent one.
-                let session = state.sessions.current_session(&named).await.map_err(server)?;
-                Some(
-                    session.ok_or_else(|| ApiError::InvalidGrant("allSessions with a spent token".to_owned()))?.user_id,
-                )
-            } else {
-                state.sessions.session(&named.session_id).await.map_err(server)?.map(|s| s.user_id)
+            // Ending every session takes a usable token, not an old spent one.
+            let usable = match body.all_sessions {
+                true => state.sessions.current_session(&named).await.map_err(server)?,
+                false => None,
             };
-            (named.session_id, owner)
+            (named.session_id, usable)
         }
         None => {
             let token = bearer_token(request).ok_or(ApiError::InvalidRequest(
                 "Send a refresh token (body or cookie) or an access token (Authorization: Bearer).",
             ))?;
-            let claims = state
-                .verifier
-                .verify(token, state.sessions.clock().now())
-                .map_err(|error| ApiError::InvalidToken(error.to_string()))?;
+            let now = state.sessions.clock().now();
+            let claims =
+                state.verifier.verify(token, now).map_err(|error| ApiError::InvalidToken(error.to_string()))?;
             let session_id: SessionId =
                 claims.sid.parse().map_err(|_| ApiError::InvalidToken("sid is not a session id".to_owned()))?;
-            (session_id, Some(claims.sub))
+            // An access token outlives its session's revocation by up to its
+            // lifetime; it may end its own session, but all of them only while live.
+            let usable = match body.all_sessions {
+                true => state.sessions.session(&session_id).await.map_err(server)?.filter(|s| s.is_live(now)),
+                false => None,
+            };
+            (session_id, usable)
         }
     };
-    match (body.all_sessions, &user_id) {
-        (true, Some(user_id)) => {
-            state.sessions.revoke_all(user_id, "logout_all").await.map_err(server)?;
-        }
-        _ => {
-            state.sessions.revoke(&session_id, "logout").await.map_err(server)?;
-        }
-    }
+    let user_id = if body.all_sessions {
+        let session = usable.ok_or_else(|| ApiError::InvalidGrant("allSessions needs a live session".to_owned()))?;
+        state
+            .sessions
+            .revoke_all(&session.user_id, &session.email, "logout_all", Some(&session.id))
+            .await
+            .map_err(server)?;
+        Some(session.user_id)
+    } else {
+        state.sessions.revoke(&session_id, "logout").await.map_err(server)?.map(|session| session.user_id)
+    };
     let mut response = empty_response(StatusCode::NO_CONTENT);
     clear_refresh_cookie(response.headers_mut(), &state.edge);
     Ok(Outcome::ok(response, user_id))

@@ -12,7 +12,10 @@ mod refresh;
 mod tokens;
 
 pub use echo::echo_authorizer_context;
-pub use edge::{MAX_BODY_BYTES, Outcome, REFRESH_COOKIE, refresh_cookie};
+pub use edge::{
+    AmbiguousCookie, HOST_REFRESH_COOKIE, MAX_BODY_BYTES, Outcome, REFRESH_COOKIE, check_cookie_request,
+    refresh_cookie, refresh_cookie_name,
+};
 pub use error::ApiError;
 pub use jwks::{JwksState, jwks};
 pub use login::{LoginState, login};

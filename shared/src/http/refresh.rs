@@ -43,7 +43,9 @@ pub(super) fn presented_refresh_token(
     if let Some(token) = from_body {
         return Ok(Some((token, Source::Body)));
     }
-    match refresh_cookie(request) {
+    let cookie = refresh_cookie(request, edge)
+        .map_err(|_| ApiError::InvalidRequest("More than one refresh cookie; clear cookies and log in again."))?;
+    match cookie {
         Some(token) => {
             check_cookie_request(request, edge)?;
             Ok(Some((token, Source::Cookie)))
@@ -61,24 +63,33 @@ pub async fn refresh(state: &RefreshState, request: Request) -> Response<Body> {
     .await
 }
 
+/// Prepare (reads, may refuse), sign, then commit (the rotation): a signing
+/// failure leaves the presented token usable, so the client's retry is no reuse.
 async fn attempt(state: &RefreshState, request: &Request) -> Result<Outcome, ApiError> {
     let body: RefreshBody = json_body(request)?.unwrap_or_default();
     let (token, source) = presented_refresh_token(request, &state.edge, body.refresh_token)?
         .ok_or(ApiError::InvalidRequest("No refresh token in the body or cookie."))?;
-    match state.sessions.refresh(&token).await {
-        Ok(refreshed) => {
-            let now = state.sessions.clock().now();
-            let response =
-                state.tokens.respond(&refreshed.user, &refreshed.session, &refreshed.refresh_token, now).await?;
-            Ok(Outcome::ok(response, Some(refreshed.user.id)))
-        }
-        Err(RefreshError::Invalid(grant)) => {
+    let refused = |error: RefreshError| match error {
+        RefreshError::Invalid(grant) => {
             let mut outcome = Outcome::from(ApiError::InvalidGrant(grant.to_string()));
             if source == Source::Cookie {
                 clear_refresh_cookie(outcome.response.headers_mut(), &state.edge);
             }
             Ok(outcome)
         }
-        Err(RefreshError::Store(error)) => Err(ApiError::Server(format!("refresh: {error}"))),
-    }
+        RefreshError::Store(error) => Err(ApiError::Server(format!("refresh: {error}"))),
+    };
+    let pending = match state.sessions.prepare_refresh(&token).await {
+        Ok(pending) => pending,
+        Err(error) => return refused(error),
+    };
+    let now = state.sessions.clock().now();
+    let access = state.tokens.issue(pending.user(), pending.session_id(), now).await?;
+    let refreshed = match state.sessions.commit_refresh(pending).await {
+        Ok(refreshed) => refreshed,
+        Err(error) => return refused(error),
+    };
+    let response =
+        state.tokens.respond(&access, &refreshed.session, &refreshed.refresh_token, now, source == Source::Cookie);
+    Ok(Outcome::ok(response, Some(refreshed.user.id)))
 }

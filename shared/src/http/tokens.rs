@@ -8,7 +8,7 @@ use super::ApiError;
 use super::edge::{json_response, set_refresh_cookie};
 use crate::config::EdgeConfig;
 use crate::store::{Session, User};
-use crate::token::{AccessTokenIssuer, Subject};
+use crate::token::{AccessTokenIssuer, IssuedAccessToken, SessionId, Subject};
 
 /// Issues access tokens and shapes token responses.
 #[derive(Debug, Clone)]
@@ -28,30 +28,37 @@ impl TokenResponder {
         &self.issuer
     }
 
-    /// `200 {"accessToken", "refreshToken"?, "tokenType": "Bearer", "expiresIn"}` plus
-    /// the refresh cookie when configured; the cookie lives as long as the session.
-    pub async fn respond(
-        &self,
-        user: &User,
-        session: &Session,
-        refresh_token: &str,
-        now: u64,
-    ) -> Result<Response<Body>, ApiError> {
+    /// Signs an access token for `user` in `session_id`: the fallible step of a
+    /// token response, done before a refresh commits its rotation.
+    pub async fn issue(&self, user: &User, session_id: SessionId, now: u64) -> Result<IssuedAccessToken, ApiError> {
         let subject = Subject {
             user_id: user.id.clone(),
             email: user.email.clone(),
             role: user.role.clone(),
-            session_id: session.id.to_string(),
+            session_id: session_id.to_string(),
         };
-        let access =
-            self.issuer.issue(&subject, now).await.map_err(|error| ApiError::Server(format!("signing: {error}")))?;
+        self.issuer.issue(&subject, now).await.map_err(|error| ApiError::Server(format!("signing: {error}")))
+    }
+
+    /// `200 {"accessToken", "refreshToken"?, "tokenType": "Bearer", "expiresIn"}` plus
+    /// the refresh cookie when configured; the cookie lives as long as the session.
+    /// A refresh token that arrived in the cookie (`from_cookie`) leaves only in the
+    /// cookie: script must never read what `HttpOnly` hides.
+    pub fn respond(
+        &self,
+        access: &IssuedAccessToken,
+        session: &Session,
+        refresh_token: &str,
+        now: u64,
+        from_cookie: bool,
+    ) -> Response<Body> {
         let delivery = self.edge.refresh_delivery;
         let mut body = serde_json::json!({
             "accessToken": access.token,
             "tokenType": "Bearer",
             "expiresIn": access.expires_in,
         });
-        if delivery.in_body() {
+        if delivery.in_body() && !(from_cookie && delivery.in_cookie()) {
             body["refreshToken"] = serde_json::Value::String(refresh_token.to_owned());
         }
         let mut response = json_response(StatusCode::OK, &body);
@@ -59,6 +66,6 @@ impl TokenResponder {
             let max_age = session.expires_at().saturating_sub(now);
             set_refresh_cookie(response.headers_mut(), &self.edge, refresh_token, max_age);
         }
-        Ok(response)
+        response
     }
 }

@@ -199,11 +199,15 @@ impl UserStore for DynamoStore {
     async fn set_password(&self, email: &str, password_hash: &str, now: u64) -> Result<(), StoreError> {
         self.update_user(
             email,
-            "SET passwordHash = :h, passwordChangedAt = :now",
+            "SET passwordHash = :h, passwordChangedAt = :now ADD sessionEpoch :one",
             vec![],
-            vec![(":h", s(password_hash)), (":now", n(now))],
+            vec![(":h", s(password_hash)), (":now", n(now)), (":one", n(1))],
         )
         .await
+    }
+
+    async fn end_sessions(&self, email: &str) -> Result<(), StoreError> {
+        self.update_user(email, "ADD sessionEpoch :one", vec![], vec![(":one", n(1))]).await
     }
 
     async fn upgrade_password_hash(&self, email: &str, current_hash: &str, new_hash: &str) -> Result<bool, StoreError> {
@@ -446,6 +450,7 @@ fn user_to_item(user: &User) -> Item {
         ("role".to_owned(), s(&user.role)),
         ("disabled".to_owned(), AttributeValue::Bool(user.disabled)),
         ("passwordChangedAt".to_owned(), n(user.password_changed_at)),
+        ("sessionEpoch".to_owned(), n(user.session_epoch)),
         ("createdAt".to_owned(), n(user.created_at)),
     ])
 }
@@ -462,6 +467,8 @@ fn user_from_item(item: &Item) -> Result<User, StoreError> {
             Some(_) => return Err(StoreError::Corrupt("disabled is not a boolean".to_owned())),
         },
         password_changed_at: get_n(item, "passwordChangedAt")?,
+        // Items written before epochs existed have none: epoch 0.
+        session_epoch: get_n_or_zero(item, "sessionEpoch")?,
         created_at: get_n(item, "createdAt")?,
     })
 }
@@ -473,6 +480,7 @@ fn session_to_item(session: &Session) -> Item {
         ("sessionId".to_owned(), s(session.id.to_string())),
         ("userId".to_owned(), s(&session.user_id)),
         ("email".to_owned(), s(&session.email)),
+        ("userEpoch".to_owned(), n(session.user_epoch)),
         ("gen".to_owned(), n(session.generation)),
         ("createdAt".to_owned(), n(session.created_at)),
         ("rotatedAt".to_owned(), n(session.rotated_at)),
@@ -494,6 +502,7 @@ fn session_from_item(item: &Item) -> Result<Session, StoreError> {
         id: get_s(item, "sessionId")?.parse().map_err(|_| StoreError::Corrupt("sessionId".to_owned()))?,
         user_id: get_s(item, "userId")?,
         email: get_s(item, "email")?,
+        user_epoch: get_n_or_zero(item, "userEpoch")?,
         generation: get_n(item, "gen")?,
         created_at: get_n(item, "createdAt")?,
         rotated_at: get_n(item, "rotatedAt")?,
@@ -509,6 +518,10 @@ fn get_s(item: &Item, name: &str) -> Result<String, StoreError> {
         Some(AttributeValue::S(value)) => Ok(value.clone()),
         _ => Err(StoreError::Corrupt(format!("{name} is missing or not a string"))),
     }
+}
+
+fn get_n_or_zero(item: &Item, name: &str) -> Result<u64, StoreError> {
+    item.get(name).map_or(Ok(0), |_| get_n(item, name))
 }
 
 fn get_n(item: &Item, name: &str) -> Result<u64, StoreError> {

@@ -65,7 +65,12 @@ impl UserStore for MemoryStore {
         self.update_user(email, |user| {
             user.password_hash = password_hash.to_owned();
             user.password_changed_at = now;
+            user.session_epoch = user.session_epoch.saturating_add(1);
         })
+    }
+
+    async fn end_sessions(&self, email: &str) -> Result<(), StoreError> {
+        self.update_user(email, |user| user.session_epoch = user.session_epoch.saturating_add(1))
     }
 
     async fn upgrade_password_hash(&self, email: &str, current_hash: &str, new_hash: &str) -> Result<bool, StoreError> {

@@ -67,9 +67,13 @@ pub struct User {
     /// A disabled user cannot log in or refresh.
     pub disabled: bool,
     /// When the password was last changed (Unix seconds; 0 if never since the
-    /// account was created); sessions that began before it, or in the same second,
-    /// are dead.
+    /// account was created). For people; sessions are ended by `session_epoch`.
     pub password_changed_at: u64,
+    /// Bumped by every change that ends all the user's sessions (password change,
+    /// logout everywhere, revoke-all, disable). A session records the epoch of the
+    /// user read that proved the login and is dead once they differ: no clock is
+    /// compared, so a login racing a password change cannot outlive it.
+    pub session_epoch: u64,
     /// When the account was created (Unix seconds).
     pub created_at: u64,
 }
@@ -83,6 +87,7 @@ impl std::fmt::Debug for User {
             .field("role", &self.role)
             .field("disabled", &self.disabled)
             .field("password_changed_at", &self.password_changed_at)
+            .field("session_epoch", &self.session_epoch)
             .field("created_at", &self.created_at)
             .finish()
     }
@@ -97,6 +102,9 @@ pub struct Session {
     pub user_id: String,
     /// Owner's normalised email, to read the user with one `GetItem` on refresh.
     pub email: String,
+    /// The owner's [`User::session_epoch`] when the login was proven; the session
+    /// is dead once the user's epoch has moved on.
+    pub user_epoch: u64,
     /// Generation of the current refresh token: 0 at login, +1 per rotation.
     pub generation: u64,
     /// Login time (Unix seconds).
@@ -149,9 +157,14 @@ pub trait UserStore: Send + Sync {
     /// Stores a new user; refuses an existing email atomically ([`StoreError::DuplicateEmail`]).
     async fn create_user(&self, user: &User) -> Result<(), StoreError>;
 
-    /// Sets a new password hash and `password_changed_at = now`, which ends every
-    /// session that began earlier.
+    /// Sets a new password hash and `password_changed_at = now`, and bumps
+    /// `session_epoch` in the same write, which ends every session proven with
+    /// the old hash.
     async fn set_password(&self, email: &str, password_hash: &str, now: u64) -> Result<(), StoreError>;
+
+    /// Bumps `session_epoch`, ending every session the user has now (including
+    /// ones an eventually consistent listing would miss).
+    async fn end_sessions(&self, email: &str) -> Result<(), StoreError>;
 
     /// Replaces a hash with a stronger hash of the *same* password (after login),
     /// only if `current_hash` is still the stored one; sessions are unaffected.

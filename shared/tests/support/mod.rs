@@ -151,6 +151,7 @@ impl Backend {
             role: "member".into(),
             disabled: false,
             password_changed_at: 0,
+            session_epoch: 0,
             created_at: self.clock.now(),
         };
         self.users.create_user(&user).await.unwrap();
