@@ -17,12 +17,15 @@ use clap::Args;
 use http::{HeaderValue, StatusCode, header};
 use lambda_http::Body;
 use latchkey::Config;
+use latchkey::config::RefreshDelivery;
 use latchkey::deploy::Aws;
 use latchkey::http::{ApiError, MAX_BODY_BYTES, jwks, login, logout, refresh};
 use latchkey::password::Password;
 use latchkey::services::Services;
 use latchkey::signing::LocalSigner;
 use serde_json::{Value, json};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 /// The demo user of `latchkey dev` and of the sample events (`tests/src/lib.rs`,
 /// `DEMO_EMAIL`), whose password is public like the samples.
@@ -46,11 +49,40 @@ pub struct DevArgs {
     /// Sign with this PKCS#8 PEM key instead of a fresh one (tokens survive restarts).
     #[arg(long, value_name = "PEM", conflicts_with = "aws")]
     key_file: Option<PathBuf>,
+    /// Also serve the demo single-page app (clients/browser) on http://localhost:PORT
+    /// (0 picks a free one): another origin of the same site as the API, which it
+    /// calls at http://localhost:<port> with the refresh cookie. Adds that origin to
+    /// LATCHKEY_ALLOWED_ORIGINS and makes `cookie` the refresh-token delivery unless
+    /// LATCHKEY_REFRESH_TOKEN_DELIVERY says otherwise.
+    #[arg(long, value_name = "PORT")]
+    app_port: Option<u16>,
 }
 
 pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
-    let _ = tracing_subscriber::fmt().with_env_filter("warn").with_writer(std::io::stderr).try_init();
-    let config = Config::from_env()?;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .finish()
+        .with(latchkey::logging::ceilings())
+        .try_init();
+    let mut config = Config::from_env()?;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await.context("binding the port")?;
+    let api_port = listener.local_addr()?.port();
+    let app = match args.app_port {
+        Some(port) => {
+            let app_listener =
+                tokio::net::TcpListener::bind(("127.0.0.1", port)).await.context("binding --app-port")?;
+            let app_origin = format!("http://localhost:{}", app_listener.local_addr()?.port());
+            config.edge.allowed_origins.push(app_origin.clone());
+            if std::env::var_os("LATCHKEY_REFRESH_TOKEN_DELIVERY").is_none() {
+                config.edge.refresh_delivery = RefreshDelivery::Cookie;
+            }
+            Some((app_listener, app_origin))
+        }
+        None => None,
+    };
     let services = if args.aws {
         Services::deployed(&config, &Aws::from_env().await).await?
     } else {
@@ -75,11 +107,16 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("adding {email}"))?;
     }
 
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await.context("binding the port")?;
     let base = format!("http://{}", listener.local_addr()?);
     print_banner(&base, &services, args.aws, &users);
-    let app = router(Arc::new(services));
-    axum::serve(listener, app)
+    if let Some((app_listener, app_origin)) = app {
+        let api_origin = format!("http://localhost:{api_port}");
+        println!("demo app on {app_origin} (API at {api_origin}, refresh cookie delivery)");
+        let demo = crate::demo::router(&api_origin);
+        tokio::spawn(async move { axum::serve(app_listener, demo).await });
+    }
+    let api = router(Arc::new(services));
+    axum::serve(listener, api)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })
@@ -201,10 +238,29 @@ fn from_lambda(response: http::Response<Body>) -> Response {
 /// like API Gateway: 401 without a token or for a bad one, 403 when denied, else the
 /// authorizer's context.
 async fn me(State(services): State<Arc<Services>>, request: Request) -> Response {
-    let Some(authorization) = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
-        return gateway_error(StatusCode::UNAUTHORIZED, "Unauthorized");
-    };
+    // API Gateway answers CORS for the app's routes itself (the template's `Cors`);
+    // here the edge's own rules stand in for it.
+    let mut origin_only = lambda_http::Request::new(Body::Empty);
+    if let Some(origin) = request.headers().get(header::ORIGIN) {
+        origin_only.headers_mut().insert(header::ORIGIN, origin.clone());
+    }
+    let edge = &services.authorizer.edge;
+    if request.method() == http::Method::OPTIONS {
+        return from_lambda(latchkey::http::preflight(&origin_only, edge));
+    }
+    let authorization = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let method = request.method().as_str().to_owned();
+    let mut response = from_lambda(authorized_me(&services, authorization, method).await);
+    let mut cors = http::Response::new(Body::Empty);
+    latchkey::http::apply_cors(&origin_only, edge, &mut cors);
+    response.headers_mut().extend(cors.headers().clone());
+    response
+}
+
+async fn authorized_me(services: &Services, authorization: Option<String>, method: String) -> http::Response<Body> {
+    let Some(authorization) = authorization else {
+        return lambda_json(StatusCode::UNAUTHORIZED, &json!({ "message": "Unauthorized" }));
+    };
     let event = json!({
         "version": "2.0",
         "type": "REQUEST",
@@ -225,10 +281,17 @@ async fn me(State(services): State<Arc<Services>>, request: Request) -> Response
         "queryStringParameters": {}
     });
     match latchkey::authorizer::authorize(&services.authorizer, event).await {
-        Ok(answer) if answer["isAuthorized"] == true => json_response(StatusCode::OK, &answer["context"]),
-        Ok(_) => gateway_error(StatusCode::FORBIDDEN, "Forbidden"),
-        Err(_) => gateway_error(StatusCode::UNAUTHORIZED, "Unauthorized"),
+        Ok(answer) if answer["isAuthorized"] == true => lambda_json(StatusCode::OK, &answer["context"]),
+        Ok(_) => lambda_json(StatusCode::FORBIDDEN, &json!({ "message": "Forbidden" })),
+        Err(_) => lambda_json(StatusCode::UNAUTHORIZED, &json!({ "message": "Unauthorized" })),
     }
+}
+
+fn lambda_json(status: StatusCode, body: &Value) -> http::Response<Body> {
+    let mut response = http::Response::new(Body::Text(body.to_string()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
 }
 
 /// API Gateway's own error shape: `{"message": ...}`.

@@ -2,6 +2,7 @@
 //! sessions, inspect tokens.
 
 mod admin;
+mod demo;
 mod dev;
 mod gateway;
 mod setup;

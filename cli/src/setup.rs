@@ -96,7 +96,14 @@ async fn add_sample_data(config: &Config, aws: &Aws) -> anyhow::Result<()> {
             let throwaway = RefreshKey::generate().map_err(|e| anyhow::anyhow!("{e}"))?;
             let sessions = SessionManager::new(store.clone(), store.clone(), throwaway, policy, Arc::new(SystemClock));
             let accounts = Accounts::new(store.clone(), sessions, PasswordHasher::new(config.password)?);
-            accounts.create(DEMO_EMAIL, &Password::new(DEMO_PASSWORD)?, DEFAULT_ROLE).await?
+            accounts
+                .create_with_id(
+                    latchkey::deploy::SAMPLE_USER_ID,
+                    DEMO_EMAIL,
+                    &Password::new(DEMO_PASSWORD)?,
+                    DEFAULT_ROLE,
+                )
+                .await?
         }
     };
     let id = SAMPLE_SESSION_ID.parse::<SessionId>().map_err(|e| anyhow::anyhow!("{e}"))?;

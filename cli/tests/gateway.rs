@@ -166,6 +166,28 @@ async fn built_functions_serve_login_me_refresh_logout_through_the_gateway() {
     assert_eq!(http.call("DELETE", "/login", &[], None).await.0, 404, "only POST /login is a route");
 }
 
+/// Revocation reaches the API through what `sam build` made: with the session check
+/// at 1 s (and so, by the template, the authorizer cache at 1 s), an access token of
+/// a logged-out session still opens `/me` from the caches, and stops once they lapse.
+#[tokio::test]
+async fn a_logged_out_access_token_stops_opening_the_api_after_the_check_interval() {
+    let Some(functions) = built() else { return };
+    let Some(env) = fresh_stack(false).await else { return };
+    add_user(&env, "ada@example.com", "a long enough passphrase", "member");
+    let args = ["--functions", functions.to_str().unwrap(), "--parameter", "AuthorizerSessionCheckSeconds=1"];
+    let gateway = start_gateway(&args, &env);
+    let http = Api::new(&gateway.base);
+    let tokens = http.login("ada@example.com", "a long enough passphrase").await;
+    let access = tokens["accessToken"].as_str().unwrap();
+    assert_eq!(http.get("/me", access).await.0, 200);
+    let bearer = format!("Bearer {access}");
+    assert_eq!(http.call("POST", "/logout", &[("authorization", &bearer)], None).await.0, 204);
+    // Not a timing assertion: waiting out the 1 s interval (whole seconds) before asking again.
+    tokio::time::sleep(std::time::Duration::from_millis(2_100)).await;
+    let (status, body) = http.get("/me", access).await;
+    assert_eq!(status, 401, "the logged-out token still opens the API: {body}");
+}
+
 #[tokio::test]
 async fn without_the_authorizer_permission_every_authorized_request_is_a_500() {
     let Some(functions) = built() else { return };

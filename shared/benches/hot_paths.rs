@@ -55,6 +55,8 @@ fn authorizer(c: &mut Criterion) {
     let token = runtime.block_on(services.login.tokens.issuer().issue(&subject(), NOW + 1)).unwrap().token;
     let mut state = services.authorizer.clone();
     state.clock = Arc::new(latchkey::clock::ManualClock::new(NOW + 2));
+    // Verification alone here; `session_check` below measures the check.
+    state.session_check = None;
     let event = serde_json::json!({
         "version": "2.0", "type": "REQUEST", "routeArn": "arn:aws:execute-api:us-east-1:1:api/$default/GET/orders",
         "identitySource": [format!("Bearer {token}")], "routeKey": "GET /orders", "rawPath": "/orders",
@@ -70,6 +72,28 @@ fn authorizer(c: &mut Criterion) {
             assert_eq!(answer["isAuthorized"], true);
         })
     });
+}
+
+/// The authorizer's session check answered from its cache (the warm path between
+/// two reads of a session), and how many store reads a run of them made.
+fn session_check(c: &mut Criterion) {
+    use latchkey::Clock as _;
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let services = latchkey::services::Services::embedded(&Config::default(), None).unwrap();
+    let password = Password::new("correct horse battery staple").unwrap();
+    let user = runtime.block_on(services.accounts().create("ada@example.com", &password, "member")).unwrap();
+    let started = runtime.block_on(services.accounts().sessions().start(&user)).unwrap();
+    let now = latchkey::SystemClock.now();
+    let mut subject = subject();
+    (subject.user_id, subject.session_id) = (user.id.clone(), started.session.id.to_string());
+    let token = runtime.block_on(services.login.tokens.issuer().issue(&subject, now)).unwrap().token;
+    let claims = services.authorizer.verifier.verify(&token, now).unwrap();
+    let check = services.authorizer.session_check.clone().unwrap();
+    assert!(runtime.block_on(check.check(&claims, now)).live());
+    c.bench_function("session_check_cached", |b| {
+        b.to_async(&runtime).iter(|| async { assert!(check.check(black_box(&claims), now).await.live()) })
+    });
+    assert_eq!(check.reads(), 1, "every check after the first was answered from the cache");
 }
 
 fn passwords(c: &mut Criterion) {
@@ -88,5 +112,5 @@ fn passwords(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, tokens, authorizer, passwords);
+criterion_group!(benches, tokens, authorizer, session_check, passwords);
 criterion_main!(benches);

@@ -111,14 +111,26 @@ impl Accounts {
 
     /// Creates a user with a random id; the email is normalised and must be new.
     pub async fn create(&self, email: &str, password: &Password, role: &str) -> Result<User, AccountError> {
+        let id = random_bytes::<16>().map_err(|e| StoreError::Unavailable(format!("randomness: {e}")))?;
+        self.create_with_id(&b64url(id), email, password, role).await
+    }
+
+    /// Creates a user with the given id (the sample data's fixed `user-demo`, which
+    /// the sample access tokens name); otherwise as [`Accounts::create`].
+    pub async fn create_with_id(
+        &self,
+        id: &str,
+        email: &str,
+        password: &Password,
+        role: &str,
+    ) -> Result<User, AccountError> {
         let email = normalize_email(email)?;
         check_new_password(password)?;
         check_role(role)?;
         let password_hash = self.hasher.hash(password).await?;
-        let id = random_bytes::<16>().map_err(|e| StoreError::Unavailable(format!("randomness: {e}")))?;
         let now = self.sessions.clock().now();
         let user = User {
-            id: b64url(id),
+            id: id.to_owned(),
             email,
             password_hash,
             role: role.to_owned(),
@@ -246,4 +258,34 @@ fn check_role(role: &str) -> Result<(), AccountError> {
         return Err(AccountError::InvalidRole);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::password::PasswordParams;
+    use crate::session::SessionPolicy;
+    use crate::store::MemoryStore;
+    use crate::token::RefreshKey;
+
+    #[test]
+    fn debug_shows_the_settings_and_no_store_contents() {
+        let store = Arc::new(MemoryStore::new());
+        let policy = SessionPolicy::from_config(&Config::default());
+        let sessions = SessionManager::new(
+            store.clone(),
+            store.clone(),
+            RefreshKey::generate().unwrap(),
+            policy,
+            Arc::new(ManualClock::new(0)),
+        );
+        let accounts = Accounts::new(store.clone(), sessions, PasswordHasher::new(PasswordParams::default()).unwrap());
+        let shown = format!("{accounts:?}");
+        assert!(shown.starts_with("Accounts") && shown.contains("throttled: false"), "{shown}");
+        let throttled = accounts.with_throttle(LoginThrottle::from_config(store, &Config::default()));
+        assert!(format!("{throttled:?}").contains("throttled: true"));
+    }
 }

@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 
 use crate::clock::Clock;
 use crate::config::EdgeConfig;
+use crate::revocation::SessionCheck;
 use crate::token::{AccessClaims, Verifier};
 
 /// The failure API Gateway turns into `401 Unauthorized`: the Lambda error whose
@@ -40,6 +41,9 @@ pub struct AuthorizerState {
     pub edge: EdgeConfig,
     /// The time source for `exp`/`nbf`/`iat`.
     pub clock: Arc<dyn Clock>,
+    /// Whether a verified token's session is still live (`None`: off,
+    /// `LATCHKEY_AUTHORIZER_SESSION_CHECK_SECONDS=0`).
+    pub session_check: Option<Arc<SessionCheck>>,
 }
 
 impl std::fmt::Debug for AuthorizerState {
@@ -47,6 +51,7 @@ impl std::fmt::Debug for AuthorizerState {
         f.debug_struct("AuthorizerState")
             .field("verifier", &self.verifier)
             .field("edge", &self.edge)
+            .field("session_check", &self.session_check)
             .finish_non_exhaustive()
     }
 }
@@ -88,7 +93,7 @@ struct Refusal(String);
 /// required role is denied (403). Anything else is [`Unauthorized`] (401).
 pub async fn authorize(state: &AuthorizerState, event: Value) -> Result<Value, Unauthorized> {
     let started = Instant::now();
-    let outcome = decide(state, event);
+    let outcome = decide(state, event).await;
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
     match &outcome {
         Ok((_, Some(user_id))) => {
@@ -103,28 +108,24 @@ pub async fn authorize(state: &AuthorizerState, event: Value) -> Result<Value, U
 }
 
 /// The response and, when allowed, the user id.
-fn decide(state: &AuthorizerState, event: Value) -> Result<(Value, Option<String>), Refusal> {
+async fn decide(state: &AuthorizerState, event: Value) -> Result<(Value, Option<String>), Refusal> {
     let event = AuthorizerEvent::parse(event).map_err(|_| Refusal("unrecognised event".to_owned()))?;
     let now = state.clock.now();
-    let verify = |token: Option<&str>| {
-        let token = token.ok_or_else(|| Refusal("no bearer token".to_owned()))?;
-        state.verifier.verify(token, now).map_err(|error| Refusal(error.to_string()))
-    };
     match event {
         AuthorizerEvent::Token(event) => {
-            let claims = verify(event.authorization_token.as_deref().and_then(bearer))?;
+            let claims = verified(state, event.authorization_token.as_deref().and_then(bearer), now).await?;
             let method_arn = event.method_arn.unwrap_or_default();
             policy_response(state, &claims, &method_arn)
         }
         AuthorizerEvent::Request(event) => {
-            let claims = verify(header_bearer(&event.headers))?;
+            let claims = verified(state, header_bearer(&event.headers), now).await?;
             let method_arn = event.method_arn.clone().unwrap_or_default();
             policy_response(state, &claims, &method_arn)
         }
         AuthorizerEvent::HttpV2(event) => {
             let token = header_bearer(&event.headers)
                 .or_else(|| event.identity_source.iter().flatten().find_map(|source| bearer(source)));
-            let claims = verify(token)?;
+            let claims = verified(state, token, now).await?;
             let method = event.request_context.http.method.as_str().to_owned();
             let allowed = request_paths(&event)
                 .iter()
@@ -138,6 +139,19 @@ fn decide(state: &AuthorizerState, event: Value) -> Result<(Value, Option<String
                 .map_err(|_| Refusal("response serialisation".to_owned()))
         }
     }
+}
+
+/// The claims of a token that verifies and (with the session check on) whose
+/// session is still live. A token that fails verification costs no store read.
+async fn verified(state: &AuthorizerState, token: Option<&str>, now: u64) -> Result<AccessClaims, Refusal> {
+    let token = token.ok_or_else(|| Refusal("no bearer token".to_owned()))?;
+    let claims = state.verifier.verify(token, now).map_err(|error| Refusal(error.to_string()))?;
+    if let Some(check) = &state.session_check
+        && !check.check(&claims, now).await.live()
+    {
+        return Err(Refusal("session ended".to_owned()));
+    }
+    Ok(claims)
 }
 
 fn policy_response(

@@ -15,9 +15,10 @@ use crate::clock::SystemClock;
 use crate::config::{Config, ConfigError};
 use crate::http::{JwksState, LoginState, LogoutState, RefreshState, TokenResponder, jwks, login, logout, refresh};
 use crate::password::{PasswordError, PasswordHasher};
+use crate::revocation::SessionCheck;
 use crate::session::{SessionManager, SessionPolicy};
 use crate::signing::{KeySet, KmsSigner, Signer, SigningError, derive_refresh_key};
-use crate::store::DynamoStore;
+use crate::store::{DynamoStore, SessionLookup};
 use crate::token::{AccessTokenIssuer, RefreshKey, Verifier};
 
 /// Why a function could not start. Start-up stops; nothing is served half-built.
@@ -38,6 +39,9 @@ pub enum StartupError {
 /// sample events (`tests/fixtures/signing-key.pem`). Its private half is public, so a
 /// function refuses to trust it unless `LATCHKEY_ALLOW_FIXTURE_KEYS=true`.
 pub const FIXTURE_SIGNING_KID: &str = "wQ-F1n5I4pXq64g-zTnz70lImDo_WnfGxlD5mvWQRWQ";
+
+/// The user id of the sample events' demo user (`sub` of their access tokens).
+pub const SAMPLE_USER_ID: &str = "user-demo";
 
 /// The refresh-token MAC key committed for the sample events: public likewise.
 pub const FIXTURE_REFRESH_MAC_KEY: [u8; 32] = *b"latchkey sample events only 2026";
@@ -192,8 +196,23 @@ impl HttpFunction for JwksState {
 impl AuthorizerState {
     /// The authorizer's state: verification keys (no AWS call at all with `LATCHKEY_JWKS`).
     pub async fn deployed(config: &Config, aws: &Aws) -> Result<Self, StartupError> {
-        Ok(Self { verifier: verifier(config, aws).await?, edge: config.edge.clone(), clock: Arc::new(SystemClock) })
+        Ok(Self {
+            verifier: verifier(config, aws).await?,
+            edge: config.edge.clone(),
+            clock: Arc::new(SystemClock),
+            session_check: session_check(
+                config,
+                Arc::new(DynamoStore::new(aws.dynamodb.clone(), config.table_name.clone())),
+            ),
+        })
     }
+}
+
+/// The authorizer's session check over `lookup`, unless the configuration turns it off.
+pub fn session_check(config: &Config, lookup: Arc<dyn SessionLookup>) -> Option<Arc<SessionCheck>> {
+    let edge = &config.edge;
+    (edge.session_check_secs > 0)
+        .then(|| Arc::new(SessionCheck::new(lookup, edge.session_check_secs, edge.session_check_failure)))
 }
 
 /// One HTTP Lambda function: its state, built at cold start, and its handler.

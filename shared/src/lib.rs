@@ -26,6 +26,7 @@ mod encoding;
 pub mod http;
 pub mod logging;
 pub mod password;
+pub mod revocation;
 pub mod services;
 pub mod session;
 pub mod signing;

@@ -7,12 +7,12 @@ use crate::account::{Accounts, LoginThrottle};
 use crate::authorizer::AuthorizerState;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
-use crate::deploy::{Aws, HttpFunction, StartupError};
+use crate::deploy::{Aws, HttpFunction, StartupError, session_check};
 use crate::http::{JwksState, LoginState, LogoutState, RefreshState, TokenResponder};
 use crate::password::PasswordHasher;
 use crate::session::{SessionManager, SessionPolicy};
 use crate::signing::{KeySet, LocalSigner, Signer, SigningError};
-use crate::store::{LoginAttemptStore, MemoryStore, SessionStore, UserStore};
+use crate::store::{LoginAttemptStore, MemoryStore, SessionLookup, SessionStore, UserStore};
 use crate::token::{AccessTokenIssuer, RefreshKey, Verifier};
 
 /// What the functions are built from.
@@ -23,6 +23,8 @@ pub struct Components {
     pub sessions: Arc<dyn SessionStore>,
     /// Where failed logins are counted.
     pub attempts: Arc<dyn LoginAttemptStore>,
+    /// What the authorizer's session check reads.
+    pub lookup: Arc<dyn SessionLookup>,
     /// Signs access tokens.
     pub signer: Arc<dyn Signer>,
     /// The keys verifiers accept and the JWKS publishes.
@@ -51,7 +53,7 @@ pub struct Services {
 impl Services {
     /// Builds every state over `components` with the settings of `config`.
     pub fn assemble(config: &Config, components: Components) -> Result<Self, StartupError> {
-        let Components { users, sessions, attempts, signer, keys, refresh_key, clock } = components;
+        let Components { users, sessions, attempts, lookup, signer, keys, refresh_key, clock } = components;
         let manager = SessionManager::new(
             sessions,
             users.clone(),
@@ -72,7 +74,7 @@ impl Services {
             refresh: RefreshState { sessions: manager.clone(), tokens, edge: edge.clone() },
             logout: LogoutState { sessions: manager, verifier: verifier.clone(), edge: edge.clone() },
             jwks: JwksState { keys, edge: edge.clone() },
-            authorizer: AuthorizerState { verifier, edge, clock },
+            authorizer: AuthorizerState { verifier, edge, clock, session_check: session_check(config, lookup) },
         })
     }
 
@@ -92,7 +94,8 @@ impl Services {
             Components {
                 users: store.clone(),
                 sessions: store.clone(),
-                attempts: store,
+                attempts: store.clone(),
+                lookup: store,
                 signer: Arc::new(signer),
                 keys,
                 refresh_key,

@@ -176,6 +176,20 @@ impl SessionPolicy {
     }
 }
 
+/// Why the user as stored may no longer use `session`, and the revoke reason;
+/// `None` if it may. The one rule refresh and the authorizer's session check share:
+/// the user must exist with the session's user id, be enabled, and still be in the
+/// session epoch the login was proven in.
+pub fn user_refusal(session: &Session, user: Option<&User>) -> Option<(InvalidGrant, &'static str)> {
+    match user {
+        None => Some((InvalidGrant::UserMissing, "user_deleted")),
+        Some(user) if user.id != session.user_id => Some((InvalidGrant::UserMissing, "user_deleted")),
+        Some(user) if user.disabled => Some((InvalidGrant::UserDisabled, "user_disabled")),
+        Some(user) if user.session_epoch != session.user_epoch => Some((InvalidGrant::SessionsEnded, "sessions_ended")),
+        Some(_) => None,
+    }
+}
+
 /// Starts, rotates and revokes sessions.
 #[derive(Clone)]
 pub struct SessionManager {
@@ -258,7 +272,15 @@ impl SessionManager {
                     .rotate_session(&token.session_id, token.generation, now, self.policy.idle_secs)
                     .await?
                 {
-                    RotateOutcome::Rotated(session) => (session, RefreshKind::Rotated),
+                    RotateOutcome::Rotated(session) => {
+                        tracing::info!(
+                            event = "refresh_rotated",
+                            user_id = %session.user_id,
+                            session_id = %session.id,
+                            generation = session.generation,
+                        );
+                        (session, RefreshKind::Rotated)
+                    }
                     RotateOutcome::Conflict(None) => return Err(InvalidGrant::UnknownSession.into()),
                     RotateOutcome::Conflict(Some(current)) => match self.judge(&token, &current, now).await? {
                         RefreshKind::GraceReplay => (current, RefreshKind::GraceReplay),
@@ -321,16 +343,7 @@ impl SessionManager {
     /// is revoked and the reason returned.
     async fn check_user(&self, session: &Session, now: u64) -> Result<User, RefreshError> {
         let user = self.users.get_user_by_email(&session.email).await?;
-        let verdict = match &user {
-            None => Some((InvalidGrant::UserMissing, "user_deleted")),
-            Some(user) if user.id != session.user_id => Some((InvalidGrant::UserMissing, "user_deleted")),
-            Some(user) if user.disabled => Some((InvalidGrant::UserDisabled, "user_disabled")),
-            Some(user) if user.session_epoch != session.user_epoch => {
-                Some((InvalidGrant::SessionsEnded, "sessions_ended"))
-            }
-            Some(_) => None,
-        };
-        match (verdict, user) {
+        match (user_refusal(session, user.as_ref()), user) {
             (None, Some(user)) => Ok(user),
             (Some((grant, reason)), _) => {
                 self.sessions.revoke_session(&session.id, now, reason).await?;
@@ -517,7 +530,31 @@ mod tests {
             revoked_at: None,
             revoke_reason: None,
         };
-        let started = StartedSession { session, refresh_token: "lk1.secret-token".into() };
-        assert!(!format!("{started:?}").contains("secret-token"));
+        let started = StartedSession { session: session.clone(), refresh_token: "lk1.secret-token".into() };
+        let shown = format!("{started:?}");
+        assert!(!shown.contains("secret-token"), "{shown}");
+        assert!(shown.contains(&session.id.to_string()) && shown.contains("[redacted]"), "{shown}");
+        let user = User {
+            id: "u".into(),
+            email: "e@example.com".into(),
+            password_hash: "$argon2id$hash".into(),
+            role: "member".into(),
+            disabled: false,
+            password_changed_at: 0,
+            session_epoch: 0,
+            created_at: 0,
+        };
+        let refreshed = Refreshed {
+            user,
+            session: session.clone(),
+            refresh_token: "lk1.other-secret".into(),
+            kind: RefreshKind::Rotated,
+        };
+        let shown = format!("{refreshed:?}");
+        assert!(!shown.contains("other-secret") && !shown.contains("$argon2id$hash"), "{shown}");
+        assert!(shown.contains(&session.id.to_string()) && shown.contains("Rotated"), "{shown}");
+        let manager = manager(RefreshKey::generate().unwrap());
+        let shown = format!("{manager:?}");
+        assert!(shown.contains("SessionManager") && shown.contains("grace_secs"), "{shown}");
     }
 }

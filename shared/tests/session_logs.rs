@@ -36,6 +36,9 @@ async fn check_reuse_event(b: Backend, logs: &Mutex<Vec<u8>>) {
     assert_eq!(events[0]["level"], "WARN");
     assert_eq!(events[0]["user_id"], user.id.as_str());
     assert_eq!(events[0]["session_id"], started.session.id.to_string().as_str());
+    let rotations: Vec<&serde_json::Value> = lines.iter().filter(|line| line["event"] == "refresh_rotated").collect();
+    assert_eq!(rotations.len(), 1, "one rotation, then a replay and a reuse: {text}");
+    assert_eq!((rotations[0]["generation"].as_u64(), rotations[0]["level"].as_str()), (Some(1), Some("INFO")));
     let replays: Vec<&serde_json::Value> =
         lines.iter().filter(|line| line["event"] == "refresh_grace_replay").collect();
     assert_eq!(replays.len(), 1, "{text}");

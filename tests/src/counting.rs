@@ -6,7 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use latchkey::store::{LoginAttemptStore, RotateOutcome, Session, SessionStore, StoreError, User, UserStore};
+use latchkey::store::{
+    LoginAttemptStore, RotateOutcome, Session, SessionLookup, SessionStore, StoreError, User, UserStore,
+};
 use latchkey::token::SessionId;
 
 /// Counts calls per operation and fails the operations named in `failing`.
@@ -156,6 +158,18 @@ impl<S: SessionStore> SessionStore for CountingStore<S> {
     async fn list_user_sessions(&self, user_id: &str) -> Result<Vec<Session>, StoreError> {
         self.enter("list_user_sessions")?;
         self.inner.list_user_sessions(user_id).await
+    }
+}
+
+#[async_trait]
+impl<S: SessionLookup> SessionLookup for CountingStore<S> {
+    async fn session_and_user(
+        &self,
+        session_id: &SessionId,
+        email: &str,
+    ) -> Result<(Option<Session>, Option<User>), StoreError> {
+        self.enter("session_and_user")?;
+        self.inner.session_and_user(session_id, email).await
     }
 }
 

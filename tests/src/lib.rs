@@ -90,7 +90,7 @@ pub async fn fixture_access_token(exp: u64) -> String {
     let claims = AccessClaims {
         iss: defaults.issuer,
         aud: defaults.audience,
-        sub: "user-demo".into(),
+        sub: latchkey::deploy::SAMPLE_USER_ID.into(),
         email: DEMO_EMAIL.into(),
         role: "member".into(),
         sid: FIXTURE_SESSION_ID.into(),
@@ -136,7 +136,15 @@ impl Env {
             Arc::new(SystemClock),
         );
         let accounts = Accounts::new(store, sessions, PasswordHasher::new(config.password).unwrap());
-        let demo = accounts.create(DEMO_EMAIL, &Password::new(DEMO_PASSWORD).unwrap(), "member").await.unwrap();
+        let demo = accounts
+            .create_with_id(
+                latchkey::deploy::SAMPLE_USER_ID,
+                DEMO_EMAIL,
+                &Password::new(DEMO_PASSWORD).unwrap(),
+                "member",
+            )
+            .await
+            .unwrap();
         Some(Self { config, aws, demo })
     }
 
@@ -170,18 +178,33 @@ impl Env {
     /// The function states the sample events run against: storage on moto, keys
     /// from the fixtures.
     pub fn fixture_states(&self) -> Services {
-        let store = self.store();
-        let signer = fixture_signer();
         let components = Components {
-            users: store.clone(),
-            sessions: store.clone(),
-            attempts: store,
-            keys: KeySet::new([signer.public_key().clone()]).unwrap(),
-            signer: Arc::new(signer),
             refresh_key: fixture_refresh_key(),
-            clock: Arc::new(SystemClock),
+            ..components(self.store(), Arc::new(fixture_signer()), Arc::new(SystemClock))
         };
         Services::assemble(&self.config, components).unwrap()
+    }
+}
+
+/// Every component over one `store` (all four store roles), signing with `signer`
+/// (whose public key is the one verification key), a fresh refresh key, `clock`.
+pub fn components<S>(store: Arc<S>, signer: Arc<dyn Signer>, clock: Arc<dyn Clock>) -> Components
+where
+    S: latchkey::store::UserStore
+        + SessionStore
+        + latchkey::store::LoginAttemptStore
+        + latchkey::store::SessionLookup
+        + 'static,
+{
+    Components {
+        users: store.clone(),
+        sessions: store.clone(),
+        attempts: store.clone(),
+        lookup: store,
+        keys: KeySet::new([signer.public_key().clone()]).unwrap(),
+        signer,
+        refresh_key: RefreshKey::generate().unwrap(),
+        clock,
     }
 }
 

@@ -13,16 +13,16 @@ use latchkey::Config;
 use latchkey::clock::ManualClock;
 use latchkey::http::{login, logout, refresh};
 use latchkey::password::Password;
-use latchkey::services::{Components, Services};
+use latchkey::services::Services;
 use latchkey::session::SessionPolicy;
-use latchkey::signing::{KeySet, LocalSigner, Signer};
+use latchkey::signing::LocalSigner;
 use latchkey::store::{MemoryStore, SessionStore};
-use latchkey::token::{RefreshKey, SessionId};
+use latchkey::token::SessionId;
 use latchkey_tests::counting::CountingStore;
 use latchkey_tests::events::http_api;
 use latchkey_tests::faults::FaultySigner;
 use latchkey_tests::support::{START, capture_logs, log_lines};
-use latchkey_tests::{DEMO_EMAIL, DEMO_PASSWORD};
+use latchkey_tests::{DEMO_EMAIL, DEMO_PASSWORD, components};
 use serde_json::{Value, json};
 
 /// More calls than any request makes: the loops below stop at the first n that
@@ -40,20 +40,10 @@ struct Rig {
 impl Rig {
     async fn new() -> Self {
         let store = Arc::new(CountingStore::new(Arc::new(MemoryStore::new())));
-        let local = LocalSigner::generate().unwrap();
-        let keys = KeySet::new([local.public_key().clone()]).unwrap();
-        let signer = Arc::new(FaultySigner::new(local));
+        let signer = Arc::new(FaultySigner::new(LocalSigner::generate().unwrap()));
         let clock = Arc::new(ManualClock::new(START));
         let config = Config::default();
-        let components = Components {
-            users: store.clone(),
-            sessions: store.clone(),
-            attempts: store.clone(),
-            keys,
-            signer: signer.clone(),
-            refresh_key: RefreshKey::generate().unwrap(),
-            clock: clock.clone(),
-        };
+        let components = components(store.clone(), signer.clone(), clock.clone());
         let services = Services::assemble(&config, components).unwrap();
         services.accounts().create(DEMO_EMAIL, &Password::new(DEMO_PASSWORD).unwrap(), "member").await.unwrap();
         let grace_secs = SessionPolicy::from_config(&config).grace_secs;

@@ -11,27 +11,17 @@ use latchkey::authorizer::authorize;
 use latchkey::clock::SystemClock;
 use latchkey::http::{login, logout, refresh};
 use latchkey::password::Password;
-use latchkey::services::{Components, Services};
-use latchkey::signing::{KeySet, LocalSigner, Signer};
+use latchkey::services::Services;
+use latchkey::signing::LocalSigner;
 use latchkey::store::MemoryStore;
-use latchkey::token::RefreshKey;
 use latchkey_tests::counting::CountingStore;
 use latchkey_tests::events::{http_api, v2_authorizer};
-use latchkey_tests::{DEMO_EMAIL, DEMO_PASSWORD};
+use latchkey_tests::{DEMO_EMAIL, DEMO_PASSWORD, components};
 use serde_json::{Value, json};
 
 async fn counted() -> (Services, Arc<CountingStore<MemoryStore>>) {
     let store = Arc::new(CountingStore::new(Arc::new(MemoryStore::new())));
-    let signer = LocalSigner::generate().unwrap();
-    let components = Components {
-        users: store.clone(),
-        sessions: store.clone(),
-        attempts: store.clone(),
-        keys: KeySet::new([signer.public_key().clone()]).unwrap(),
-        signer: Arc::new(signer),
-        refresh_key: RefreshKey::generate().unwrap(),
-        clock: Arc::new(SystemClock),
-    };
+    let components = components(store.clone(), Arc::new(LocalSigner::generate().unwrap()), Arc::new(SystemClock));
     let services = Services::assemble(&Config::default(), components).unwrap();
     services.accounts().create(DEMO_EMAIL, &Password::new(DEMO_PASSWORD).unwrap(), "member").await.unwrap();
     store.take_calls();
@@ -88,8 +78,13 @@ async fn each_request_makes_the_documented_store_calls() {
     assert_eq!(store.take_calls(), calls(&[]), "a forged token costs no store call");
 
     let event = v2_authorizer(&format!("Bearer {}", next["accessToken"].as_str().unwrap()));
+    assert_eq!(authorize(&s.authorizer, event.clone()).await.unwrap()["isAuthorized"], true);
+    assert_eq!(store.take_calls(), calls(&[("session_and_user", 1)]), "the session check: one read");
     assert_eq!(authorize(&s.authorizer, event).await.unwrap()["isAuthorized"], true);
-    assert_eq!(store.take_calls(), calls(&[]), "the authorizer never touches the store");
+    assert_eq!(store.take_calls(), calls(&[]), "inside the check interval the answer is cached");
+    let forged = v2_authorizer("Bearer eyJhbGciOiJFUzI1NiJ9.e30.AAAA");
+    assert!(authorize(&s.authorizer, forged).await.is_err());
+    assert_eq!(store.take_calls(), calls(&[]), "a token that fails verification costs no read");
 
     let bearer = format!("Bearer {}", next["accessToken"].as_str().unwrap());
     let out = logout(&s.logout, post("/logout", &[("authorization", &bearer)], json!({}))).await;

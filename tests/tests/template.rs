@@ -78,6 +78,12 @@ fn no_function_policy_grants_a_wildcard_resource_or_action() {
     let mut statements = 0;
     for (name, resource) in functions(&template) {
         for policy in resource["Properties"]["Policies"].as_sequence().into_iter().flatten() {
+            // A policy under `!If [Condition, policy, !Ref AWS::NoValue]` is checked as
+            // the policy it grants when the condition holds.
+            let policy = match policy {
+                Value::Tagged(tagged) if tagged.tag == "If" => &tagged.value[1],
+                policy => policy,
+            };
             // A SAM policy template (DynamoDBCrudPolicy: ...) would expand to statements
             // this test cannot see: only inline statements are allowed.
             assert!(policy["Statement"].is_sequence(), "{name}: a policy that is not inline statements: {policy:?}");
@@ -212,8 +218,28 @@ fn the_authorizer_is_configured_as_docs_deploy_md_states() {
     assert_eq!(spec["identitySource"], serde_json::json!(["$request.header.Authorization"]));
     assert_eq!(spec["authorizerPayloadFormatVersion"], "2.0");
     assert_eq!(spec["enableSimpleResponses"], true);
-    // 300 s, or 0 (no cache) when route roles are set.
-    assert_eq!(spec["authorizerResultTtlInSeconds"], serde_json::json!({"Fn::If": ["HasRouteRoles", 0, 300]}));
+    // 0 (no cache) when route roles are set; else the session-check interval while the
+    // check is on (a revocation then reaches the APIs within twice it), 300 s when off.
+    assert_eq!(
+        spec["authorizerResultTtlInSeconds"],
+        serde_json::json!({"Fn::If": ["HasRouteRoles", 0, {"Fn::If": ["HasSessionCheck", {"Ref": "AuthorizerSessionCheckSeconds"}, 300]}]})
+    );
+    assert_eq!(
+        template["Conditions"]["HasSessionCheck"],
+        serde_json::json!({"Fn::Not": [{"Fn::Equals": [{"Ref": "AuthorizerSessionCheckSeconds"}, 0]}]})
+    );
+    // The session check's read is granted only while the check is on, on the table only.
+    let role = &template["Resources"]["AuthorizerFunctionRole"]["Properties"]["Policies"];
+    let conditional: Vec<&serde_json::Value> =
+        role.as_array().unwrap().iter().filter_map(|p| p.get("Fn::If")).collect();
+    assert_eq!(conditional.len(), 1, "{role}");
+    assert_eq!(conditional[0][0], "HasSessionCheck");
+    assert_eq!(conditional[0][2], serde_json::json!({"Ref": "AWS::NoValue"}));
+    let statement = &conditional[0][1]["PolicyDocument"]["Statement"][0];
+    assert_eq!(
+        (statement["Action"].as_str(), &statement["Resource"]),
+        (Some("dynamodb:BatchGetItem"), &serde_json::json!({"Fn::GetAtt": ["Table", "Arn"]}))
+    );
     assert_eq!(
         template["Conditions"]["HasRouteRoles"],
         serde_json::json!({"Fn::Not": [{"Fn::Equals": [{"Ref": "RouteRoles"}, ""]}]})
@@ -244,6 +270,7 @@ fn no_function_role_grants_a_wildcard_resource_or_action() {
             assert_eq!(arn, "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole", "{name}");
         }
         for policy in role["Properties"]["Policies"].as_array().into_iter().flatten() {
+            let policy = policy.get("Fn::If").map_or(policy, |branches| &branches[1]);
             for statement in policy["PolicyDocument"]["Statement"].as_array().unwrap() {
                 statements += 1;
                 let text = statement.to_string();

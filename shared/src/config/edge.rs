@@ -27,6 +27,18 @@ impl RefreshDelivery {
     }
 }
 
+/// What the authorizer does with a valid token when the session check cannot read
+/// the store (an outage, throttling, its timeout).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SessionCheckFailure {
+    /// Refuse (401): revocation is never silently skipped (the default).
+    #[default]
+    Deny,
+    /// Allow on the valid signature, with an error log line: availability over
+    /// prompt revocation while the store is down.
+    Allow,
+}
+
 /// Methods a route rule may name besides `*` (and `ANY`, read as `*`).
 pub const RULE_METHODS: [&str; 7] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
 
@@ -102,6 +114,14 @@ pub struct EdgeConfig {
     /// path matching any suffix and `*` as method any method, e.g.
     /// `GET /admin/*=admin,* /billing*=billing`. `LATCHKEY_ROUTE_ROLES`, default empty.
     pub route_roles: Vec<RouteRole>,
+    /// How often the authorizer confirms, per session and warm instance, that an
+    /// access token's session and user are still live (one store read; both answers
+    /// cached in process). `LATCHKEY_AUTHORIZER_SESSION_CHECK_SECONDS`, default 30,
+    /// 0-3600; 0 turns the check off (revocation then reaches the APIs only when the
+    /// access token expires).
+    pub session_check_secs: u64,
+    /// `LATCHKEY_AUTHORIZER_SESSION_CHECK_FAILURE`: `deny` (default) or `allow`.
+    pub session_check_failure: SessionCheckFailure,
 }
 
 impl Default for EdgeConfig {
@@ -114,6 +134,8 @@ impl Default for EdgeConfig {
             jwks_max_age_secs: 300,
             required_role: None,
             route_roles: Vec::new(),
+            session_check_secs: 30,
+            session_check_failure: SessionCheckFailure::Deny,
         }
     }
 }
@@ -153,6 +175,15 @@ impl EdgeConfig {
             },
             required_role: get("LATCHKEY_REQUIRED_ROLE").map(|role| role.trim().to_owned()),
             route_roles: list(get("LATCHKEY_ROUTE_ROLES")).into_iter().map(route_role).collect::<Result<_, _>>()?,
+            session_check_secs: match get("LATCHKEY_AUTHORIZER_SESSION_CHECK_SECONDS") {
+                None => defaults.session_check_secs,
+                Some(raw) => super::parse_in_range("LATCHKEY_AUTHORIZER_SESSION_CHECK_SECONDS", &raw, 0, 3600)?,
+            },
+            session_check_failure: match get("LATCHKEY_AUTHORIZER_SESSION_CHECK_FAILURE").as_deref().map(str::trim) {
+                None | Some("deny") => SessionCheckFailure::Deny,
+                Some("allow") => SessionCheckFailure::Allow,
+                Some(_) => return Err(problem("LATCHKEY_AUTHORIZER_SESSION_CHECK_FAILURE", "must be deny or allow")),
+            },
         })
     }
 }
@@ -162,15 +193,24 @@ fn list(raw: Option<String>) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// An allowed origin: `https://host[:port]`, or plain `http://` only for
+/// `localhost[:port]` (local development; browsers treat it as a secure context,
+/// so `Secure` cookies work there). No path, no wildcard.
 fn origin(raw: String) -> Result<String, ConfigError> {
     let trimmed = raw.trim_end_matches('/');
-    let valid = (trimmed.starts_with("https://") || trimmed.starts_with("http://"))
+    let local_http = trimmed.strip_prefix("http://localhost").is_some_and(|port| {
+        port.is_empty()
+            || port.strip_prefix(':').is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+    });
+    let valid = (trimmed.starts_with("https://") || local_http)
         && !trimmed.contains('*')
         && trimmed.splitn(4, '/').count() == 3;
     if !valid {
         return Err(problem(
             "LATCHKEY_ALLOWED_ORIGINS",
-            format!("{raw:?} is not an origin like https://app.example.com (no path, no wildcard)"),
+            format!(
+                "{raw:?} is not an origin like https://app.example.com (no path, no wildcard; plain http only for http://localhost:PORT)"
+            ),
         ));
     }
     Ok(trimmed.to_owned())
@@ -222,27 +262,32 @@ mod tests {
         assert_eq!(read(&[]).unwrap(), EdgeConfig::default());
         assert_eq!(EdgeConfig::default().csrf_header, "X-Latchkey-CSRF");
         assert_eq!(EdgeConfig::default().refresh_delivery, RefreshDelivery::Both);
+        assert_eq!(EdgeConfig::default().session_check_secs, 30);
+        assert_eq!(EdgeConfig::default().session_check_failure, SessionCheckFailure::Deny);
     }
 
     #[test]
     fn every_edge_variable_is_read() {
         let edge = read(&[
-            ("LATCHKEY_ALLOWED_ORIGINS", "https://app.example.com/, http://localhost:5173"),
+            ("LATCHKEY_ALLOWED_ORIGINS", "https://app.example.com/, http://localhost:5173, http://localhost"),
             ("LATCHKEY_REFRESH_TOKEN_DELIVERY", "cookie"),
             ("LATCHKEY_CSRF_HEADER", "X-Requested-With"),
             ("LATCHKEY_COOKIE_PATH", "/auth"),
             ("LATCHKEY_JWKS_MAX_AGE_SECONDS", "60"),
             ("LATCHKEY_REQUIRED_ROLE", "member"),
             ("LATCHKEY_ROUTE_ROLES", "GET /admin/*=admin, * /billing=billing"),
+            ("LATCHKEY_AUTHORIZER_SESSION_CHECK_SECONDS", "0"),
+            ("LATCHKEY_AUTHORIZER_SESSION_CHECK_FAILURE", "allow"),
         ])
         .unwrap();
-        assert_eq!(edge.allowed_origins, ["https://app.example.com", "http://localhost:5173"]);
+        assert_eq!(edge.allowed_origins, ["https://app.example.com", "http://localhost:5173", "http://localhost"]);
         assert_eq!(edge.refresh_delivery, RefreshDelivery::Cookie);
         assert_eq!(edge.csrf_header, "X-Requested-With");
         assert_eq!(edge.cookie_path, "/auth");
         assert_eq!(edge.jwks_max_age_secs, 60);
         assert_eq!(edge.required_role.as_deref(), Some("member"));
         assert_eq!(edge.route_roles.len(), 2);
+        assert_eq!((edge.session_check_secs, edge.session_check_failure), (0, SessionCheckFailure::Allow));
         assert!(edge.route_roles[0].matches("GET", "/admin/users"));
         assert!(!edge.route_roles[0].matches("POST", "/admin/users"));
         assert!(edge.route_roles[1].matches("DELETE", "/billing"));
@@ -276,10 +321,17 @@ mod tests {
             ("LATCHKEY_ALLOWED_ORIGINS", "*"),
             ("LATCHKEY_ALLOWED_ORIGINS", "https://app.example.com/path"),
             ("LATCHKEY_ALLOWED_ORIGINS", "app.example.com"),
+            ("LATCHKEY_ALLOWED_ORIGINS", "http://app.example.com"),
+            ("LATCHKEY_ALLOWED_ORIGINS", "http://127.0.0.1:5173"),
+            ("LATCHKEY_ALLOWED_ORIGINS", "http://localhost.evil.example"),
+            ("LATCHKEY_ALLOWED_ORIGINS", "http://localhost:"),
+            ("LATCHKEY_ALLOWED_ORIGINS", "http://localhost:80x"),
             ("LATCHKEY_REFRESH_TOKEN_DELIVERY", "header"),
             ("LATCHKEY_CSRF_HEADER", "bad header"),
             ("LATCHKEY_COOKIE_PATH", "refresh"),
             ("LATCHKEY_JWKS_MAX_AGE_SECONDS", "86401"),
+            ("LATCHKEY_AUTHORIZER_SESSION_CHECK_SECONDS", "3601"),
+            ("LATCHKEY_AUTHORIZER_SESSION_CHECK_FAILURE", "open"),
             ("LATCHKEY_ROUTE_ROLES", "/admin=admin"),
             ("LATCHKEY_ROUTE_ROLES", "GET /admin"),
             ("LATCHKEY_ROUTE_ROLES", "ANY /admin/{proxy+}=admin"),

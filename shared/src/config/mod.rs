@@ -8,7 +8,7 @@ mod edge;
 
 use std::time::Duration;
 
-pub use edge::{EdgeConfig, RefreshDelivery, RouteRole, normal_path};
+pub use edge::{EdgeConfig, RefreshDelivery, RouteRole, SessionCheckFailure, normal_path};
 
 use crate::password::PasswordParams;
 
@@ -43,6 +43,8 @@ pub const VARIABLES: &[&str] = &[
     "LATCHKEY_JWKS_MAX_AGE_SECONDS",
     "LATCHKEY_REQUIRED_ROLE",
     "LATCHKEY_ROUTE_ROLES",
+    "LATCHKEY_AUTHORIZER_SESSION_CHECK_SECONDS",
+    "LATCHKEY_AUTHORIZER_SESSION_CHECK_FAILURE",
 ];
 
 /// Variables a deployment must set: the functions that touch storage or keys

@@ -13,8 +13,8 @@ mod tokens;
 
 pub use echo::echo_authorizer_context;
 pub use edge::{
-    AmbiguousCookie, HOST_REFRESH_COOKIE, MAX_BODY_BYTES, Outcome, REFRESH_COOKIE, check_cookie_request,
-    refresh_cookie, refresh_cookie_name,
+    AmbiguousCookie, HOST_REFRESH_COOKIE, MAX_BODY_BYTES, Outcome, REFRESH_COOKIE, apply_cors, check_cookie_request,
+    preflight, refresh_cookie, refresh_cookie_name,
 };
 pub use error::ApiError;
 pub use jwks::{JwksState, jwks};

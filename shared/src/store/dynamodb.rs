@@ -10,12 +10,12 @@ use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ReturnValue, ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TimeToLiveSpecification,
-    TimeToLiveStatus,
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
+    KeysAndAttributes, Projection, ProjectionType, ReturnValue, ReturnValuesOnConditionCheckFailure,
+    ScalarAttributeType, TimeToLiveSpecification, TimeToLiveStatus,
 };
 
-use super::{LoginAttemptStore, RotateOutcome, Session, SessionStore, StoreError, User, UserStore};
+use super::{LoginAttemptStore, RotateOutcome, Session, SessionLookup, SessionStore, StoreError, User, UserStore};
 use crate::token::SessionId;
 
 type Item = HashMap<String, AttributeValue>;
@@ -368,6 +368,42 @@ impl SessionStore for DynamoStore {
         let mut sessions = items.iter().map(session_from_item).collect::<Result<Vec<_>, _>>()?;
         sessions.sort_by_key(|session| (session.created_at, session.id));
         Ok(sessions)
+    }
+}
+
+#[async_trait]
+impl SessionLookup for DynamoStore {
+    /// One `BatchGetItem` of both items, strongly consistent.
+    async fn session_and_user(
+        &self,
+        session_id: &SessionId,
+        email: &str,
+    ) -> Result<(Option<Session>, Option<User>), StoreError> {
+        let key = |pk: String| HashMap::from([("pk".to_owned(), s(pk))]);
+        let keys = KeysAndAttributes::builder()
+            .keys(key(format!("{SESSION_PREFIX}{session_id}")))
+            .keys(key(format!("{USER_PREFIX}{email}")))
+            .consistent_read(true)
+            .build()
+            .map_err(build_error)?;
+        let output = self
+            .client
+            .batch_get_item()
+            .request_items(&self.table, keys)
+            .send()
+            .await
+            .map_err(|error| unavailable("BatchGetItem", &error))?;
+        if output.unprocessed_keys().is_some_and(|unprocessed| !unprocessed.is_empty()) {
+            return Err(StoreError::Unavailable("BatchGetItem: unprocessed keys (throttled)".to_owned()));
+        }
+        let items =
+            output.responses().and_then(|tables| tables.get(&self.table)).map(Vec::as_slice).unwrap_or_default();
+        let with_prefix = |prefix: &str| {
+            items.iter().find(|item| matches!(item.get("pk"), Some(AttributeValue::S(pk)) if pk.starts_with(prefix)))
+        };
+        let session = with_prefix(SESSION_PREFIX).map(session_from_item).transpose()?;
+        let user = with_prefix(USER_PREFIX).map(user_from_item).transpose()?;
+        Ok((session, user))
     }
 }
 

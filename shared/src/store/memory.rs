@@ -6,7 +6,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
 
-use super::{LoginAttemptStore, RotateOutcome, Session, SessionStore, StoreError, User, UserStore};
+use super::{LoginAttemptStore, RotateOutcome, Session, SessionLookup, SessionStore, StoreError, User, UserStore};
 use crate::token::SessionId;
 
 /// Users and sessions in process memory; lost when the process ends.
@@ -158,6 +158,18 @@ impl SessionStore for MemoryStore {
             self.lock().sessions.values().filter(|session| session.user_id == user_id).cloned().collect();
         sessions.sort_by_key(|session| (session.created_at, session.id));
         Ok(sessions)
+    }
+}
+
+#[async_trait]
+impl SessionLookup for MemoryStore {
+    async fn session_and_user(
+        &self,
+        session_id: &SessionId,
+        email: &str,
+    ) -> Result<(Option<Session>, Option<User>), StoreError> {
+        let state = self.lock();
+        Ok((state.sessions.get(session_id).cloned(), state.users.get(email).cloned()))
     }
 }
 

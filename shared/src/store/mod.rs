@@ -216,6 +216,19 @@ pub trait SessionStore: Send + Sync {
     async fn list_user_sessions(&self, user_id: &str) -> Result<Vec<Session>, StoreError>;
 }
 
+/// The authorizer's read: a session and its user together, to tell whether an
+/// access token's session is still live.
+#[async_trait]
+pub trait SessionLookup: Send + Sync {
+    /// The session with this id and the user with this normalised email, read
+    /// together (one strongly consistent request where the store allows).
+    async fn session_and_user(
+        &self,
+        session_id: &SessionId,
+        email: &str,
+    ) -> Result<(Option<Session>, Option<User>), StoreError>;
+}
+
 /// Failed-login counters, per normalised email and fixed time window.
 #[async_trait]
 pub trait LoginAttemptStore: Send + Sync {
