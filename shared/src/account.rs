@@ -140,6 +140,7 @@ impl Accounts {
             created_at: now,
         };
         self.users.create_user(&user).await?;
+        tracing::info!(event = "user_created", user_id = %user.id, role = %user.role);
         Ok(user)
     }
 
@@ -154,12 +155,22 @@ impl Accounts {
         };
         let stored = user.as_ref().map(|user| user.password_hash.as_str());
         let verification = self.hasher.verify(password, stored).await?;
-        let (Some(user), Verification::Valid { needs_rehash }) = (user, verification) else {
-            return Ok(None);
+        let (user, needs_rehash) = match (user, verification) {
+            (None, _) => {
+                tracing::info!(event = "login_failed", reason = "unknown_email");
+                return Ok(None);
+            }
+            (Some(user), Verification::Invalid) => {
+                tracing::info!(event = "login_failed", user_id = %user.id, reason = "wrong_password");
+                return Ok(None);
+            }
+            (Some(user), Verification::Valid { .. }) if user.disabled => {
+                tracing::info!(event = "login_failed", user_id = %user.id, reason = "user_disabled");
+                return Ok(None);
+            }
+            (Some(user), Verification::Valid { needs_rehash }) => (user, needs_rehash),
         };
-        if user.disabled {
-            return Ok(None);
-        }
+        tracing::info!(event = "login_succeeded", user_id = %user.id);
         if needs_rehash {
             let stronger = self.hasher.hash(password).await?;
             match self.users.upgrade_password_hash(&user.email, &user.password_hash, &stronger).await {
@@ -215,6 +226,7 @@ impl Accounts {
         check_new_password(password)?;
         let hash = self.hasher.hash(password).await?;
         self.users.set_password(&user.email, &hash, self.sessions.clock().now()).await?;
+        tracing::info!(event = "password_changed", user_id = %user.id);
         Ok(self.sessions.revoke_all(&user.id, &user.email, "password_changed", None).await?)
     }
 
@@ -224,8 +236,10 @@ impl Accounts {
         let user = self.existing(email).await?;
         self.users.set_disabled(&user.email, disabled).await?;
         if !disabled {
+            tracing::info!(event = "user_enabled", user_id = %user.id);
             return Ok(0);
         }
+        tracing::info!(event = "user_disabled", user_id = %user.id);
         Ok(self.sessions.revoke_all(&user.id, &user.email, "user_disabled", None).await?)
     }
 
@@ -233,7 +247,9 @@ impl Accounts {
     pub async fn set_role(&self, email: &str, role: &str) -> Result<(), AccountError> {
         check_role(role)?;
         let user = self.existing(email).await?;
-        Ok(self.users.set_role(&user.email, role).await?)
+        self.users.set_role(&user.email, role).await?;
+        tracing::info!(event = "role_changed", user_id = %user.id, from = %user.role, to = role);
+        Ok(())
     }
 
     /// The user with this email, or [`StoreError::NotFound`].

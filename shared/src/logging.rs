@@ -36,7 +36,8 @@ pub fn init() {
     let subscriber = tracing_subscriber::fmt()
         .json()
         .flatten_event(true)
-        .with_current_span(false)
+        // The runtime's invocation span carries `requestId`: every line names its request.
+        .with_current_span(true)
         .with_span_list(false)
         .with_target(false)
         .with_env_filter(filter)

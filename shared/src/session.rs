@@ -230,6 +230,7 @@ impl SessionManager {
         let session_id = SessionId::random().map_err(|e| StoreError::Unavailable(e.to_string()))?;
         let session = self.policy.new_session(session_id, user, now);
         self.sessions.create_session(&session).await?;
+        tracing::info!(event = "session_started", user_id = %user.id, session_id = %session.id);
         let refresh_token = self.key.mint(&RefreshToken { session_id, generation: 0 });
         Ok(StartedSession { session, refresh_token })
     }
@@ -335,7 +336,7 @@ impl SessionManager {
             current_generation = session.generation,
             "rotated refresh token presented again; revoking the session"
         );
-        self.sessions.revoke_session(&session.id, now, "reuse").await?;
+        self.revoke_logged(&session.id, now, "reuse").await?;
         Err(InvalidGrant::Reuse.into())
     }
 
@@ -346,7 +347,7 @@ impl SessionManager {
         match (user_refusal(session, user.as_ref()), user) {
             (None, Some(user)) => Ok(user),
             (Some((grant, reason)), _) => {
-                self.sessions.revoke_session(&session.id, now, reason).await?;
+                self.revoke_logged(&session.id, now, reason).await?;
                 Err(grant.into())
             }
             (None, None) => Err(InvalidGrant::UserMissing.into()),
@@ -379,7 +380,28 @@ impl SessionManager {
 
     /// Revokes one session. Idempotent; returns the session as it now is, if it exists.
     pub async fn revoke(&self, session_id: &SessionId, reason: &str) -> Result<Option<Session>, StoreError> {
-        self.sessions.revoke_session(session_id, self.clock.now(), reason).await
+        self.revoke_logged(session_id, self.clock.now(), reason).await
+    }
+
+    /// Revokes one session and writes the `session_revoked` audit line (when it
+    /// exists; an already revoked one keeps its first reason, as the line says).
+    async fn revoke_logged(
+        &self,
+        session_id: &SessionId,
+        now: u64,
+        reason: &str,
+    ) -> Result<Option<Session>, StoreError> {
+        let revoked = self.sessions.revoke_session(session_id, now, reason).await?;
+        if let Some(session) = &revoked {
+            tracing::info!(
+                event = "session_revoked",
+                user_id = %session.user_id,
+                session_id = %session_id,
+                reason,
+                first_reason = session.revoke_reason.as_deref().unwrap_or(reason),
+            );
+        }
+        Ok(revoked)
     }
 
     /// Ends every session of the user: first bumps the user's session epoch (which
@@ -395,6 +417,7 @@ impl SessionManager {
         requester: Option<&SessionId>,
     ) -> Result<usize, StoreError> {
         self.users.end_sessions(email).await?;
+        tracing::info!(event = "sessions_ended", user_id, reason);
         let now = self.clock.now();
         let mut live: Vec<Session> = self
             .sessions
@@ -405,7 +428,7 @@ impl SessionManager {
             .collect();
         live.sort_by_key(|session| Some(&session.id) == requester);
         for session in &live {
-            self.sessions.revoke_session(&session.id, now, reason).await?;
+            self.revoke_logged(&session.id, now, reason).await?;
         }
         Ok(live.len())
     }

@@ -55,6 +55,20 @@ fn credentials() -> String {
     json!({"email": DEMO_EMAIL, "password": DEMO_PASSWORD}).to_string()
 }
 
+/// A body of exactly `MAX_BODY_BYTES` is read; one byte more is refused unread.
+#[tokio::test]
+async fn a_body_of_8_kib_is_read_and_one_byte_more_is_400() {
+    let s = services(EdgeConfig::default()).await;
+    let wrong = json!({"email": DEMO_EMAIL, "password": "not the password"}).to_string();
+    let padded = |len: usize| format!("{wrong}{}", " ".repeat(len - wrong.len()));
+    let exact =
+        login(&s.login, request("POST", "/login", &JSON, &[], Some(&padded(latchkey::http::MAX_BODY_BYTES)))).await;
+    assert_eq!((exact.status().as_u16(), body_json(&exact)["error"].as_str()), (401, Some("invalid_credentials")));
+    let over =
+        login(&s.login, request("POST", "/login", &JSON, &[], Some(&padded(latchkey::http::MAX_BODY_BYTES + 1)))).await;
+    assert_eq!((over.status().as_u16(), body_json(&over)["error"].as_str()), (400, Some("invalid_request")));
+}
+
 #[tokio::test]
 async fn malformed_requests_are_400_without_echoing_input() {
     let s = services(EdgeConfig::default()).await;
