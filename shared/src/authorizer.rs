@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 use crate::clock::Clock;
 use crate::config::EdgeConfig;
-use crate::revocation::SessionCheck;
+use crate::revocation::{Checked, SessionCheck};
 use crate::token::{AccessClaims, Verifier};
 
 /// The failure API Gateway turns into `401 Unauthorized`: the Lambda error whose
@@ -93,39 +93,47 @@ struct Refusal(String);
 /// required role is denied (403). Anything else is [`Unauthorized`] (401).
 pub async fn authorize(state: &AuthorizerState, event: Value) -> Result<Value, Unauthorized> {
     let started = Instant::now();
-    let outcome = decide(state, event).await;
+    let mut session_check = "off";
+    let outcome = decide(state, event, &mut session_check).await;
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
     match &outcome {
         Ok((_, Some(user_id))) => {
-            tracing::info!(event = "authorize", outcome = "allow", user_id = %user_id, latency_ms)
+            tracing::info!(event = "authorize", outcome = "allow", user_id = %user_id, session_check, latency_ms)
         }
-        Ok((_, None)) => tracing::info!(event = "authorize", outcome = "deny", reason = "role", latency_ms),
+        Ok((_, None)) => {
+            tracing::info!(event = "authorize", outcome = "deny", reason = "role", session_check, latency_ms)
+        }
         Err(Refusal(reason)) => {
-            tracing::info!(event = "authorize", outcome = "unauthorized", reason = %reason, latency_ms)
+            tracing::info!(event = "authorize", outcome = "unauthorized", reason = %reason, session_check, latency_ms)
         }
     }
     outcome.map(|(response, _)| response).map_err(|_| Unauthorized)
 }
 
 /// The response and, when allowed, the user id.
-async fn decide(state: &AuthorizerState, event: Value) -> Result<(Value, Option<String>), Refusal> {
+async fn decide(
+    state: &AuthorizerState,
+    event: Value,
+    session_check: &mut &'static str,
+) -> Result<(Value, Option<String>), Refusal> {
     let event = AuthorizerEvent::parse(event).map_err(|_| Refusal("unrecognised event".to_owned()))?;
     let now = state.clock.now();
     match event {
         AuthorizerEvent::Token(event) => {
-            let claims = verified(state, event.authorization_token.as_deref().and_then(bearer), now).await?;
+            let claims =
+                verified(state, event.authorization_token.as_deref().and_then(bearer), now, session_check).await?;
             let method_arn = event.method_arn.unwrap_or_default();
             policy_response(state, &claims, &method_arn)
         }
         AuthorizerEvent::Request(event) => {
-            let claims = verified(state, header_bearer(&event.headers), now).await?;
+            let claims = verified(state, header_bearer(&event.headers), now, session_check).await?;
             let method_arn = event.method_arn.clone().unwrap_or_default();
             policy_response(state, &claims, &method_arn)
         }
         AuthorizerEvent::HttpV2(event) => {
             let token = header_bearer(&event.headers)
                 .or_else(|| event.identity_source.iter().flatten().find_map(|source| bearer(source)));
-            let claims = verified(state, token, now).await?;
+            let claims = verified(state, token, now, session_check).await?;
             let method = event.request_context.http.method.as_str().to_owned();
             let allowed = request_paths(&event)
                 .iter()
@@ -143,12 +151,23 @@ async fn decide(state: &AuthorizerState, event: Value) -> Result<(Value, Option<
 
 /// The claims of a token that verifies and (with the session check on) whose
 /// session is still live. A token that fails verification costs no store read.
-async fn verified(state: &AuthorizerState, token: Option<&str>, now: u64) -> Result<AccessClaims, Refusal> {
+/// `session_check` says what the check did (`off`, `cached`, `read`, `failed`).
+async fn verified(
+    state: &AuthorizerState,
+    token: Option<&str>,
+    now: u64,
+    session_check: &mut &'static str,
+) -> Result<AccessClaims, Refusal> {
     let token = token.ok_or_else(|| Refusal("no bearer token".to_owned()))?;
     let claims = state.verifier.verify(token, now).map_err(|error| Refusal(error.to_string()))?;
-    if let Some(check) = &state.session_check
-        && !check.check(&claims, now).await.live()
-    {
+    let Some(check) = &state.session_check else { return Ok(claims) };
+    let checked = check.check(&claims, now).await;
+    *session_check = match checked {
+        Checked::Cached { .. } => "cached",
+        Checked::Read { .. } => "read",
+        Checked::Failed { .. } => "failed",
+    };
+    if !checked.live() {
         return Err(Refusal("session ended".to_owned()));
     }
     Ok(claims)

@@ -229,6 +229,7 @@ pub trait HttpFunction: Sized + Send + Sync {
 /// ends the process before any request is served.
 pub async fn run_http<F: HttpFunction>() -> Result<(), lambda_http::Error> {
     crate::logging::init();
+    tracing::info!(event = "cold_start");
     let state = started(async {
         let config = Config::from_env()?;
         F::deployed(&config, &Aws::from_env().await).await
@@ -241,6 +242,7 @@ pub async fn run_http<F: HttpFunction>() -> Result<(), lambda_http::Error> {
 /// The whole `main` of the authorizer function.
 pub async fn run_authorizer() -> Result<(), lambda_http::Error> {
     crate::logging::init();
+    tracing::info!(event = "cold_start");
     let state = started(async {
         let config = Config::from_env()?;
         AuthorizerState::deployed(&config, &Aws::from_env().await).await

@@ -25,6 +25,7 @@ pub mod deploy;
 mod encoding;
 pub mod http;
 pub mod logging;
+pub mod metrics;
 pub mod password;
 pub mod revocation;
 pub mod services;

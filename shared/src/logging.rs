@@ -29,21 +29,25 @@ pub fn ceilings() -> Targets {
     Targets::new().with_default(LevelFilter::TRACE).with_targets(CEILINGS)
 }
 
-/// Installs the JSON subscriber once. Later calls do nothing.
+/// Installs the JSON log subscriber and the EMF metrics layer once; later calls do
+/// nothing. `RUST_LOG` filters the log lines only: metrics count Latchkey's own
+/// events whatever it says.
 pub fn init() {
+    use tracing_subscriber::Layer as _;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let effective = filter.to_string();
-    let subscriber = tracing_subscriber::fmt()
+    let log = tracing_subscriber::fmt::layer()
         .json()
         .flatten_event(true)
         // The runtime's invocation span carries `requestId`: every line names its request.
         .with_current_span(true)
         .with_span_list(false)
         .with_target(false)
-        .with_env_filter(filter)
-        .finish()
-        .with(ceilings());
-    if subscriber.try_init().is_ok() {
+        .with_filter(filter);
+    let metrics =
+        crate::metrics::MetricsLayer::from_env().with_filter(Targets::new().with_target("latchkey", LevelFilter::INFO));
+    let installed = tracing_subscriber::registry().with(log).with(metrics).with(ceilings()).try_init();
+    if installed.is_ok() {
         tracing::debug!(event = "log_filter", filter = %effective, "RUST_LOG applied under the secret-safe ceilings");
     }
 }

@@ -45,6 +45,23 @@ pub enum InvalidGrant {
     SessionsEnded,
 }
 
+impl InvalidGrant {
+    /// A stable snake_case name, for logs and metric dimensions.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Malformed => "malformed",
+            Self::Forged => "forged",
+            Self::UnknownSession => "unknown_session",
+            Self::Revoked => "revoked",
+            Self::Expired => "expired",
+            Self::Reuse => "reuse",
+            Self::UserMissing => "user_missing",
+            Self::UserDisabled => "user_disabled",
+            Self::SessionsEnded => "sessions_ended",
+        }
+    }
+}
+
 /// A refresh that did not succeed.
 #[derive(Debug, thiserror::Error)]
 pub enum RefreshError {

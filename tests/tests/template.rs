@@ -377,3 +377,47 @@ fn allowed_origins_must_be_written_without_spaces_for_api_gateway_and_the_functi
     assert!(!accepts("https://app.example.com/path"));
     assert!(!accepts("*"));
 }
+
+/// Every alarm watches a counter the functions emit (shared/src/metrics.rs), in the
+/// namespace they emit it to, with exactly the dimensions they give it: an alarm on a
+/// name or dimension set nobody writes would never fire.
+#[test]
+fn every_alarm_watches_a_metric_the_functions_emit() {
+    use latchkey::metrics::{DEFAULT_NAMESPACE, METRICS, dimension_name};
+    let template = template();
+    let mut watched = 0;
+    for (name, resource) in template["Resources"].as_mapping().unwrap() {
+        if resource["Type"].as_str() != Some("AWS::CloudWatch::Alarm") {
+            continue;
+        }
+        let mut metrics: Vec<&Value> = Vec::new();
+        if resource["Properties"]["MetricName"].is_string() {
+            metrics.push(&resource["Properties"]);
+        }
+        for query in resource["Properties"]["Metrics"].as_sequence().into_iter().flatten() {
+            if query["MetricStat"].is_mapping() {
+                metrics.push(&query["MetricStat"]["Metric"]);
+            }
+        }
+        assert!(!metrics.is_empty(), "{name:?} watches nothing");
+        for metric in metrics {
+            watched += 1;
+            assert_eq!(metric["Namespace"].as_str(), Some(DEFAULT_NAMESPACE), "{name:?}");
+            let metric_name = metric["MetricName"].as_str().unwrap();
+            let (_, _, fields) = METRICS
+                .iter()
+                .find(|(_, emitted, _)| *emitted == metric_name)
+                .unwrap_or_else(|| panic!("{name:?}: nothing emits {metric_name}"));
+            let mut expected: BTreeSet<String> = fields.iter().map(|field| dimension_name(field)).collect();
+            expected.insert("Function".to_owned());
+            let dimensions: BTreeSet<String> = metric["Dimensions"]
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .map(|dimension| dimension["Name"].as_str().unwrap().to_owned())
+                .collect();
+            assert_eq!(dimensions, expected, "{name:?}: {metric_name}");
+        }
+    }
+    assert!(watched >= 8, "only {watched} alarm metrics");
+}

@@ -71,6 +71,7 @@ async fn attempt(state: &RefreshState, request: &Request) -> Result<Outcome, Api
         .ok_or(ApiError::InvalidRequest("No refresh token in the body or cookie."))?;
     let refused = |error: RefreshError| match error {
         RefreshError::Invalid(grant) => {
+            tracing::info!(event = "refresh_refused", reason = grant.code());
             let mut outcome = Outcome::from(ApiError::InvalidGrant(grant.to_string()));
             if source == Source::Cookie {
                 clear_refresh_cookie(outcome.response.headers_mut(), &state.edge);

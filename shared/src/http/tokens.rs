@@ -37,7 +37,11 @@ impl TokenResponder {
             role: user.role.clone(),
             session_id: session_id.to_string(),
         };
-        self.issuer.issue(&subject, now).await.map_err(|error| ApiError::Server(format!("signing: {error}")))
+        self.issuer.issue(&subject, now).await.map_err(|error| {
+            let throttled = error.to_string().contains("Throttling");
+            tracing::error!(event = "signing_failed", throttled, "the access token could not be signed");
+            ApiError::Server(format!("signing: {error}"))
+        })
     }
 
     /// `200 {"accessToken", "refreshToken"?, "tokenType": "Bearer", "expiresIn"}` plus
