@@ -64,6 +64,7 @@ pub fn local_env() -> String {
          LATCHKEY_JWKS='{jwks}'\n\
          LATCHKEY_REFRESH_MAC_KEY={mac}\n\
          LATCHKEY_ALLOW_FIXTURE_KEYS=true\n\
+         LATCHKEY_AUTHORIZER_SESSION_CHECK_SECONDS=0\n\
          LATCHKEY_ALLOWED_ORIGINS={FIXTURE_ORIGIN}\n"
     )
 }

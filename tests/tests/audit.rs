@@ -93,6 +93,14 @@ async fn every_security_event_writes_one_line_with_its_user_and_no_secret() {
     for line in events("session_started").iter().chain(&events("session_revoked")) {
         assert!(line["session_id"].as_str().is_some_and(|id| id.len() == 22), "{line}");
     }
+    // One `request` line per HTTP request, its latency in milliseconds: a refresh or
+    // logout on the memory store takes microseconds to milliseconds, never a second.
+    let requests = events("request");
+    assert_eq!(requests.len(), 10, "{text}");
+    for line in requests.iter().filter(|line| line["route"] != "POST /login") {
+        let ms = line["latency_ms"].as_f64().unwrap();
+        assert!(ms > 1e-4 && ms < 1000.0, "latency_ms {ms} is not in milliseconds: {line}");
+    }
     let refresh_tokens = [&first, &rotated, &second, &third].map(|t| t["refreshToken"].as_str().unwrap_or("lk1.none"));
     for secret in [DEMO_PASSWORD, "a brand new password", "$argon2id$", "eyJ"].iter().chain(refresh_tokens.iter()) {
         assert!(!text.contains(secret), "the audit log holds a secret: {secret}");

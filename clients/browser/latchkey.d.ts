@@ -1,0 +1,66 @@
+// Types for latchkey.js, the Latchkey browser client (refresh-cookie delivery).
+
+export interface LatchkeyOptions {
+  /** The API's origin (or base URL), e.g. "https://auth.example.com". */
+  api: string;
+  /** The CSRF header the API expects (LATCHKEY_CSRF_HEADER). Default "X-Latchkey-CSRF". */
+  csrfHeader?: string;
+  /** BroadcastChannel name shared by this app's tabs; the Web Lock is `${channel}-refresh`. Default "latchkey". */
+  channel?: string;
+}
+
+export interface TokenEventDetail {
+  /** When the new access token expires, ms since the epoch. */
+  expiresAt: number;
+  /** Where it came from: this tab's login or refresh, or another tab. */
+  from: 'login' | 'refresh' | 'tab';
+}
+
+export interface SessionEndEventDetail {
+  /** logout: this tab logged out; expired: the API refused the refresh (invalid_grant); remote: another tab said so. */
+  reason: 'logout' | 'expired' | 'remote';
+}
+
+export interface LatchkeyEventMap {
+  token: CustomEvent<TokenEventDetail>;
+  sessionend: CustomEvent<SessionEndEventDetail>;
+}
+
+export declare class LatchkeyError extends Error {
+  /** The API's error code (invalid_credentials, invalid_grant, invalid_request, ...), 'session_ended' or 'network'. */
+  readonly code: string;
+  /** The HTTP status; 0 when no answer arrived. */
+  readonly status: number;
+}
+
+export interface Latchkey extends EventTarget {
+  /** POST /login; the refresh token arrives as an HttpOnly cookie. Rejects with LatchkeyError. */
+  login(email: string, password: string): Promise<{ expiresAt: number }>;
+  /**
+   * fetch with `Authorization: Bearer`. Paths starting with "/" are resolved against `api`.
+   * Without a token it refreshes first; on a 401 it refreshes once and retries once. With no
+   * session left it sends the request without a token, so the API's 401 comes back.
+   */
+  fetch(input: RequestInfo | URL, init?: RequestInit): Promise<Response>;
+  /** Single-flight across tabs; resolves to the new access token. Rejects with LatchkeyError. */
+  refresh(): Promise<string>;
+  /** POST /logout with the access token (every session of the user with `everywhere`); all tabs end. */
+  logout(options?: { everywhere?: boolean }): Promise<void>;
+  /** Expiry of the access token in memory, ms since the epoch, or null. */
+  accessTokenExpiresAt(): number | null;
+
+  addEventListener<K extends keyof LatchkeyEventMap>(
+    type: K,
+    listener: (this: Latchkey, event: LatchkeyEventMap[K]) => unknown,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+  addEventListener(type: string, listener: EventListenerOrEventListenerObject | null, options?: boolean | AddEventListenerOptions): void;
+  removeEventListener<K extends keyof LatchkeyEventMap>(
+    type: K,
+    listener: (this: Latchkey, event: LatchkeyEventMap[K]) => unknown,
+    options?: boolean | EventListenerOptions,
+  ): void;
+  removeEventListener(type: string, listener: EventListenerOrEventListenerObject | null, options?: boolean | EventListenerOptions): void;
+}
+
+export declare function createLatchkey(options: LatchkeyOptions): Latchkey;

@@ -1,0 +1,220 @@
+// Latchkey browser client, for refresh-cookie delivery (docs/browser.md).
+// The access token lives only in this closure: not in storage, where any script of the
+// origin could read it after the page is gone. The refresh token is an HttpOnly cookie
+// scoped to /refresh-token; script never sees it, so this file never reads cookies.
+
+export class LatchkeyError extends Error {
+  constructor(code, status, message = code) {
+    super(message);
+    this.name = 'LatchkeyError';
+    this.code = code; // the API's error code, or 'network'
+    this.status = status; // the HTTP status, 0 when there was no answer
+  }
+}
+
+export function createLatchkey({ api, csrfHeader = 'X-Latchkey-CSRF', channel = 'latchkey' } = {}) {
+  if (!api) throw new TypeError('createLatchkey needs { api }: the API origin, e.g. https://auth.example.com');
+  const base = String(api).replace(/\/+$/, '');
+  const events = new EventTarget();
+  const lockName = `${channel}-refresh`;
+  const bc = typeof BroadcastChannel === 'function' ? new BroadcastChannel(channel) : null;
+  let accessToken = null;
+  let expiresAt = null;
+  // Bumped whenever a token arrives or the session ends, here or in another tab: a
+  // refresh that finds it moved since it was asked for has its answer already.
+  let epoch = 0;
+  let inflight = null; // one refresh per tab; concurrent callers share it
+  let waiters = []; // resolved by the next outcome broadcast (fallback and lock hand-over)
+  let claim = null; // the fallback lock's state while this tab competes or refreshes
+  let rivals = []; // fallback: claims heard since the last outcome, as [id, time]
+
+  function adopt(token, expiry, from) {
+    accessToken = token;
+    expiresAt = expiry;
+    epoch += 1;
+    events.dispatchEvent(new CustomEvent('token', { detail: { expiresAt: expiry, from } }));
+  }
+
+  function end(reason, tell) {
+    accessToken = null;
+    expiresAt = null;
+    epoch += 1;
+    if (tell) post({ type: 'ended' });
+    events.dispatchEvent(new CustomEvent('sessionend', { detail: { reason } }));
+  }
+
+  function post(message) {
+    try { bc?.postMessage(message); } catch { /* channel closed: the other tabs are gone too */ }
+  }
+
+  // Resolves at the next outcome another tab broadcasts, or after ms, whichever first.
+  function news(ms) {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      waiters.push(() => { clearTimeout(timer); resolve(); });
+    });
+  }
+
+  if (bc) {
+    bc.onmessage = ({ data }) => {
+      if (!data || typeof data !== 'object') return;
+      if (data.type === 'claim') {
+        // Fallback lock: while we refresh, we answer every claim with -1, which beats all
+        // ids. Otherwise we remember it, since a rival may have claimed a moment before us.
+        if (claim?.holding) post({ type: 'claim', id: -1 });
+        else rivals.push([data.id, Date.now()]);
+        if (claim && !claim.holding) claim.lowest = Math.min(claim.lowest, data.id);
+        return;
+      }
+      if (data.type === 'token' && typeof data.accessToken === 'string') adopt(data.accessToken, data.expiresAt, 'tab');
+      else if (data.type === 'ended') end('remote', false);
+      else if (data.type !== 'failed') return;
+      rivals = []; // an outcome: whoever claimed has finished
+      const ready = waiters;
+      waiters = [];
+      ready.forEach((resolve) => resolve());
+    };
+  }
+
+  async function call(path, init) {
+    try {
+      return await fetch(`${base}${path}`, { credentials: 'include', cache: 'no-store', ...init });
+    } catch (error) {
+      throw new LatchkeyError('network', 0, `${path}: ${error.message}`);
+    }
+  }
+
+  async function errorOf(response) {
+    const body = await response.json().catch(() => ({}));
+    return new LatchkeyError(body.error || `http_${response.status}`, response.status, body.message);
+  }
+
+  // The one place that spends the cookie. Runs under the cross-tab lock.
+  async function rotate(asked, waitMs) {
+    // The lock's previous holder posts its outcome before releasing, but the message and
+    // the lock grant travel separately: give a contended hand-over a moment to land.
+    if (waitMs && epoch === asked) await news(waitMs);
+    if (epoch !== asked) {
+      if (accessToken) return accessToken;
+      throw new LatchkeyError('session_ended', 401, 'the session ended in another tab');
+    }
+    let response;
+    try {
+      response = await call('/refresh-token', { method: 'POST', headers: { [csrfHeader]: '1' } });
+    } catch (error) {
+      post({ type: 'failed' });
+      throw error;
+    }
+    if (response.ok) {
+      const body = await response.json();
+      const expiry = Date.now() + body.expiresIn * 1000;
+      adopt(body.accessToken, expiry, 'refresh');
+      post({ type: 'token', accessToken: body.accessToken, expiresAt: expiry });
+      return body.accessToken;
+    }
+    const error = await errorOf(response);
+    // Only invalid_grant says the session is over; 400 (no cookie) means this browser
+    // never had one, and other tabs' state is none of its business.
+    if (response.status === 401) end('expired', true);
+    else post({ type: 'failed' });
+    throw error;
+  }
+
+  async function withWebLock(asked) {
+    const busy = {};
+    const first = await navigator.locks.request(lockName, { ifAvailable: true }, (lock) => (lock ? rotate(asked, 0) : busy));
+    if (first !== busy) return first;
+    return navigator.locks.request(lockName, () => rotate(asked, 1000));
+  }
+
+  // Without Web Locks: claim by broadcast, wait for rival claims, the lowest id refreshes
+  // and the others wait for its outcome. Timing-based, so not airtight; the server's
+  // grace window answers two near-simultaneous refreshes with the same successor.
+  async function withBroadcastLock(asked) {
+    if (!bc) return rotate(asked, 0);
+    const id = Math.random();
+    const recent = rivals.filter(([, at]) => Date.now() - at < 100).map(([rival]) => rival);
+    claim = { lowest: Math.min(Infinity, ...recent), holding: false };
+    post({ type: 'claim', id });
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    const lost = claim.lowest < id;
+    claim.holding = !lost;
+    try {
+      return await (lost ? rotate(asked, 10000) : rotate(asked, 0));
+    } finally {
+      claim = null;
+    }
+  }
+
+  function refresh() {
+    if (!inflight) {
+      const asked = epoch;
+      const locked = globalThis.navigator?.locks?.request ? withWebLock(asked) : withBroadcastLock(asked);
+      inflight = locked.finally(() => { inflight = null; });
+    }
+    return inflight;
+  }
+
+  async function login(email, password) {
+    const response = await call('/login', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ email, password }),
+    });
+    if (!response.ok) throw await errorOf(response);
+    const body = await response.json();
+    if ('refreshToken' in body) {
+      // `both` delivery: the token is in script's reach. Drop it; use `cookie` for browsers.
+      console.warn('latchkey: the API returned refreshToken in the body; set LATCHKEY_REFRESH_TOKEN_DELIVERY=cookie');
+    }
+    const expiry = Date.now() + body.expiresIn * 1000;
+    adopt(body.accessToken, expiry, 'login');
+    post({ type: 'token', accessToken: body.accessToken, expiresAt: expiry });
+    return { expiresAt: expiry };
+  }
+
+  // Resolves relative paths against the API. The token goes wherever you point this, so
+  // point it only at APIs that trust Latchkey's tokens.
+  async function authFetch(input, init = {}) {
+    const url = typeof input === 'string' && input.startsWith('/') ? `${base}${input}` : input;
+    const template = new Request(url, init);
+    const send = (token) => {
+      const request = template.clone();
+      const headers = new Headers(request.headers);
+      if (token) headers.set('Authorization', `Bearer ${token}`);
+      return fetch(new Request(request, { headers }));
+    };
+    // No session left: send it bare and let the API answer 401, like any anonymous call.
+    const fresh = () => refresh().catch((error) => {
+      if (error.code === 'network') throw error;
+      return null;
+    });
+    const token = accessToken ?? await fresh();
+    const response = await send(token);
+    if (response.status !== 401 || !token) return response;
+    const retried = accessToken && accessToken !== token ? accessToken : await fresh();
+    return retried ? send(retried) : response;
+  }
+
+  // The cookie is scoped to /refresh-token, so logout proves the session with the access
+  // token; the response still clears the cookie.
+  async function logout({ everywhere = false } = {}) {
+    const init = { method: 'POST', credentials: 'include' };
+    if (everywhere) {
+      init.headers = { 'Content-Type': 'application/json' };
+      init.body = JSON.stringify({ allSessions: true });
+    }
+    const response = await authFetch('/logout', init);
+    // 400: no token of any kind, so nothing to end on the server; 401: already over.
+    if (!response.ok && response.status !== 400 && response.status !== 401) throw await errorOf(response);
+    end('logout', true);
+  }
+
+  return Object.assign(events, {
+    login,
+    fetch: authFetch,
+    refresh,
+    logout,
+    accessTokenExpiresAt: () => expiresAt,
+  });
+}
