@@ -19,7 +19,9 @@ pub fn router(api_origin: &str) -> Router {
     Router::new()
         .route("/", get(move || async move { with_type(page, "text/html; charset=utf-8") }))
         .route("/latchkey.js", get(|| async { with_type(CLIENT.to_owned(), "text/javascript; charset=utf-8") }))
-        .fallback(|| async { (http::StatusCode::NOT_FOUND, with_type("Not Found".to_owned(), "text/plain; charset=utf-8")) })
+        .fallback(|| async {
+            (http::StatusCode::NOT_FOUND, with_type("Not Found".to_owned(), "text/plain; charset=utf-8"))
+        })
 }
 
 fn with_type(body: String, content_type: &'static str) -> Response {

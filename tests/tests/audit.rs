@@ -97,6 +97,11 @@ async fn every_security_event_writes_one_line_with_its_user_and_no_secret() {
     // logout on the memory store takes microseconds to milliseconds, never a second.
     let requests = events("request");
     assert_eq!(requests.len(), 10, "{text}");
+    for line in &requests {
+        let status = line["status"].as_u64().unwrap();
+        let level = if status >= 400 { "WARN" } else { "INFO" };
+        assert_eq!(line["level"], level, "a {status} is logged at {level}: {line}");
+    }
     for line in requests.iter().filter(|line| line["route"] != "POST /login") {
         let ms = line["latency_ms"].as_f64().unwrap();
         assert!(ms > 1e-4 && ms < 1000.0, "latency_ms {ms} is not in milliseconds: {line}");

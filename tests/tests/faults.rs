@@ -169,8 +169,12 @@ async fn every_failure_leaves_every_session_usable_and_says_nothing_secret() {
     ] {
         assert!(reached.get(scenario).copied().unwrap_or(0) >= least, "{scenario}: {reached:?}");
     }
-    let (text, _) = log_lines(&logs);
+    let (text, lines) = log_lines(&logs);
     assert!(text.contains("injected"), "the failures' detail is logged");
+    let server_errors: Vec<&serde_json::Value> =
+        lines.iter().filter(|line| line["event"] == "request" && line["status"] == 500).collect();
+    assert!(!server_errors.is_empty());
+    assert!(server_errors.iter().all(|line| line["level"] == "ERROR"), "a 500 is logged at ERROR");
     for secret in [DEMO_PASSWORD, "lk1.", "eyJ", "argon2id"] {
         assert!(!text.contains(secret), "the log holds {secret:?}");
     }
@@ -349,4 +353,27 @@ async fn reuse_is_logged_before_the_revoke_even_when_the_revoke_fails() {
         .find(|line| line["event"] == "refresh_token_reuse" && line["session_id"] == id.to_string().as_str())
         .expect("no refresh_token_reuse event for the session");
     assert_eq!(reuse["level"], "WARN");
+}
+
+/// `DynamoStore::ensure_table` names the call that failed: an unreachable endpoint
+/// fails the first one, `DescribeTable`, and nothing is attempted after it.
+#[tokio::test]
+async fn ensure_table_stops_at_the_first_failed_call() {
+    use latchkey::store::{DynamoStore, StoreError};
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    let client = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .endpoint_url(format!("http://{closed}"))
+            .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "faults"))
+            .build(),
+    );
+    match DynamoStore::ensure_table(&client, "latchkey").await {
+        Err(StoreError::Unavailable(message)) => assert!(message.starts_with("DescribeTable"), "{message}"),
+        other => panic!("{other:?}"),
+    }
 }

@@ -114,3 +114,21 @@ async fn items_match_docs_storage_md_and_hold_no_secret() {
     assert_eq!(n(attempts, "ttl"), (window + 1) * 900, "the end of the window");
     assert_eq!(items.len(), 3, "{dump}");
 }
+
+/// `ensure_table` (what `latchkey setup` runs) turns TTL on, on `ttl`, for a new
+/// table, and a second run changes nothing and does not fail.
+#[tokio::test]
+async fn ensure_table_enables_ttl_on_a_new_table_and_is_idempotent() {
+    use latchkey::store::{DynamoStore, TTL_ATTRIBUTE};
+    let Some(client) = latchkey_tests::support::moto_dynamodb().await else { return };
+    let table = latchkey_tests::support::unique_name("ttl");
+    assert!(DynamoStore::ensure_table(&client, &table).await.unwrap(), "created");
+    let ttl = client.describe_time_to_live().table_name(&table).send().await.unwrap();
+    let description = ttl.time_to_live_description().unwrap();
+    assert_eq!(description.attribute_name(), Some(TTL_ATTRIBUTE));
+    assert!(matches!(
+        description.time_to_live_status(),
+        Some(aws_sdk_dynamodb::types::TimeToLiveStatus::Enabled | aws_sdk_dynamodb::types::TimeToLiveStatus::Enabling)
+    ));
+    assert!(!DynamoStore::ensure_table(&client, &table).await.unwrap(), "already there");
+}

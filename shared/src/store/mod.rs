@@ -12,7 +12,7 @@ use async_trait::async_trait;
 
 use crate::token::SessionId;
 
-pub use dynamodb::DynamoStore;
+pub use dynamodb::{DynamoStore, TTL_ATTRIBUTE, USER_INDEX};
 pub use memory::MemoryStore;
 
 /// Why a store operation failed. A failed *condition* is never an error here:
