@@ -355,25 +355,60 @@ async fn reuse_is_logged_before_the_revoke_even_when_the_revoke_fails() {
     assert_eq!(reuse["level"], "WARN");
 }
 
-/// `DynamoStore::ensure_table` names the call that failed: an unreachable endpoint
-/// fails the first one, `DescribeTable`, and nothing is attempted after it.
-#[tokio::test]
-async fn ensure_table_stops_at_the_first_failed_call() {
-    use latchkey::store::{DynamoStore, StoreError};
+/// A DynamoDB client whose endpoint refuses every connection (a closed port).
+fn unreachable_dynamodb() -> aws_sdk_dynamodb::Client {
     let closed = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap()
     };
-    let client = aws_sdk_dynamodb::Client::from_conf(
+    aws_sdk_dynamodb::Client::from_conf(
         aws_sdk_dynamodb::Config::builder()
             .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
             .endpoint_url(format!("http://{closed}"))
             .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
             .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "faults"))
             .build(),
-    );
-    match DynamoStore::ensure_table(&client, "latchkey").await {
+    )
+}
+
+/// `DynamoStore::ensure_table` names the call that failed: an unreachable endpoint
+/// fails the first one, `DescribeTable`, and nothing is attempted after it.
+#[tokio::test]
+async fn ensure_table_stops_at_the_first_failed_call() {
+    use latchkey::store::{DynamoStore, StoreError};
+    match DynamoStore::ensure_table(&unreachable_dynamodb(), "latchkey").await {
         Err(StoreError::Unavailable(message)) => assert!(message.starts_with("DescribeTable"), "{message}"),
         other => panic!("{other:?}"),
     }
+}
+
+/// An outage is never mistaken for a failed condition: a revoke that could not be
+/// written is an error (not "no such session", which logout answers with 204), a
+/// sign-up is not a duplicate, an update not a missing user, a rehash not a lost race.
+#[tokio::test]
+async fn every_dynamodb_write_reports_an_outage_as_unavailable() {
+    use latchkey::store::{DynamoStore, LoginAttemptStore, StoreError, User, UserStore};
+    let store = DynamoStore::new(unreachable_dynamodb(), "latchkey");
+    let id = SessionId::random().unwrap();
+    let user = User {
+        id: "u".into(),
+        email: "ada@example.com".into(),
+        password_hash: "$argon2id$x".into(),
+        role: "member".into(),
+        disabled: false,
+        password_changed_at: 0,
+        session_epoch: 0,
+        created_at: 0,
+    };
+    let outage = |what: &str, result: Result<(), StoreError>| {
+        assert!(matches!(result, Err(StoreError::Unavailable(_))), "{what}: {result:?}");
+    };
+    outage("create_user", store.create_user(&user).await);
+    outage("set_role", store.set_role("ada@example.com", "admin").await);
+    outage("set_password", store.set_password("ada@example.com", "$argon2id$y", 1).await);
+    outage("end_sessions", store.end_sessions("ada@example.com").await);
+    outage("upgrade_password_hash", store.upgrade_password_hash("ada@example.com", "a", "b").await.map(|_| ()));
+    outage("revoke_session", store.revoke_session(&id, 1, "logout").await.map(|_| ()));
+    outage("rotate_session", store.rotate_session(&id, 0, 1, 60).await.map(|_| ()));
+    outage("record_failure", store.record_failure("ada@example.com", 1, 2).await.map(|_| ()));
 }
