@@ -355,6 +355,8 @@ async fn rust_log_trace_writes_no_password_token_or_hash_from_the_built_function
         log.push_str(&String::from_utf8_lossy(&output.stderr));
     }
     assert_eq!(log.matches("\"log_filter\"").count(), 3, "RUST_LOG=trace did not reach each function:\n{log}");
+    // Each line written inside an invocation names its request (the runtime's span).
+    assert!(log.contains("\"requestId\""), "no request id in the functions' log lines:\n{log}");
     let issued_refresh_prefix = "lk1.";
     for (what, secret) in [
         ("the password", password.as_str()),

@@ -137,3 +137,57 @@ impl SessionCheck {
         cache.insert(sid.to_owned(), entry);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::store::{Session, User};
+
+    /// A store that never answers.
+    struct Hanging;
+
+    #[async_trait]
+    impl SessionLookup for Hanging {
+        async fn session_and_user(
+            &self,
+            _: &SessionId,
+            _: &str,
+        ) -> Result<(Option<Session>, Option<User>), StoreError> {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            Ok((None, None))
+        }
+    }
+
+    fn claims() -> AccessClaims {
+        AccessClaims {
+            iss: "latchkey".into(),
+            aud: "latchkey-api".into(),
+            sub: "u".into(),
+            email: "ada@example.com".into(),
+            role: "member".into(),
+            sid: SessionId::random().unwrap().to_string(),
+            jti: "j".into(),
+            iat: 0,
+            nbf: 0,
+            exp: 900,
+        }
+    }
+
+    /// A store that never answers is a failure after `LOOKUP_TIMEOUT` (on tokio's
+    /// paused clock: exactly then, no waiting), answered as the setting says, and not
+    /// cached: the next request reads again.
+    #[tokio::test(start_paused = true)]
+    async fn a_store_that_never_answers_fails_the_check_at_the_lookup_timeout() {
+        for (setting, live) in [(SessionCheckFailure::Deny, false), (SessionCheckFailure::Allow, true)] {
+            let check = SessionCheck::new(Arc::new(Hanging), 30, setting);
+            let claims = claims();
+            let started = tokio::time::Instant::now();
+            assert_eq!(check.check(&claims, 100).await, Checked::Failed { live });
+            assert_eq!(started.elapsed(), LOOKUP_TIMEOUT);
+            check.check(&claims, 100).await;
+            assert_eq!(check.reads(), 2, "a failure is not cached");
+        }
+    }
+}
