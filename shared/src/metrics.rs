@@ -44,6 +44,8 @@ pub type Sink = Arc<dyn Fn(&str) + Send + Sync>;
 pub struct MetricsLayer {
     namespace: String,
     function: String,
+    /// Fixed dimensions added to every metric (`LATCHKEY_METRICS_DIMENSIONS`).
+    fixed: Vec<(String, String)>,
     sink: Sink,
 }
 
@@ -56,7 +58,12 @@ impl fmt::Debug for MetricsLayer {
 impl MetricsLayer {
     /// A layer writing to `sink` under `namespace`, with the `Function` dimension.
     pub fn new(namespace: impl Into<String>, function: impl Into<String>, sink: Sink) -> Self {
-        Self { namespace: namespace.into(), function: function.into(), sink }
+        Self { namespace: namespace.into(), function: function.into(), fixed: Vec::new(), sink }
+    }
+
+    /// The same layer with fixed dimensions on every metric (e.g. `Stage=prod`).
+    pub fn with_dimensions(self, fixed: Vec<(String, String)>) -> Self {
+        Self { fixed, ..self }
     }
 
     /// The layer a deployed function uses: `LATCHKEY_METRICS_NAMESPACE` (default
@@ -67,17 +74,28 @@ impl MetricsLayer {
             .filter(|ns| !ns.trim().is_empty())
             .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned());
         let function = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "local".to_owned());
+        let fixed = std::env::var("LATCHKEY_METRICS_DIMENSIONS").ok().map(|raw| fixed_dimensions(&raw));
         let stdout = Mutex::new(std::io::stdout());
         let sink: Sink = Arc::new(move |line: &str| {
             let mut out = stdout.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             let _ = writeln!(out, "{line}");
         });
-        Self::new(namespace, function, sink)
+        let layer = Self::new(namespace, function, sink);
+        match fixed {
+            Some(Ok(fixed)) => layer.with_dimensions(fixed),
+            // Metrics cannot stop a function from starting: it runs without them and says why.
+            Some(Err(why)) => {
+                eprintln!("{{\"level\":\"WARN\",\"event\":\"metrics_dimensions_ignored\",\"why\":\"{why}\"}}");
+                layer
+            }
+            None => layer,
+        }
     }
 
     /// The EMF document for one occurrence of `metric` with these dimensions.
     fn line(&self, metric: &str, dimensions: &BTreeMap<String, String>, timestamp_ms: u128) -> Value {
         let mut keys = vec!["Function".to_owned()];
+        keys.extend(self.fixed.iter().map(|(name, _)| name.clone()));
         keys.extend(dimensions.keys().cloned());
         let mut root = json!({
             "_aws": {
@@ -91,7 +109,7 @@ impl MetricsLayer {
             "Function": self.function,
             metric: 1,
         });
-        for (key, value) in dimensions {
+        for (key, value) in self.fixed.iter().map(|(k, v)| (k, v)).chain(dimensions) {
             root[key] = Value::String(value.clone());
         }
         root
@@ -114,6 +132,31 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for MetricsLayer {
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
         (self.sink)(&self.line(metric, &dimensions, now).to_string());
     }
+}
+
+/// `Name=Value,Name=Value` (at most 5, names of `A-Z a-z 0-9 _`, values non-empty,
+/// none of the names the metrics use themselves) as fixed dimensions.
+pub fn fixed_dimensions(raw: &str) -> Result<Vec<(String, String)>, &'static str> {
+    let reserved: Vec<String> = std::iter::once("Function".to_owned())
+        .chain(METRICS.iter().flat_map(|(_, _, fields)| fields.iter().map(|field| dimension_name(field))))
+        .collect();
+    let mut fixed = Vec::new();
+    for pair in raw.split(',').map(str::trim).filter(|pair| !pair.is_empty()) {
+        let (name, value) = pair.split_once('=').ok_or("each entry is Name=Value")?;
+        let (name, value) = (name.trim(), value.trim());
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') || value.is_empty() {
+            return Err("names are A-Z a-z 0-9 _, values non-empty");
+        }
+        if reserved.iter().any(|taken| taken == name) || fixed.iter().any(|(taken, _): &(String, String)| taken == name)
+        {
+            return Err("a name is used twice or by the metrics themselves");
+        }
+        fixed.push((name.to_owned(), value.to_owned()));
+    }
+    if fixed.len() > 5 {
+        return Err("at most 5 fixed dimensions");
+    }
+    Ok(fixed)
 }
 
 /// The dimension a field becomes: `reason` → `Reason`, `session_check` → `SessionCheck`.
@@ -148,6 +191,31 @@ impl Visit for Fields {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fixed_dimensions_are_read_and_checked() {
+        assert_eq!(
+            fixed_dimensions("Stage=prod, Service = auth").unwrap(),
+            [("Stage".to_owned(), "prod".to_owned()), ("Service".to_owned(), "auth".to_owned())]
+        );
+        assert_eq!(fixed_dimensions("").unwrap(), []);
+        for bad in ["Stage", "Stage=", "Sta ge=x", "Function=x", "Reason=x", "A=1,A=2", "A=1,B=1,C=1,D=1,E=1,F=1"] {
+            assert!(fixed_dimensions(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_line_carries_the_fixed_dimensions_in_its_dimension_set_and_at_the_root() {
+        let layer = MetricsLayer::new("Latchkey", "login", Arc::new(|_: &str| {}))
+            .with_dimensions(vec![("Stage".to_owned(), "prod".to_owned())]);
+        let reason = BTreeMap::from([("Reason".to_owned(), "wrong_password".to_owned())]);
+        let line = layer.line("LoginFailed", &reason, 1_800_000_000_000);
+        assert_eq!(line["_aws"]["CloudWatchMetrics"][0]["Dimensions"], json!([["Function", "Stage", "Reason"]]));
+        assert_eq!(
+            (line["Stage"].as_str(), line["Reason"].as_str(), &line["LoginFailed"]),
+            (Some("prod"), Some("wrong_password"), &json!(1))
+        );
+    }
 
     #[test]
     fn dimension_names_are_pascal_case() {
