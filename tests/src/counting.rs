@@ -11,13 +11,14 @@ use latchkey::store::{
 };
 use latchkey::token::SessionId;
 
+use crate::faults::NthCall;
+
 /// Counts calls per operation and fails the operations named in `failing`.
 pub struct CountingStore<S> {
     inner: Arc<S>,
     calls: Mutex<BTreeMap<&'static str, u32>>,
     failing: Mutex<BTreeSet<&'static str>>,
-    /// Calls left before the one that fails (`Some(0)`: the next call fails).
-    fail_in: Mutex<Option<u32>>,
+    nth: NthCall,
 }
 
 impl<S> CountingStore<S> {
@@ -27,19 +28,19 @@ impl<S> CountingStore<S> {
             inner,
             calls: Mutex::new(BTreeMap::new()),
             failing: Mutex::new(BTreeSet::new()),
-            fail_in: Mutex::new(None),
+            nth: NthCall::default(),
         }
     }
 
     /// The `n`-th call from now (1-based, any operation) fails, once; the others pass.
     pub fn fail_nth(&self, n: u32) {
-        *self.fail_in.lock().unwrap() = n.checked_sub(1);
+        self.nth.arm(n);
     }
 
     /// Whether the call armed by [`CountingStore::fail_nth`] has failed yet (false
     /// when the request made fewer calls).
     pub fn nth_failed(&self) -> bool {
-        self.fail_in.lock().unwrap().is_none()
+        self.nth.fired()
     }
 
     /// From now on `operation` (a trait method's name, or `*` for all) fails.
@@ -54,18 +55,7 @@ impl<S> CountingStore<S> {
 
     fn enter(&self, operation: &'static str) -> Result<(), StoreError> {
         *self.calls.lock().unwrap().entry(operation).or_default() += 1;
-        let mut fail_in = self.fail_in.lock().unwrap();
-        let nth = match *fail_in {
-            Some(0) => {
-                *fail_in = None;
-                true
-            }
-            Some(left) => {
-                *fail_in = Some(left - 1);
-                false
-            }
-            None => false,
-        };
+        let nth = self.nth.fails_now();
         let failing = self.failing.lock().unwrap();
         if nth || failing.contains(operation) || failing.contains("*") {
             return Err(StoreError::Unavailable(format!("injected outage: {operation}")));

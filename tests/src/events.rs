@@ -357,6 +357,25 @@ fn v2_request(
     })
 }
 
+/// A JSON `POST` to `path` as API Gateway's HTTP API (payload 2.0) hands it to a
+/// function: `Content-Type: application/json` and `headers`.
+pub fn post_json(path: &str, headers: &[(&str, &str)], body: Value) -> lambda_http::Request {
+    let mut all = vec![("content-type", "application/json")];
+    all.extend_from_slice(headers);
+    let event = http_api("POST", path, &all, &[], Some(&body.to_string()));
+    lambda_http::request::from_str(&event.to_string()).unwrap()
+}
+
+/// A handler's JSON body: `Null` for an empty body (a 204); a body that is not JSON
+/// text fails the test.
+pub fn response_json(response: &lambda_http::Response<lambda_http::Body>) -> Value {
+    match response.body() {
+        lambda_http::Body::Text(text) => serde_json::from_str(text).expect("a JSON body"),
+        lambda_http::Body::Empty => Value::Null,
+        other => panic!("not a JSON body: {other:?}"),
+    }
+}
+
 /// An HTTP API (payload 2.0) request event.
 pub fn http_api(method: &str, path: &str, headers: &[(&str, &str)], cookies: &[&str], body: Option<&str>) -> Value {
     let route_key = format!("{method} {path}");

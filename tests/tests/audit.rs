@@ -12,21 +12,13 @@ use latchkey::password::Password;
 use latchkey::services::Services;
 use latchkey::signing::LocalSigner;
 use latchkey::store::MemoryStore;
-use latchkey_tests::events::http_api;
+use latchkey_tests::events::{post_json, response_json as body};
 use latchkey_tests::support::{START, capture_logs, log_lines};
 use latchkey_tests::{DEMO_EMAIL, DEMO_PASSWORD, components};
 use serde_json::{Value, json};
 
 fn post(path: &str, body: Value) -> lambda_http::Request {
-    let event = http_api("POST", path, &[("content-type", "application/json")], &[], Some(&body.to_string()));
-    lambda_http::request::from_str(&event.to_string()).unwrap()
-}
-
-fn body(response: &lambda_http::Response<lambda_http::Body>) -> Value {
-    match response.body() {
-        lambda_http::Body::Text(text) => serde_json::from_str(text).unwrap(),
-        _ => Value::Null,
-    }
+    post_json(path, &[], body)
 }
 
 #[tokio::test]

@@ -19,11 +19,11 @@ use latchkey::signing::LocalSigner;
 use latchkey::store::{MemoryStore, SessionStore};
 use latchkey::token::SessionId;
 use latchkey_tests::counting::CountingStore;
-use latchkey_tests::events::http_api;
+use latchkey_tests::events::{post_json as post, response_json as body_json};
 use latchkey_tests::faults::FaultySigner;
 use latchkey_tests::support::{START, capture_logs, log_lines};
 use latchkey_tests::{DEMO_EMAIL, DEMO_PASSWORD, components};
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// More calls than any request makes: the loops below stop at the first n that
 /// no call reaches, and fail if they never get there.
@@ -79,21 +79,6 @@ impl Rig {
 
     async fn revoked(&self, id: &SessionId) -> Option<String> {
         self.store.get_session(id).await.unwrap().unwrap().revoke_reason
-    }
-}
-
-fn post(path: &str, headers: &[(&str, &str)], body: Value) -> lambda_http::Request {
-    let mut all = vec![("content-type", "application/json")];
-    all.extend_from_slice(headers);
-    let event = http_api("POST", path, &all, &[], Some(&body.to_string()));
-    lambda_http::request::from_str(&event.to_string()).unwrap()
-}
-
-fn body_json(response: &Response<Body>) -> Value {
-    match response.body() {
-        Body::Text(text) => serde_json::from_str(text).unwrap_or(Value::Null),
-        Body::Empty => Value::Null,
-        other => panic!("unexpected body {other:?}"),
     }
 }
 

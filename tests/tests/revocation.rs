@@ -18,10 +18,10 @@ use latchkey::signing::LocalSigner;
 use latchkey::store::{DynamoStore, LoginAttemptStore, MemoryStore, SessionLookup, SessionStore, UserStore};
 use latchkey::{Clock, Config};
 use latchkey_tests::counting::CountingStore;
-use latchkey_tests::events::{http_api, v2_authorizer};
+use latchkey_tests::events::{post_json as post, response_json as body, v2_authorizer};
 use latchkey_tests::support::{self, START};
 use latchkey_tests::{DEMO_EMAIL, DEMO_PASSWORD, components};
-use serde_json::{Value, json};
+use serde_json::json;
 
 const INTERVAL: u64 = 30;
 
@@ -51,19 +51,6 @@ async fn dynamo() -> Option<Arc<DynamoStore>> {
     let table = support::unique_name("revocation");
     DynamoStore::ensure_table(&client, &table).await.unwrap();
     Some(Arc::new(DynamoStore::new(client, table)))
-}
-
-fn post(path: &str, headers: &[(&str, &str)], body: Value) -> lambda_http::Request {
-    let mut all = vec![("content-type", "application/json")];
-    all.extend_from_slice(headers);
-    lambda_http::request::from_str(&http_api("POST", path, &all, &[], Some(&body.to_string())).to_string()).unwrap()
-}
-
-fn body(response: &lambda_http::Response<lambda_http::Body>) -> Value {
-    match response.body() {
-        lambda_http::Body::Text(text) => serde_json::from_str(text).unwrap(),
-        other => panic!("{other:?}"),
-    }
 }
 
 impl<S: Store> Rig<S> {

@@ -15,9 +15,9 @@ use latchkey::services::Services;
 use latchkey::signing::LocalSigner;
 use latchkey::store::MemoryStore;
 use latchkey_tests::counting::CountingStore;
-use latchkey_tests::events::{http_api, v2_authorizer};
+use latchkey_tests::events::{post_json as post, response_json as body_json, v2_authorizer};
 use latchkey_tests::{DEMO_EMAIL, DEMO_PASSWORD, components};
-use serde_json::{Value, json};
+use serde_json::json;
 
 async fn counted() -> (Services, Arc<CountingStore<MemoryStore>>) {
     let store = Arc::new(CountingStore::new(Arc::new(MemoryStore::new())));
@@ -26,20 +26,6 @@ async fn counted() -> (Services, Arc<CountingStore<MemoryStore>>) {
     services.accounts().create(DEMO_EMAIL, &Password::new(DEMO_PASSWORD).unwrap(), "member").await.unwrap();
     store.take_calls();
     (services, store)
-}
-
-fn post(path: &str, headers: &[(&str, &str)], body: Value) -> lambda_http::Request {
-    let mut all = vec![("content-type", "application/json")];
-    all.extend_from_slice(headers);
-    let event = http_api("POST", path, &all, &[], Some(&body.to_string()));
-    lambda_http::request::from_str(&event.to_string()).unwrap()
-}
-
-fn body_json(response: &lambda_http::Response<lambda_http::Body>) -> Value {
-    match response.body() {
-        lambda_http::Body::Text(text) => serde_json::from_str(text).unwrap_or(Value::Null),
-        _ => Value::Null,
-    }
 }
 
 fn calls(pairs: &[(&'static str, u32)]) -> BTreeMap<&'static str, u32> {

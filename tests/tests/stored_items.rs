@@ -7,23 +7,15 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use latchkey::http::{LoginState, RefreshState, login, refresh};
-use latchkey_tests::events::http_api;
+use latchkey_tests::events::{post_json, response_json as body_json};
 use latchkey_tests::{DEMO_EMAIL, DEMO_PASSWORD, Env, fixture_edge};
 use serde_json::{Value, json};
 
-type Item = HashMap<String, AttributeValue>;
-
 fn post(path: &str, body: Value) -> lambda_http::Request {
-    let event = http_api("POST", path, &[("content-type", "application/json")], &[], Some(&body.to_string()));
-    lambda_http::request::from_str(&event.to_string()).unwrap()
+    post_json(path, &[], body)
 }
 
-fn body_json(response: &lambda_http::Response<lambda_http::Body>) -> Value {
-    match response.body() {
-        lambda_http::Body::Text(text) => serde_json::from_str(text).unwrap(),
-        other => panic!("{other:?}"),
-    }
-}
+type Item = HashMap<String, AttributeValue>;
 
 fn s<'a>(item: &'a Item, name: &str) -> &'a str {
     item.get(name).unwrap_or_else(|| panic!("no {name} in {item:?}")).as_s().unwrap()
