@@ -57,9 +57,9 @@ impl LoginThrottle {
 
 /// What a login attempt came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Authentication {
-    /// Right password, enabled user.
-    Success(User),
+pub enum Authentication<T = User> {
+    /// Right password, enabled user (or what [`Accounts::login_then`] made of it).
+    Success(T),
     /// Unknown email, wrong password or disabled user (indistinguishable).
     Failure,
     /// Too many failures for this email in the current window; no password was checked.
@@ -153,6 +153,11 @@ impl Accounts {
             Ok(email) => self.users.get_user_by_email(&email).await?,
             Err(InvalidEmail) => None,
         };
+        self.check_password(user, password).await
+    }
+
+    /// The password check of [`Accounts::authenticate`] on a user already read.
+    async fn check_password(&self, user: Option<User>, password: &Password) -> Result<Option<User>, AccountError> {
         let stored = user.as_ref().map(|user| user.password_hash.as_str());
         let verification = self.hasher.verify(password, stored).await?;
         let (user, needs_rehash) = match (user, verification) {
@@ -187,6 +192,13 @@ impl Accounts {
     }
 
     /// A login attempt: [`Accounts::authenticate`] behind the failed-login limit.
+    /// [`Accounts::login_then`] with nothing more to do on success.
+    pub async fn login(&self, email: &str, password: &Password) -> Result<Authentication, AccountError> {
+        self.login_then(email, password, |user| async move { user }).await
+    }
+
+    /// A login attempt that, on success, runs `finish` on the user (the login
+    /// function starts the session and signs the access token there).
     ///
     /// Each attempt is counted *before* the password is checked (one atomic add), so
     /// a burst of concurrent guesses cannot all slip under the limit; an attempt past
@@ -194,28 +206,47 @@ impl Accounts {
     /// are counted per normalised email, known or not, so the limit does not reveal
     /// which accounts exist; a string that is no email at all is not counted (it can
     /// never log in) but still costs one dummy verification.
-    pub async fn login(&self, email: &str, password: &Password) -> Result<Authentication, AccountError> {
+    ///
+    /// Two AWS round trips on the way to the answer: the count is added while the
+    /// user is read, and the count is forgotten while `finish` runs. Forgetting it
+    /// is best effort: a failure is logged, and the login stands.
+    pub async fn login_then<T, F, Fut>(
+        &self,
+        email: &str,
+        password: &Password,
+        finish: F,
+    ) -> Result<Authentication<T>, AccountError>
+    where
+        F: FnOnce(User) -> Fut,
+        Fut: Future<Output = T>,
+    {
         let (Some(throttle), Ok(key)) = (&self.throttle, normalize_email(email)) else {
-            return Ok(self
-                .authenticate(email, password)
-                .await?
-                .map_or(Authentication::Failure, Authentication::Success));
+            return Ok(match self.authenticate(email, password).await? {
+                Some(user) => Authentication::Success(finish(user).await),
+                None => Authentication::Failure,
+            });
         };
         let now = self.sessions.clock().now();
         let window = now / throttle.window_secs;
         let window_end = (window + 1) * throttle.window_secs;
-        let attempts = throttle.attempts.record_failure(&key, window, window_end).await?;
+        let (attempts, user) = tokio::join!(
+            throttle.attempts.record_failure(&key, window, window_end),
+            self.users.get_user_by_email(&key)
+        );
+        let attempts = attempts?;
         if attempts > throttle.max_failures {
             tracing::warn!(event = "login_throttled", attempts, "failed-login limit reached");
             return Ok(Authentication::Throttled { retry_after_secs: window_end.saturating_sub(now) });
         }
-        match self.authenticate(email, password).await? {
-            Some(user) => {
-                throttle.attempts.clear_failures(&key, window).await?;
-                Ok(Authentication::Success(user))
-            }
-            None => Ok(Authentication::Failure),
+        let Some(user) = self.check_password(user?, password).await? else {
+            return Ok(Authentication::Failure);
+        };
+        let user_id = user.id.clone();
+        let (cleared, finished) = tokio::join!(throttle.attempts.clear_failures(&key, window), finish(user));
+        if let Err(error) = cleared {
+            tracing::warn!(event = "login_failures_not_cleared", user_id = %user_id, %error);
         }
+        Ok(Authentication::Success(finished))
     }
 
     /// Sets a new password and revokes every session of the user (the refresh

@@ -138,6 +138,27 @@ impl fmt::Debug for PendingRefresh {
     }
 }
 
+/// A refresh token's session as read and judged, before its user is read; see
+/// [`SessionManager::read_refresh`].
+pub struct SessionRead {
+    token: RefreshToken,
+    session: Session,
+    kind: RefreshKind,
+}
+
+impl SessionRead {
+    /// The session as stored (its id, user id, email and role snapshot).
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+}
+
+impl fmt::Debug for SessionRead {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionRead").field("session", &self.session).field("kind", &self.kind).finish_non_exhaustive()
+    }
+}
+
 /// A new session and its first refresh token.
 #[derive(Clone)]
 pub struct StartedSession {
@@ -182,6 +203,7 @@ impl SessionPolicy {
             user_id: user.id.clone(),
             email: user.email.clone(),
             user_epoch: user.session_epoch,
+            role: Some(user.role.clone()),
             generation: 0,
             created_at: now,
             rotated_at: now,
@@ -242,14 +264,29 @@ impl SessionManager {
 
     /// Starts a session for `user` (at login): generation 0, idle expiry now +
     /// idle lifetime, absolute expiry now + absolute lifetime.
+    /// [`SessionManager::open`] then [`SessionManager::save`].
     pub async fn start(&self, user: &User) -> Result<StartedSession, StoreError> {
+        let started = self.open(user)?;
+        self.save(&started).await?;
+        Ok(started)
+    }
+
+    /// A new session for `user` and its first refresh token, not yet stored: the
+    /// login signs the access token for it while [`SessionManager::save`] writes it.
+    pub fn open(&self, user: &User) -> Result<StartedSession, StoreError> {
         let now = self.clock.now();
         let session_id = SessionId::random().map_err(|e| StoreError::Unavailable(e.to_string()))?;
         let session = self.policy.new_session(session_id, user, now);
-        self.sessions.create_session(&session).await?;
-        tracing::info!(event = "session_started", user_id = %user.id, session_id = %session.id);
         let refresh_token = self.key.mint(&RefreshToken { session_id, generation: 0 });
         Ok(StartedSession { session, refresh_token })
+    }
+
+    /// Stores a session made by [`SessionManager::open`] (one write).
+    pub async fn save(&self, started: &StartedSession) -> Result<(), StoreError> {
+        let session = &started.session;
+        self.sessions.create_session(session).await?;
+        tracing::info!(event = "session_started", user_id = %session.user_id, session_id = %session.id);
+        Ok(())
     }
 
     /// Checks a refresh token's MAC (no storage call) and returns what it names.
@@ -261,16 +298,33 @@ impl SessionManager {
     }
 
     /// Checks a refresh and everything it depends on, writing nothing unless the
-    /// token is refused: the session (one strongly consistent read), then the user
-    /// (one read). What can fail after this (signing the access token) happens
-    /// before [`SessionManager::commit_refresh`], so a failure leaves the presented
-    /// token as usable as it was, and the client's retry is not taken for reuse.
+    /// token is refused: [`SessionManager::read_refresh`] then
+    /// [`SessionManager::check_refresh`]. What can fail after this (signing the
+    /// access token) happens before [`SessionManager::commit_refresh`], so a failure
+    /// leaves the presented token as usable as it was, and the client's retry is not
+    /// taken for reuse.
     pub async fn prepare_refresh(&self, presented: &str) -> Result<PendingRefresh, RefreshError> {
+        let read = self.read_refresh(presented).await?;
+        self.check_refresh(read).await
+    }
+
+    /// The first step of a refresh: the token's MAC, then its session (one
+    /// strongly consistent read), judged. The session's role snapshot lets the
+    /// caller sign the next access token while [`SessionManager::check_refresh`]
+    /// reads the user.
+    pub async fn read_refresh(&self, presented: &str) -> Result<SessionRead, RefreshError> {
         let token = self.identify(presented)?;
         let now = self.clock.now();
         let session = self.sessions.get_session(&token.session_id).await?.ok_or(InvalidGrant::UnknownSession)?;
         let kind = self.judge(&token, &session, now).await?;
-        let user = self.check_user(&session, now).await?;
+        Ok(SessionRead { token, session, kind })
+    }
+
+    /// The second step: the session's user (one read), who must still be allowed
+    /// the session.
+    pub async fn check_refresh(&self, read: SessionRead) -> Result<PendingRefresh, RefreshError> {
+        let SessionRead { token, session, kind } = read;
+        let user = self.check_user(&session, self.clock.now()).await?;
         Ok(PendingRefresh { token, session, user, kind })
     }
 
@@ -287,7 +341,7 @@ impl SessionManager {
             RefreshKind::Rotated => {
                 match self
                     .sessions
-                    .rotate_session(&token.session_id, token.generation, now, self.policy.idle_secs)
+                    .rotate_session(&token.session_id, token.generation, now, self.policy.idle_secs, &user.role)
                     .await?
                 {
                     RotateOutcome::Rotated(session) => {
@@ -481,7 +535,14 @@ mod tests {
         async fn get_session(&self, _: &SessionId) -> Result<Option<Session>, StoreError> {
             down()
         }
-        async fn rotate_session(&self, _: &SessionId, _: u64, _: u64, _: u64) -> Result<RotateOutcome, StoreError> {
+        async fn rotate_session(
+            &self,
+            _: &SessionId,
+            _: u64,
+            _: u64,
+            _: u64,
+            _: &str,
+        ) -> Result<RotateOutcome, StoreError> {
             down()
         }
         async fn revoke_session(&self, _: &SessionId, _: u64, _: &str) -> Result<Option<Session>, StoreError> {
@@ -562,6 +623,7 @@ mod tests {
             user_id: "u".into(),
             email: "e@example.com".into(),
             user_epoch: 0,
+            role: None,
             generation: 0,
             created_at: 0,
             rotated_at: 0,

@@ -305,11 +305,14 @@ async fn conditional_rotation_reports_the_item_it_lost_to(b: Backend) {
     let sessions = b.manager(POLICY);
     let started = sessions.start(&b.user("ada@example.com").await).await.unwrap();
     let id = started.session.id;
-    let won = b.sessions.rotate_session(&id, 0, START, POLICY.idle_secs).await.unwrap();
-    assert!(matches!(won, RotateOutcome::Rotated(ref s) if s.generation == 1));
-    let lost = b.sessions.rotate_session(&id, 0, START, POLICY.idle_secs).await.unwrap();
-    assert!(matches!(lost, RotateOutcome::Conflict(Some(ref s)) if s.generation == 1));
-    let missing = b.sessions.rotate_session(&SessionId::random().unwrap(), 0, START, 1).await.unwrap();
+    assert_eq!(started.session.role.as_deref(), Some("member"), "the login's role snapshot");
+    assert_eq!(b.sessions.get_session(&id).await.unwrap().unwrap().role.as_deref(), Some("member"));
+    let won = b.sessions.rotate_session(&id, 0, START, POLICY.idle_secs, "Admin").await.unwrap();
+    assert!(matches!(won, RotateOutcome::Rotated(ref s) if s.generation == 1 && s.role.as_deref() == Some("Admin")));
+    assert_eq!(b.sessions.get_session(&id).await.unwrap().unwrap().role.as_deref(), Some("Admin"), "stored");
+    let lost = b.sessions.rotate_session(&id, 0, START, POLICY.idle_secs, "member").await.unwrap();
+    assert!(matches!(lost, RotateOutcome::Conflict(Some(ref s)) if s.generation == 1 && s.role.as_deref() == Some("Admin")));
+    let missing = b.sessions.rotate_session(&SessionId::random().unwrap(), 0, START, 1, "member").await.unwrap();
     assert_eq!(missing, RotateOutcome::Conflict(None));
 }
 

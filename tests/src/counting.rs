@@ -1,6 +1,7 @@
 //! A store that sits between the code and a real store: it counts every call by
 //! operation, and can be told to fail an operation, or the n-th call of any
-//! ([`StoreError::Unavailable`]), to play an outage.
+//! ([`StoreError::Unavailable`]), to play an outage, and can add a fixed latency
+//! to every call and record it on a [`Timeline`], to count AWS round trips.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -12,6 +13,7 @@ use latchkey::store::{
 use latchkey::token::SessionId;
 
 use crate::faults::NthCall;
+use crate::latency::Timeline;
 
 /// Counts calls per operation and fails the operations named in `failing`.
 pub struct CountingStore<S> {
@@ -19,6 +21,7 @@ pub struct CountingStore<S> {
     calls: Mutex<BTreeMap<&'static str, u32>>,
     failing: Mutex<BTreeSet<&'static str>>,
     nth: NthCall,
+    timeline: Option<(Arc<Timeline>, std::time::Duration)>,
 }
 
 impl<S> CountingStore<S> {
@@ -29,7 +32,14 @@ impl<S> CountingStore<S> {
             calls: Mutex::new(BTreeMap::new()),
             failing: Mutex::new(BTreeSet::new()),
             nth: NthCall::default(),
+            timeline: None,
         }
+    }
+
+    /// The same store, each call taking `latency` more and recorded on `timeline`
+    /// (a stand-in for a DynamoDB round trip).
+    pub fn with_latency(self, timeline: Arc<Timeline>, latency: std::time::Duration) -> Self {
+        Self { timeline: Some((timeline, latency)), ..self }
     }
 
     /// The `n`-th call from now (1-based, any operation) fails, once; the others pass.
@@ -53,8 +63,11 @@ impl<S> CountingStore<S> {
         std::mem::take(&mut *self.calls.lock().unwrap())
     }
 
-    fn enter(&self, operation: &'static str) -> Result<(), StoreError> {
+    async fn enter(&self, operation: &'static str) -> Result<(), StoreError> {
         *self.calls.lock().unwrap().entry(operation).or_default() += 1;
+        if let Some((timeline, latency)) = &self.timeline {
+            timeline.call(operation, *latency).await;
+        }
         let nth = self.nth.fails_now();
         let failing = self.failing.lock().unwrap();
         if nth || failing.contains(operation) || failing.contains("*") {
@@ -67,47 +80,47 @@ impl<S> CountingStore<S> {
 #[async_trait]
 impl<S: UserStore> UserStore for CountingStore<S> {
     async fn get_user_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
-        self.enter("get_user_by_email")?;
+        self.enter("get_user_by_email").await?;
         self.inner.get_user_by_email(email).await
     }
 
     async fn get_user_by_id(&self, user_id: &str) -> Result<Option<User>, StoreError> {
-        self.enter("get_user_by_id")?;
+        self.enter("get_user_by_id").await?;
         self.inner.get_user_by_id(user_id).await
     }
 
     async fn create_user(&self, user: &User) -> Result<(), StoreError> {
-        self.enter("create_user")?;
+        self.enter("create_user").await?;
         self.inner.create_user(user).await
     }
 
     async fn set_password(&self, email: &str, password_hash: &str, now: u64) -> Result<(), StoreError> {
-        self.enter("set_password")?;
+        self.enter("set_password").await?;
         self.inner.set_password(email, password_hash, now).await
     }
 
     async fn end_sessions(&self, email: &str) -> Result<(), StoreError> {
-        self.enter("end_sessions")?;
+        self.enter("end_sessions").await?;
         self.inner.end_sessions(email).await
     }
 
     async fn upgrade_password_hash(&self, email: &str, current_hash: &str, new_hash: &str) -> Result<bool, StoreError> {
-        self.enter("upgrade_password_hash")?;
+        self.enter("upgrade_password_hash").await?;
         self.inner.upgrade_password_hash(email, current_hash, new_hash).await
     }
 
     async fn set_role(&self, email: &str, role: &str) -> Result<(), StoreError> {
-        self.enter("set_role")?;
+        self.enter("set_role").await?;
         self.inner.set_role(email, role).await
     }
 
     async fn set_disabled(&self, email: &str, disabled: bool) -> Result<(), StoreError> {
-        self.enter("set_disabled")?;
+        self.enter("set_disabled").await?;
         self.inner.set_disabled(email, disabled).await
     }
 
     async fn list_users(&self) -> Result<Vec<User>, StoreError> {
-        self.enter("list_users")?;
+        self.enter("list_users").await?;
         self.inner.list_users().await
     }
 }
@@ -115,12 +128,12 @@ impl<S: UserStore> UserStore for CountingStore<S> {
 #[async_trait]
 impl<S: SessionStore> SessionStore for CountingStore<S> {
     async fn create_session(&self, session: &Session) -> Result<(), StoreError> {
-        self.enter("create_session")?;
+        self.enter("create_session").await?;
         self.inner.create_session(session).await
     }
 
     async fn get_session(&self, session_id: &SessionId) -> Result<Option<Session>, StoreError> {
-        self.enter("get_session")?;
+        self.enter("get_session").await?;
         self.inner.get_session(session_id).await
     }
 
@@ -130,9 +143,10 @@ impl<S: SessionStore> SessionStore for CountingStore<S> {
         generation: u64,
         now: u64,
         idle_secs: u64,
+        role: &str,
     ) -> Result<RotateOutcome, StoreError> {
-        self.enter("rotate_session")?;
-        self.inner.rotate_session(session_id, generation, now, idle_secs).await
+        self.enter("rotate_session").await?;
+        self.inner.rotate_session(session_id, generation, now, idle_secs, role).await
     }
 
     async fn revoke_session(
@@ -141,12 +155,12 @@ impl<S: SessionStore> SessionStore for CountingStore<S> {
         now: u64,
         reason: &str,
     ) -> Result<Option<Session>, StoreError> {
-        self.enter("revoke_session")?;
+        self.enter("revoke_session").await?;
         self.inner.revoke_session(session_id, now, reason).await
     }
 
     async fn list_user_sessions(&self, user_id: &str) -> Result<Vec<Session>, StoreError> {
-        self.enter("list_user_sessions")?;
+        self.enter("list_user_sessions").await?;
         self.inner.list_user_sessions(user_id).await
     }
 }
@@ -158,7 +172,7 @@ impl<S: SessionLookup> SessionLookup for CountingStore<S> {
         session_id: &SessionId,
         email: &str,
     ) -> Result<(Option<Session>, Option<User>), StoreError> {
-        self.enter("session_and_user")?;
+        self.enter("session_and_user").await?;
         self.inner.session_and_user(session_id, email).await
     }
 }
@@ -166,17 +180,17 @@ impl<S: SessionLookup> SessionLookup for CountingStore<S> {
 #[async_trait]
 impl<S: LoginAttemptStore> LoginAttemptStore for CountingStore<S> {
     async fn failures(&self, email: &str, window: u64) -> Result<u32, StoreError> {
-        self.enter("failures")?;
+        self.enter("failures").await?;
         self.inner.failures(email, window).await
     }
 
     async fn record_failure(&self, email: &str, window: u64, expires_at: u64) -> Result<u32, StoreError> {
-        self.enter("record_failure")?;
+        self.enter("record_failure").await?;
         self.inner.record_failure(email, window, expires_at).await
     }
 
     async fn clear_failures(&self, email: &str, window: u64) -> Result<(), StoreError> {
-        self.enter("clear_failures")?;
+        self.enter("clear_failures").await?;
         self.inner.clear_failures(email, window).await
     }
 }

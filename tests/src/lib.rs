@@ -6,6 +6,7 @@
 pub mod counting;
 pub mod events;
 pub mod faults;
+pub mod latency;
 
 #[path = "../../shared/tests/support/mod.rs"]
 #[allow(missing_docs)]

@@ -5,6 +5,7 @@ use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 
 use super::edge::{Outcome, json_body, serve};
+use super::tokens::subject_of;
 use super::{ApiError, TokenResponder};
 use crate::account::{Accounts, Authentication};
 use crate::config::EdgeConfig;
@@ -44,24 +45,24 @@ async fn attempt(state: &LoginState, request: &Request) -> Result<Outcome, ApiEr
         json_body(request)?.ok_or(ApiError::InvalidRequest("Body must be {\"email\", \"password\"}."))?;
     let password =
         Password::new(body.password).map_err(|_| ApiError::InvalidRequest("Password is longer than 1 KiB."))?;
+    let sessions = state.accounts.sessions();
     let attempt = state
         .accounts
-        .login(&body.email, &password)
+        .login_then(&body.email, &password, |user| async move {
+            // The session is written while its access token is signed.
+            let started = sessions.open(&user).map_err(|error| ApiError::Server(format!("start session: {error}")))?;
+            let now = started.session.created_at;
+            let subject = subject_of(&user, started.session.id);
+            let (saved, access) = tokio::join!(sessions.save(&started), state.tokens.issue(&subject, now));
+            saved.map_err(|error| ApiError::Server(format!("start session: {error}")))?;
+            let response = state.tokens.respond(&access?, &started.session, &started.refresh_token, now, false);
+            Ok(Outcome::ok(response, Some(user.id)))
+        })
         .await
         .map_err(|error| ApiError::Server(format!("authenticate: {error}")))?;
-    let user = match attempt {
-        Authentication::Success(user) => user,
-        Authentication::Failure => return Err(ApiError::InvalidCredentials),
-        Authentication::Throttled { retry_after_secs } => return Err(ApiError::TooManyAttempts { retry_after_secs }),
-    };
-    let started = state
-        .accounts
-        .sessions()
-        .start(&user)
-        .await
-        .map_err(|error| ApiError::Server(format!("start session: {error}")))?;
-    let now = state.accounts.sessions().clock().now();
-    let access = state.tokens.issue(&user, started.session.id, now).await?;
-    let response = state.tokens.respond(&access, &started.session, &started.refresh_token, now, false);
-    Ok(Outcome::ok(response, Some(user.id)))
+    match attempt {
+        Authentication::Success(outcome) => outcome,
+        Authentication::Failure => Err(ApiError::InvalidCredentials),
+        Authentication::Throttled { retry_after_secs } => Err(ApiError::TooManyAttempts { retry_after_secs }),
+    }
 }

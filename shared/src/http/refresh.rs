@@ -5,6 +5,7 @@ use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 
 use super::edge::{Outcome, check_cookie_request, clear_refresh_cookie, json_body, refresh_cookie, serve};
+use super::tokens::{snapshot_subject, subject_of};
 use super::{ApiError, TokenResponder};
 use crate::config::EdgeConfig;
 use crate::session::{RefreshError, SessionManager};
@@ -63,8 +64,9 @@ pub async fn refresh(state: &RefreshState, request: Request) -> Response<Body> {
     .await
 }
 
-/// Prepare (reads, may refuse), sign, then commit (the rotation): a signing
-/// failure leaves the presented token usable, so the client's retry is no reuse.
+/// Read the session, then read the user while signing, then commit (the
+/// rotation): three AWS round trips, and a signing failure leaves the presented
+/// token usable, so the client's retry is no reuse.
 async fn attempt(state: &RefreshState, request: &Request) -> Result<Outcome, ApiError> {
     let body: RefreshBody = json_body(request)?.unwrap_or_default();
     let (token, source) = presented_refresh_token(request, &state.edge, body.refresh_token)?
@@ -80,12 +82,29 @@ async fn attempt(state: &RefreshState, request: &Request) -> Result<Outcome, Api
         }
         RefreshError::Store(error) => Err(ApiError::Server(format!("refresh: {error}"))),
     };
-    let pending = match state.sessions.prepare_refresh(&token).await {
+    let read = match state.sessions.read_refresh(&token).await {
+        Ok(read) => read,
+        Err(error) => return refused(error),
+    };
+    // The access token is signed for the session's role snapshot while the user is
+    // read, and kept only if the user as read is still that subject.
+    let now = state.sessions.clock().now();
+    let guess = snapshot_subject(read.session());
+    let (checked, signed) = tokio::join!(state.sessions.check_refresh(read), async {
+        match &guess {
+            Some(subject) => Some(state.tokens.issue(subject, now).await),
+            None => None,
+        }
+    });
+    let pending = match checked {
         Ok(pending) => pending,
         Err(error) => return refused(error),
     };
-    let now = state.sessions.clock().now();
-    let access = state.tokens.issue(pending.user(), pending.session_id(), now).await?;
+    let subject = subject_of(pending.user(), pending.session_id());
+    let access = match (guess, signed) {
+        (Some(guess), Some(signed)) if guess == subject => signed?,
+        _ => state.tokens.issue(&subject, now).await?,
+    };
     let refreshed = match state.sessions.commit_refresh(pending).await {
         Ok(refreshed) => refreshed,
         Err(error) => return refused(error),

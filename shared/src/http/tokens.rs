@@ -10,6 +10,27 @@ use crate::config::EdgeConfig;
 use crate::store::{Session, User};
 use crate::token::{AccessTokenIssuer, IssuedAccessToken, SessionId, Subject};
 
+/// Whom an access token for `user` in `session_id` is for.
+pub fn subject_of(user: &User, session_id: SessionId) -> Subject {
+    Subject {
+        user_id: user.id.clone(),
+        email: user.email.clone(),
+        role: user.role.clone(),
+        session_id: session_id.to_string(),
+    }
+}
+
+/// Whom the session's next access token is for if its owner is unchanged since the
+/// session's last read of the user (its role snapshot); `None` without a snapshot.
+pub fn snapshot_subject(session: &Session) -> Option<Subject> {
+    Some(Subject {
+        user_id: session.user_id.clone(),
+        email: session.email.clone(),
+        role: session.role.clone()?,
+        session_id: session.id.to_string(),
+    })
+}
+
 /// Issues access tokens and shapes token responses.
 #[derive(Debug, Clone)]
 pub struct TokenResponder {
@@ -28,16 +49,10 @@ impl TokenResponder {
         &self.issuer
     }
 
-    /// Signs an access token for `user` in `session_id`: the fallible step of a
-    /// token response, done before a refresh commits its rotation.
-    pub async fn issue(&self, user: &User, session_id: SessionId, now: u64) -> Result<IssuedAccessToken, ApiError> {
-        let subject = Subject {
-            user_id: user.id.clone(),
-            email: user.email.clone(),
-            role: user.role.clone(),
-            session_id: session_id.to_string(),
-        };
-        self.issuer.issue(&subject, now).await.map_err(|error| {
+    /// Signs an access token for `subject`: the fallible step of a token response,
+    /// done before a refresh commits its rotation.
+    pub async fn issue(&self, subject: &Subject, now: u64) -> Result<IssuedAccessToken, ApiError> {
+        self.issuer.issue(subject, now).await.map_err(|error| {
             let throttled = error.to_string().contains("Throttling");
             tracing::error!(event = "signing_failed", throttled, "the access token could not be signed");
             ApiError::Server(format!("signing: {error}"))

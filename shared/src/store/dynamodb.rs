@@ -281,6 +281,7 @@ impl SessionStore for DynamoStore {
         generation: u64,
         now: u64,
         idle_secs: u64,
+        role: &str,
     ) -> Result<RotateOutcome, StoreError> {
         let Some(next) = generation.checked_add(1) else {
             return Ok(RotateOutcome::Conflict(self.get_session(session_id).await?));
@@ -291,17 +292,19 @@ impl SessionStore for DynamoStore {
             .update_item()
             .table_name(&self.table)
             .key("pk", s(format!("{SESSION_PREFIX}{session_id}")))
-            .update_expression("SET #gen = :next, rotatedAt = :now, idleExpiresAt = :idle, #ttl = :idle")
+            .update_expression("SET #gen = :next, rotatedAt = :now, idleExpiresAt = :idle, #ttl = :idle, #role = :role")
             .condition_expression(
                 "attribute_exists(pk) AND #gen = :g AND attribute_not_exists(revokedAt) \
                  AND idleExpiresAt > :now AND absExpiresAt > :now",
             )
             .expression_attribute_names("#gen", "gen")
             .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
+            .expression_attribute_names("#role", "role")
             .expression_attribute_values(":g", n(generation))
             .expression_attribute_values(":next", n(next))
             .expression_attribute_values(":now", n(now))
             .expression_attribute_values(":idle", n(idle_expires_at))
+            .expression_attribute_values(":role", s(role))
             .return_values(ReturnValue::AllNew)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
@@ -530,6 +533,9 @@ fn session_to_item(session: &Session) -> Item {
     if let Some(reason) = &session.revoke_reason {
         item.insert("revokeReason".to_owned(), s(reason));
     }
+    if let Some(role) = &session.role {
+        item.insert("role".to_owned(), s(role));
+    }
     item
 }
 
@@ -539,6 +545,7 @@ fn session_from_item(item: &Item) -> Result<Session, StoreError> {
         user_id: get_s(item, "userId")?,
         email: get_s(item, "email")?,
         user_epoch: get_n_or_zero(item, "userEpoch")?,
+        role: item.get("role").map(|_| get_s(item, "role")).transpose()?,
         generation: get_n(item, "gen")?,
         created_at: get_n(item, "createdAt")?,
         rotated_at: get_n(item, "rotatedAt")?,

@@ -120,6 +120,7 @@ impl SessionStore for MemoryStore {
         generation: u64,
         now: u64,
         idle_secs: u64,
+        role: &str,
     ) -> Result<RotateOutcome, StoreError> {
         let mut state = self.lock();
         let Some(session) = state.sessions.get_mut(session_id) else {
@@ -131,6 +132,7 @@ impl SessionStore for MemoryStore {
                 session.generation = next;
                 session.rotated_at = now;
                 session.idle_expires_at = now.saturating_add(idle_secs);
+                session.role = Some(role.to_owned());
                 Ok(RotateOutcome::Rotated(session.clone()))
             }
             _ => Ok(RotateOutcome::Conflict(Some(session.clone()))),

@@ -105,6 +105,11 @@ pub struct Session {
     /// The owner's [`User::session_epoch`] when the login was proven; the session
     /// is dead once the user's epoch has moved on.
     pub user_epoch: u64,
+    /// The owner's role when last read: at login, then at each rotation. Refresh
+    /// signs the next access token with it while it reads the user, and keeps that
+    /// token only if the user as read still has this role. `None` for sessions
+    /// stored before the field existed.
+    pub role: Option<String>,
     /// Generation of the current refresh token: 0 at login, +1 per rotation.
     pub generation: u64,
     /// Login time (Unix seconds).
@@ -191,14 +196,16 @@ pub trait SessionStore: Send + Sync {
     async fn get_session(&self, session_id: &SessionId) -> Result<Option<Session>, StoreError>;
 
     /// Atomically: if the session is at `generation`, not revoked, and both
-    /// expiries are after `now`, set generation + 1, `rotated_at = now` and
-    /// `idle_expires_at = now + idle_secs`. Otherwise report the item as it was.
+    /// expiries are after `now`, set generation + 1, `rotated_at = now`,
+    /// `idle_expires_at = now + idle_secs` and the role snapshot to `role`.
+    /// Otherwise report the item as it was.
     async fn rotate_session(
         &self,
         session_id: &SessionId,
         generation: u64,
         now: u64,
         idle_secs: u64,
+        role: &str,
     ) -> Result<RotateOutcome, StoreError>;
 
     /// Marks the session revoked at `now` for `reason`, unless it already is

@@ -1,0 +1,55 @@
+//! Login, refresh and logout end to end with every AWS call (store and KMS
+//! `Sign`) taking a fixed latency: prints each request's median latency, how many
+//! calls it made and how many it waited for in turn (the depth).
+//! Run: `cargo run --release -p latchkey-tests --example round_trips [latency_ms] [runs]`
+//! (default 10 ms, 30 runs); figures in docs/performance.md. The depths are
+//! asserted by `tests/tests/round_trips.rs`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use latchkey_tests::latency::{SlowServices, Trace};
+
+#[tokio::main]
+async fn main() {
+    let mut args = std::env::args().skip(1).map(|arg| arg.parse::<u64>().expect("a whole number"));
+    let latency = Duration::from_millis(args.next().unwrap_or(10));
+    let runs = args.next().unwrap_or(30) as usize;
+    let rig = SlowServices::new(latency).await;
+    let mut rows: Vec<(&str, Vec<Duration>, Option<Trace>)> =
+        vec![("login", vec![], None), ("refresh", vec![], None), ("logout", vec![], None)];
+    for _ in 0..runs {
+        let started = Instant::now();
+        let (tokens, trace) = rig.login().await;
+        record(&mut rows[0], started, trace);
+        let started = Instant::now();
+        let (next, trace) = rig.refresh(tokens["refreshToken"].as_str().unwrap()).await;
+        record(&mut rows[1], started, trace);
+        let started = Instant::now();
+        let (_, trace) = rig.logout(next["refreshToken"].as_str().unwrap()).await;
+        record(&mut rows[2], started, trace);
+    }
+    println!("AWS latency {} ms per call, {runs} runs each (in-memory store, local key)", latency.as_millis());
+    println!("| Request | Median | AWS calls | Depth | Calls, in turn |");
+    println!("| --- | --- | --- | --- | --- |");
+    for (name, mut times, trace) in rows {
+        times.sort();
+        let trace = trace.unwrap();
+        let median = times[times.len() / 2];
+        println!(
+            "| {name} | {:.1} ms | {} | {} | {} |",
+            median.as_secs_f64() * 1000.0,
+            trace.count(),
+            trace.depth(),
+            trace.stages()
+        );
+    }
+}
+
+fn record(row: &mut (&str, Vec<Duration>, Option<Trace>), started: Instant, trace: Trace) {
+    row.1.push(started.elapsed());
+    if let Some(first) = &row.2 {
+        assert_eq!(first.stages(), trace.stages(), "every run of {} makes the same calls", row.0);
+    }
+    row.2 = Some(trace);
+}

@@ -1,0 +1,197 @@
+//! AWS round trips made visible: a [`Timeline`] on which a latency-adding store
+//! ([`crate::counting::CountingStore::with_latency`]) and signer ([`SlowSigner`])
+//! record each call, so a test or benchmark can count the calls a request makes
+//! and how many of them had to wait for another (the depth).
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use latchkey::signing::{PublicKey, Signer, SigningError};
+
+/// One recorded call: its name and the ticks at which it began and ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Call {
+    /// The operation (a store method's name, or `kms_sign`).
+    pub name: &'static str,
+    /// Tick when the call was sent.
+    pub start: u64,
+    /// Tick when its answer came back.
+    pub end: u64,
+}
+
+/// The calls made since the last [`Timeline::take`], in the order they began.
+#[derive(Debug, Default)]
+pub struct Timeline {
+    tick: AtomicU64,
+    calls: Mutex<Vec<Call>>,
+}
+
+impl Timeline {
+    /// Records one call named `name` that takes `latency` (a sleep, so calls made
+    /// concurrently overlap and calls made one after another do not).
+    pub async fn call(&self, name: &'static str, latency: Duration) {
+        let start = self.tick.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(latency).await;
+        let end = self.tick.fetch_add(1, Ordering::SeqCst);
+        self.calls.lock().unwrap().push(Call { name, start, end });
+    }
+
+    /// The calls recorded so far, sorted by start, and forgets them.
+    pub fn take(&self) -> Trace {
+        let mut calls = std::mem::take(&mut *self.calls.lock().unwrap());
+        calls.sort_by_key(|call| call.start);
+        Trace(calls)
+    }
+}
+
+/// The calls of one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trace(pub Vec<Call>);
+
+impl Trace {
+    /// How many calls.
+    pub fn count(&self) -> usize {
+        self.0.len()
+    }
+
+    /// The longest chain of calls each sent after the previous one answered: the
+    /// round trips a request waits for one after another.
+    pub fn depth(&self) -> usize {
+        // Sorted by start; a call can follow only calls that ended before it began.
+        let mut longest: Vec<usize> = Vec::with_capacity(self.0.len());
+        for (index, call) in self.0.iter().enumerate() {
+            let before = self.0[..index]
+                .iter()
+                .zip(&longest)
+                .filter(|(earlier, _)| earlier.end < call.start)
+                .map(|(_, chain)| *chain)
+                .max()
+                .unwrap_or(0);
+            longest.push(before + 1);
+        }
+        longest.into_iter().max().unwrap_or(0)
+    }
+
+    /// The calls as stages: each stage lists the calls of one depth, `a+b` when
+    /// they ran concurrently, stages joined by ` → `.
+    pub fn stages(&self) -> String {
+        let mut stages: Vec<Vec<&'static str>> = Vec::new();
+        for (index, call) in self.0.iter().enumerate() {
+            let depth = Trace(self.0[..=index].to_vec()).depth_of_last();
+            if stages.len() < depth {
+                stages.resize(depth, Vec::new());
+            }
+            stages[depth - 1].push(call.name);
+        }
+        stages.iter().map(|stage| stage.join("+")).collect::<Vec<_>>().join(" → ")
+    }
+
+    fn depth_of_last(&self) -> usize {
+        let Some(last) = self.0.last() else { return 0 };
+        let before = Trace(self.0.iter().filter(|call| call.end < last.start).cloned().collect());
+        before.depth() + 1
+    }
+}
+
+/// Signs with `inner` after `latency` (a stand-in for a KMS `Sign` round trip),
+/// recording the call on the timeline as `kms_sign`.
+pub struct SlowSigner<S> {
+    inner: S,
+    timeline: std::sync::Arc<Timeline>,
+    latency: Duration,
+}
+
+impl<S> SlowSigner<S> {
+    /// Wraps `inner`.
+    pub fn new(inner: S, timeline: std::sync::Arc<Timeline>, latency: Duration) -> Self {
+        Self { inner, timeline, latency }
+    }
+}
+
+#[async_trait]
+impl<S: Signer> Signer for SlowSigner<S> {
+    fn public_key(&self) -> &PublicKey {
+        self.inner.public_key()
+    }
+
+    async fn sign(&self, signing_input: &[u8]) -> Result<Vec<u8>, SigningError> {
+        self.timeline.call("kms_sign", self.latency).await;
+        self.inner.sign(signing_input).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(name: &'static str, start: u64, end: u64) -> Call {
+        Call { name, start, end }
+    }
+
+    #[test]
+    fn depth_counts_calls_that_waited_for_each_other() {
+        assert_eq!(Trace(vec![]).depth(), 0);
+        let serial = Trace(vec![call("a", 0, 1), call("b", 2, 3), call("c", 4, 5)]);
+        assert_eq!((serial.count(), serial.depth()), (3, 3));
+        assert_eq!(serial.stages(), "a → b → c");
+        let overlapped = Trace(vec![call("a", 0, 2), call("b", 1, 3), call("c", 4, 5)]);
+        assert_eq!((overlapped.count(), overlapped.depth()), (3, 2));
+        assert_eq!(overlapped.stages(), "a+b → c");
+    }
+}
+
+/// The functions over the memory store and a local key, every store call and
+/// signature taking a fixed latency and recorded on one timeline: what a request
+/// waits for in AWS, without AWS.
+pub struct SlowServices {
+    /// The functions' states.
+    pub services: latchkey::services::Services,
+    /// Where their calls are recorded.
+    pub timeline: std::sync::Arc<Timeline>,
+}
+
+impl SlowServices {
+    /// Every call takes `latency`; the demo user exists; the timeline is empty.
+    pub async fn new(latency: Duration) -> Self {
+        use std::sync::Arc;
+        let timeline = Arc::new(Timeline::default());
+        let memory = Arc::new(latchkey::store::MemoryStore::new());
+        let store = Arc::new(crate::counting::CountingStore::new(memory).with_latency(timeline.clone(), latency));
+        let local = latchkey::signing::LocalSigner::generate().unwrap();
+        let signer = Arc::new(SlowSigner::new(local, timeline.clone(), latency));
+        let components = crate::components(store, signer, Arc::new(latchkey::clock::SystemClock));
+        let services = latchkey::services::Services::assemble(&latchkey::Config::default(), components).unwrap();
+        let password = latchkey::password::Password::new(crate::DEMO_PASSWORD).unwrap();
+        services.accounts().create(crate::DEMO_EMAIL, &password, "member").await.unwrap();
+        timeline.take();
+        Self { services, timeline }
+    }
+
+    /// `POST /login` as the demo user: the response body and the calls it made.
+    pub async fn login(&self) -> (serde_json::Value, Trace) {
+        let credentials = serde_json::json!({"email": crate::DEMO_EMAIL, "password": crate::DEMO_PASSWORD});
+        let response = latchkey::http::login(&self.services.login, crate::events::post_json("/login", &[], credentials));
+        self.answered(response.await)
+    }
+
+    /// `POST /refresh-token` with `refresh_token` in the body.
+    pub async fn refresh(&self, refresh_token: &str) -> (serde_json::Value, Trace) {
+        let body = serde_json::json!({"refreshToken": refresh_token});
+        let request = crate::events::post_json("/refresh-token", &[], body);
+        self.answered(latchkey::http::refresh(&self.services.refresh, request).await)
+    }
+
+    /// `POST /logout` with `refresh_token` in the body.
+    pub async fn logout(&self, refresh_token: &str) -> (serde_json::Value, Trace) {
+        let body = serde_json::json!({"refreshToken": refresh_token});
+        let request = crate::events::post_json("/logout", &[], body);
+        self.answered(latchkey::http::logout(&self.services.logout, request).await)
+    }
+
+    fn answered(&self, response: lambda_http::Response<lambda_http::Body>) -> (serde_json::Value, Trace) {
+        assert!(response.status().is_success(), "{}: {:?}", response.status(), response.body());
+        (crate::events::response_json(&response), self.timeline.take())
+    }
+}

@@ -1,0 +1,54 @@
+//! How many AWS calls login, refresh and logout make, and how many of them wait
+//! for one another (the depth): every store call and signature takes 10 ms on a
+//! paused clock, so calls sent together overlap and calls sent in turn do not.
+//! The latencies themselves are measured by `tests/examples/round_trips.rs`
+//! (docs/performance.md), never here.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::Duration;
+
+use latchkey_tests::latency::SlowServices;
+
+const LATENCY: Duration = Duration::from_millis(10);
+
+#[tokio::test(start_paused = true)]
+async fn login_is_two_round_trips_deep_refresh_three_logout_two() {
+    let rig = SlowServices::new(LATENCY).await;
+
+    let (tokens, login) = rig.login().await;
+    assert_eq!(
+        login.stages(),
+        "record_failure+get_user_by_email → clear_failures+create_session+kms_sign",
+        "the attempt count with the user read; then, after argon2, the rest at once"
+    );
+    assert_eq!((login.count(), login.depth()), (5, 2));
+
+    let (next, refresh) = rig.refresh(tokens["refreshToken"].as_str().unwrap()).await;
+    assert_eq!(
+        refresh.stages(),
+        "get_session → get_user_by_email+kms_sign → rotate_session",
+        "signing for the session's role snapshot while the user is read; the rotation last"
+    );
+    assert_eq!((refresh.count(), refresh.depth()), (4, 3));
+
+    let (_, logout) = rig.logout(next["refreshToken"].as_str().unwrap()).await;
+    assert_eq!(logout.depth(), logout.count(), "{}", logout.stages());
+    assert!(logout.depth() <= 2, "{}", logout.stages());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_role_changed_since_the_snapshot_is_signed_again_after_the_user_read() {
+    let rig = SlowServices::new(LATENCY).await;
+    let (tokens, _) = rig.login().await;
+    rig.services.accounts().set_role(latchkey_tests::DEMO_EMAIL, "Admin").await.unwrap();
+    rig.timeline.take();
+
+    let (next, refresh) = rig.refresh(tokens["refreshToken"].as_str().unwrap()).await;
+    assert_eq!(refresh.stages(), "get_session → get_user_by_email+kms_sign → kms_sign → rotate_session");
+    let (_, claims) = latchkey::token::dangerous::decode_unverified(next["accessToken"].as_str().unwrap()).unwrap();
+    assert_eq!(claims["role"], "Admin", "the token carries the role as read, not the snapshot");
+
+    // The rotation stored the new snapshot: the next refresh is three deep again.
+    let (_, again) = rig.refresh(next["refreshToken"].as_str().unwrap()).await;
+    assert_eq!(again.depth(), 3, "{}", again.stages());
+}
