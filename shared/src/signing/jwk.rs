@@ -166,13 +166,29 @@ impl PublicKey {
         serde_json::to_value(entry).unwrap_or_default()
     }
 
-    /// The key in the form `jsonwebtoken` verifies with.
-    pub(crate) fn decoding_key(&self) -> Result<jsonwebtoken::DecodingKey, JwkError> {
-        match &self.jwk {
-            Jwk::Ec { x, y } => jsonwebtoken::DecodingKey::from_ec_components(x, y),
-            Jwk::Rsa { n, e } => jsonwebtoken::DecodingKey::from_rsa_components(n, e),
-        }
-        .map_err(|_| JwkError::Malformed("key components"))
+    /// The key parsed once for aws-lc-rs verification (ES256: the uncompressed P-256
+    /// point, checked on the curve; RS256: PKCS#1 `RSAPublicKey`), so no
+    /// verification parses it again.
+    pub(crate) fn parsed_key(&self) -> Result<aws_lc_rs::signature::ParsedPublicKey, JwkError> {
+        use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED, ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256};
+        let bytes = |text: &str| crate::encoding::b64url_decode(text).ok_or(JwkError::Malformed("key components"));
+        let parsed = match &self.jwk {
+            Jwk::Ec { x, y } => {
+                let point = [&[0x04][..], &bytes(x)?, &bytes(y)?].concat();
+                ParsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point)
+            }
+            Jwk::Rsa { n, e } => {
+                let (n, e) = (bytes(n)?, bytes(e)?);
+                let (modulus, public_exponent) = (pkcs1::UintRef::new(&n), pkcs1::UintRef::new(&e));
+                let (Ok(modulus), Ok(public_exponent)) = (modulus, public_exponent) else {
+                    return Err(JwkError::Malformed("key components"));
+                };
+                let key = pkcs1::RsaPublicKey { modulus, public_exponent };
+                let der = der::Encode::to_der(&key).map_err(|_| JwkError::Malformed("key components"))?;
+                ParsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, der)
+            }
+        };
+        parsed.map_err(|_| JwkError::Malformed("key components"))
     }
 }
 

@@ -6,12 +6,21 @@ use std::fmt;
 use super::{JwkError, PublicKey, SigningError, kms_public_key};
 use crate::config::Config;
 
-/// One accepted key, ready for `jsonwebtoken`.
+/// One accepted key, parsed once for verification.
 #[derive(Clone)]
 pub struct VerifyingKey {
     /// The published key.
     pub public: PublicKey,
-    pub(crate) decoding: jsonwebtoken::DecodingKey,
+    parsed: aws_lc_rs::signature::ParsedPublicKey,
+}
+
+impl VerifyingKey {
+    /// Whether `signature` (JOSE form: `r||s` for ES256, the PKCS#1 v1.5 block for
+    /// RS256) is this key's signature of `message` under its one algorithm: the
+    /// verifier's signature primitive, aws-lc-rs on the key parsed at load.
+    pub fn verify_signature(&self, message: &[u8], signature: &[u8]) -> bool {
+        self.parsed.verify_sig(message, signature).is_ok()
+    }
 }
 
 impl fmt::Debug for VerifyingKey {
@@ -38,8 +47,8 @@ impl KeySet {
         let keys = keys
             .into_iter()
             .map(|public| {
-                let decoding = public.decoding_key()?;
-                Ok((public.kid.clone(), VerifyingKey { public, decoding }))
+                let parsed = public.parsed_key()?;
+                Ok((public.kid.clone(), VerifyingKey { public, parsed }))
             })
             .collect::<Result<_, JwkError>>()?;
         Ok(Self { keys })
@@ -61,12 +70,9 @@ impl KeySet {
         Self::new(keys)
     }
 
-    /// One KMS `GetPublicKey` per key id; meant for cold start.
+    /// One KMS `GetPublicKey` per key id, all sent together; meant for cold start.
     pub async fn from_kms(client: &aws_sdk_kms::Client, key_ids: &[String]) -> Result<Self, SigningError> {
-        let mut keys = Vec::with_capacity(key_ids.len());
-        for key_id in key_ids {
-            keys.push(kms_public_key(client, key_id).await?);
-        }
+        let keys = futures::future::try_join_all(key_ids.iter().map(|key_id| kms_public_key(client, key_id))).await?;
         Ok(Self::new(keys)?)
     }
 
@@ -87,6 +93,11 @@ impl KeySet {
     /// The key with this `kid`, if accepted.
     pub fn get(&self, kid: &str) -> Option<&VerifyingKey> {
         self.keys.get(kid)
+    }
+
+    /// Every key, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = &VerifyingKey> {
+        self.keys.values()
     }
 
     /// Number of keys.

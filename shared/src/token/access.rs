@@ -138,13 +138,17 @@ impl AccessTokenIssuer {
 /// [`AccessTokenIssuer::issue`] is the normal way in; this is for tools and
 /// fixtures that need exact claims.
 pub async fn sign_jwt<C: Serialize>(signer: &dyn Signer, claims: &C) -> Result<String, SigningError> {
-    let public = signer.public_key();
-    let header = Header { alg: public.algorithm.jose_name(), typ: TOKEN_TYPE, kid: &public.kid };
-    let mut jwt = format!("{}.{}", b64url_json(&header), b64url_json(claims));
+    let mut jwt = format!("{}.{}", header_segment(signer.public_key()), b64url_json(claims));
     let signature = signer.sign(jwt.as_bytes()).await?;
     jwt.push('.');
     jwt.push_str(&b64url(signature));
     Ok(jwt)
+}
+
+/// The first segment of every token Latchkey signs with `public`: base64url of
+/// `{"alg", "typ": "at+jwt", "kid"}`.
+pub(crate) fn header_segment(public: &crate::signing::PublicKey) -> String {
+    b64url_json(&Header { alg: public.algorithm.jose_name(), typ: TOKEN_TYPE, kid: &public.kid })
 }
 
 /// base64url of the JSON of `value`; the header and claims structs cannot fail to serialise.

@@ -2,10 +2,12 @@
 //!
 //! Checks happen cheapest first, and everything that can be refused without
 //! cryptography is: size, shape, header members, `kid`, `alg`, signature length.
-//! `jsonwebtoken` then checks the signature, `iss`, `aud` and the required claims;
-//! the time claims are checked here against the caller's clock with the leeway.
+//! Then the signature (aws-lc-rs, on the key parsed once at load), then the claims:
+//! all required, `iss` and `aud` exact, the time claims against the caller's clock
+//! with the leeway. The same checks `jsonwebtoken::decode` makes, in one pass
+//! instead of its second header parse, per-call validation set-up and double claims
+//! parse (docs/performance.md).
 
-use jsonwebtoken::errors::ErrorKind;
 use serde_json::{Map, Value};
 
 use super::{AccessClaims, TOKEN_TYPE};
@@ -84,6 +86,10 @@ pub enum TokenError {
 #[derive(Debug, Clone)]
 pub struct Verifier {
     keys: KeySet,
+    /// The header segment Latchkey's issuer writes for each key, with its `(alg,
+    /// kid)`: a token whose header is byte-for-byte one of these skips the header
+    /// parse (each entry passed [`check_header`] when the verifier was built).
+    known_headers: Vec<(String, (String, String))>,
     issuer: String,
     audience: String,
     leeway: u64,
@@ -92,8 +98,16 @@ pub struct Verifier {
 impl Verifier {
     /// A verifier accepting `keys`, with the issuer, audience and clock-skew leeway of `config`.
     pub fn new(keys: KeySet, config: &Config) -> Self {
+        let known_headers = keys
+            .iter()
+            .filter_map(|key| {
+                let segment = super::access::header_segment(&key.public);
+                check_header(&segment).ok().map(|parsed| (segment, parsed))
+            })
+            .collect();
         Self {
             keys,
+            known_headers,
             issuer: config.issuer.clone(),
             audience: config.audience.clone(),
             leeway: config.clock_skew.as_secs(),
@@ -106,12 +120,20 @@ impl Verifier {
     }
 
     /// Verifies `token` at time `now` (Unix seconds) and returns its claims.
+    ///
+    /// One pass, no allocation but the decoded segments: the shape and header gates,
+    /// then the signature over the signing input with the key parsed at load
+    /// ([`crate::signing::VerifyingKey::verify_signature`]), then the claims, parsed
+    /// once into [`AccessClaims`] (every field required, time claims whole numbers),
+    /// then `iss`, `aud` and the time claims.
     pub fn verify(&self, token: &str, now: u64) -> Result<AccessClaims, TokenError> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(TokenError::TooLong);
         }
-        let segments: Vec<&str> = token.split('.').collect();
-        let [header, claims, signature] = segments.as_slice() else {
+        let mut segments = token.split('.');
+        let (Some(header), Some(claims), Some(signature), None) =
+            (segments.next(), segments.next(), segments.next(), segments.next())
+        else {
             return Err(TokenError::Malformed("not three segments"));
         };
         if signature.is_empty() {
@@ -121,39 +143,43 @@ impl Verifier {
             return Err(TokenError::Malformed("segment is not unpadded base64url"));
         }
 
-        let (alg, kid) = check_header(header)?;
-        let key = self.keys.get(&kid).ok_or(TokenError::UnknownKey)?;
+        let known = self.known_headers.iter().find(|(segment, _)| segment == header);
+        let parsed;
+        let (alg, kid) = match known {
+            Some((_, (alg, kid))) => (alg, kid),
+            None => {
+                parsed = check_header(header)?;
+                (&parsed.0, &parsed.1)
+            }
+        };
+        let key = self.keys.get(kid).ok_or(TokenError::UnknownKey)?;
         let algorithm = key.public.algorithm;
         if alg != algorithm.jose_name() {
-            return Err(TokenError::AlgorithmMismatch(alg));
+            return Err(TokenError::AlgorithmMismatch(alg.clone()));
         }
-        let signature_len = b64url_decode(signature).map_or(0, |bytes| bytes.len());
+        let signature = b64url_decode(signature).unwrap_or_default();
         let length_fits = match algorithm {
-            SigningAlgorithm::Es256 => signature_len == 64,
-            SigningAlgorithm::Rs256 => signature_len * 8 >= crate::signing::MIN_RSA_BITS,
+            SigningAlgorithm::Es256 => signature.len() == 64,
+            SigningAlgorithm::Rs256 => signature.len() * 8 >= crate::signing::MIN_RSA_BITS,
         };
         if !length_fits {
             return Err(TokenError::SignatureLength);
         }
+        let signing_input = &token.as_bytes()[..header.len() + 1 + claims.len()];
+        if !key.verify_signature(signing_input, &signature) {
+            return Err(TokenError::BadSignature);
+        }
 
-        let claims = jsonwebtoken::decode::<AccessClaims>(token, &key.decoding, &self.validation(algorithm))
-            .map_err(|error| map_library_error(error.into_kind()))?
-            .claims;
+        let claims = b64url_decode(claims).ok_or(TokenError::MalformedClaims("claims are not base64url".to_owned()))?;
+        let claims: AccessClaims = serde_json::from_slice(&claims).map_err(|error| json_claims_error(&error))?;
+        if claims.iss != self.issuer {
+            return Err(TokenError::WrongIssuer);
+        }
+        if claims.aud != self.audience {
+            return Err(TokenError::WrongAudience);
+        }
         self.check_claims(&claims, now)?;
         Ok(claims)
-    }
-
-    fn validation(&self, algorithm: SigningAlgorithm) -> jsonwebtoken::Validation {
-        let mut validation = jsonwebtoken::Validation::new(algorithm.to_jsonwebtoken());
-        validation.algorithms = vec![algorithm.to_jsonwebtoken()];
-        validation.set_issuer(&[&self.issuer]);
-        validation.set_audience(&[&self.audience]);
-        validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
-        // Time is checked in `check_claims` against the injected clock.
-        validation.validate_exp = false;
-        validation.validate_nbf = false;
-        validation.leeway = 0;
-        validation
     }
 
     fn check_claims(&self, claims: &AccessClaims, now: u64) -> Result<(), TokenError> {
@@ -204,23 +230,6 @@ fn check_header(segment: &str) -> Result<(String, String), TokenError> {
         return Err(TokenError::WrongType);
     }
     Ok((alg, kid))
-}
-
-fn map_library_error(kind: ErrorKind) -> TokenError {
-    match kind {
-        ErrorKind::InvalidSignature | ErrorKind::InvalidEcdsaKey | ErrorKind::InvalidRsaKey(_) => {
-            TokenError::BadSignature
-        }
-        ErrorKind::InvalidIssuer => TokenError::WrongIssuer,
-        ErrorKind::InvalidAudience => TokenError::WrongAudience,
-        ErrorKind::MissingRequiredClaim(claim) => TokenError::MissingClaim(claim),
-        ErrorKind::InvalidClaimFormat(claim) => TokenError::MalformedClaims(claim),
-        ErrorKind::Json(error) => json_claims_error(&error),
-        ErrorKind::InvalidAlgorithm | ErrorKind::MissingAlgorithm => {
-            TokenError::AlgorithmMismatch("rejected by jsonwebtoken".to_owned())
-        }
-        other => TokenError::MalformedClaims(format!("{other:?}")),
-    }
 }
 
 /// Names the missing claim when serde says one is missing; otherwise says only
