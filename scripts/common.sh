@@ -60,3 +60,15 @@ stop_moto() {
         wait "$moto_pid" 2>/dev/null || true
     fi
 }
+
+# unzip_functions DIR: each function's bootstrap out of the zip scripts/package made
+# (target/lambda/NAME/bootstrap.zip) into DIR/NAME/bootstrap: exactly what ships.
+unzip_functions() {
+    local dir=$1 zip name
+    for zip in target/lambda/*/bootstrap.zip; do
+        name=$(basename "$(dirname "$zip")")
+        mkdir -p "$dir/$name"
+        python3 -m zipfile -e "$zip" "$dir/$name"
+        chmod +x "$dir/$name/bootstrap"
+    done
+}

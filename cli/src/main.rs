@@ -5,6 +5,7 @@ mod admin;
 mod demo;
 mod dev;
 mod gateway;
+mod load;
 mod setup;
 mod token;
 
@@ -33,6 +34,8 @@ enum Command {
     Invoke(gateway::InvokeArgs),
     /// Time each built function's cold start (spawn to its first request for an event).
     ColdStart(gateway::ColdStartArgs),
+    /// Load-test a running `latchkey dev` or `latchkey gateway` (authorizations, refreshes, a refresh storm).
+    Load(load::LoadArgs),
     /// Create the DynamoDB table and KMS keys (idempotent) and print the environment.
     Setup(setup::SetupArgs),
     /// Manage users in the configured table.
@@ -53,6 +56,7 @@ async fn main() -> ExitCode {
         Command::Gateway(args) => gateway::serve(args).await,
         Command::Invoke(args) => gateway::invoke(args).await,
         Command::ColdStart(args) => gateway::cold_start(args).await,
+        Command::Load(args) => load::run(args).await,
         Command::Setup(args) => setup::run(args).await,
         Command::User(command) => admin::user(command).await,
         Command::Sessions(command) => admin::sessions(command).await,

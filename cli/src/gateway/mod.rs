@@ -75,7 +75,8 @@ pub struct ColdStartArgs {
     #[arg(long, default_value_t = 7)]
     runs: usize,
     /// Functions to time, by logical id (default: every function of the template).
-    functions: Vec<String>,
+    #[arg(value_name = "FUNCTION")]
+    only: Vec<String>,
 }
 
 /// Times each function's init under the Runtime API host: spawn to its first
@@ -85,7 +86,7 @@ pub async fn cold_start(args: ColdStartArgs) -> anyhow::Result<ExitCode> {
     let deployment = load(&args.deployment)?;
     let functions = start_functions(&deployment, &args.deployment, None)?;
     let mut names: Vec<String> =
-        if args.functions.is_empty() { functions.keys().cloned().collect() } else { args.functions.clone() };
+        if args.only.is_empty() { functions.keys().cloned().collect() } else { args.only.clone() };
     names.sort();
     let mut times: HashMap<&str, Vec<std::time::Duration>> = HashMap::new();
     for _ in 0..args.runs.max(1) {
