@@ -87,7 +87,7 @@ pub enum SessionsCommand {
 async fn accounts() -> anyhow::Result<Accounts> {
     let config = Config::from_env()?;
     let aws = Aws::from_env().await;
-    let users = Arc::new(DynamoStore::new(aws.dynamodb.clone(), config.table_name.clone()));
+    let users = Arc::new(DynamoStore::new(aws.dynamodb().clone(), config.table_name.clone()));
     let sessions = session_manager(&config, &aws).await?;
     Ok(Accounts::new(users, sessions, PasswordHasher::new(config.password)?))
 }

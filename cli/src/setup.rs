@@ -37,14 +37,14 @@ const SAMPLE_SESSION_ID: &str = "c2Vzc2lvbi1maXh0dXJlMQ";
 pub async fn run(args: SetupArgs) -> anyhow::Result<ExitCode> {
     let config = Config::from_env()?;
     let aws = Aws::from_env().await;
-    let created = DynamoStore::ensure_table(&aws.dynamodb, &config.table_name)
+    let created = DynamoStore::ensure_table(aws.dynamodb(), &config.table_name)
         .await
         .with_context(|| format!("table {}", config.table_name))?;
     eprintln!("latchkey: table {} {}", config.table_name, if created { "created" } else { "exists" });
     let signing = format!("alias/{}-signing", args.alias_prefix);
-    ensure_key(&aws.kms, &signing, KeyUsageType::SignVerify, KeySpec::EccNistP256).await?;
+    ensure_key(aws.kms(), &signing, KeyUsageType::SignVerify, KeySpec::EccNistP256).await?;
     let refresh = format!("alias/{}-refresh", args.alias_prefix);
-    ensure_key(&aws.kms, &refresh, KeyUsageType::GenerateVerifyMac, KeySpec::Hmac256).await?;
+    ensure_key(aws.kms(), &refresh, KeyUsageType::GenerateVerifyMac, KeySpec::Hmac256).await?;
     if args.sample_data {
         add_sample_data(&config, &aws).await?;
     }
@@ -88,7 +88,7 @@ async fn ensure_key(kms: &aws_sdk_kms::Client, alias: &str, usage: KeyUsageType,
 /// a run already rotated or revoked stays so (the samples then answer 401): start
 /// from a fresh table (restart moto) to reset it.
 async fn add_sample_data(config: &Config, aws: &Aws) -> anyhow::Result<()> {
-    let store = Arc::new(DynamoStore::new(aws.dynamodb.clone(), config.table_name.clone()));
+    let store = Arc::new(DynamoStore::new(aws.dynamodb().clone(), config.table_name.clone()));
     let policy = SessionPolicy::from_config(config);
     let user = match store.get_user_by_email(DEMO_EMAIL).await? {
         Some(user) => user,

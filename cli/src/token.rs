@@ -36,7 +36,7 @@ pub async fn run(command: TokenCommand) -> anyhow::Result<ExitCode> {
         TokenCommand::Verify { jwt } => {
             let config = Config::from_env()?;
             let aws = Aws::from_env().await;
-            let keys = KeySet::from_config(&config, &aws.kms).await.context("cannot load verification keys")?;
+            let keys = KeySet::from_config(&config, aws.kms()).await.context("cannot load verification keys")?;
             match Verifier::new(keys, &config).verify(jwt.trim(), SystemClock.now()) {
                 Ok(claims) => {
                     println!("{}", serde_json::to_string_pretty(&claims)?);

@@ -70,14 +70,14 @@ pub const SDK_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Limit of opening a connection to an AWS endpoint.
 pub const SDK_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// The AWS clients, built once from the environment (region, credentials and, for
-/// tests and emulators, `AWS_ENDPOINT_URL`).
+/// The AWS configuration, loaded once from the environment (region, credentials
+/// and, for tests and emulators, `AWS_ENDPOINT_URL`), and its clients, each built
+/// the first time it is asked for: a function builds only the clients it uses.
 #[derive(Debug, Clone)]
 pub struct Aws {
-    /// DynamoDB.
-    pub dynamodb: aws_sdk_dynamodb::Client,
-    /// KMS.
-    pub kms: aws_sdk_kms::Client,
+    shared: aws_config::SdkConfig,
+    dynamodb: std::sync::OnceLock<aws_sdk_dynamodb::Client>,
+    kms: std::sync::OnceLock<aws_sdk_kms::Client>,
 }
 
 impl Aws {
@@ -95,27 +95,37 @@ impl Aws {
             .operation_timeout(SDK_OPERATION_TIMEOUT)
             .build();
         let shared = loader.timeout_config(timeouts).load().await;
-        Self { dynamodb: aws_sdk_dynamodb::Client::new(&shared), kms: aws_sdk_kms::Client::new(&shared) }
+        Self { shared, dynamodb: std::sync::OnceLock::new(), kms: std::sync::OnceLock::new() }
+    }
+
+    /// The DynamoDB client (built on first use).
+    pub fn dynamodb(&self) -> &aws_sdk_dynamodb::Client {
+        self.dynamodb.get_or_init(|| aws_sdk_dynamodb::Client::new(&self.shared))
+    }
+
+    /// The KMS client (built on first use).
+    pub fn kms(&self) -> &aws_sdk_kms::Client {
+        self.kms.get_or_init(|| aws_sdk_kms::Client::new(&self.shared))
     }
 }
 
 /// Sessions on DynamoDB with the refresh key derived from KMS (`GenerateMac`), or
 /// given directly by `LATCHKEY_REFRESH_MAC_KEY` (local runs and sample events).
 pub async fn session_manager(config: &Config, aws: &Aws) -> Result<SessionManager, StartupError> {
-    let store = Arc::new(DynamoStore::new(aws.dynamodb.clone(), config.table_name.clone()));
+    let store = Arc::new(DynamoStore::new(aws.dynamodb().clone(), config.table_name.clone()));
     let key = match &config.refresh_mac_key {
         Some(key) => {
             refuse_fixture_key(config, *key.bytes() == FIXTURE_REFRESH_MAC_KEY, "LATCHKEY_REFRESH_MAC_KEY")?;
             RefreshKey::from_bytes(key.bytes())
         }
-        None => derive_refresh_key(&aws.kms, config.require_refresh_mac_key_id()?).await?,
+        None => derive_refresh_key(aws.kms(), config.require_refresh_mac_key_id()?).await?,
     };
     Ok(SessionManager::new(store.clone(), store, key, SessionPolicy::from_config(config), Arc::new(SystemClock)))
 }
 
 /// Access tokens signed by the KMS key (`GetPublicKey` once).
 pub async fn token_responder(config: &Config, aws: &Aws) -> Result<TokenResponder, StartupError> {
-    let signer = KmsSigner::new(aws.kms.clone(), config.require_kms_key_id()?).await?;
+    let signer = KmsSigner::new(aws.kms().clone(), config.require_kms_key_id()?).await?;
     refuse_fixture_key(config, signer.public_key().kid == FIXTURE_SIGNING_KID, "LATCHKEY_KMS_KEY_ID")?;
     let issuer = AccessTokenIssuer::new(Arc::new(signer), config);
     Ok(TokenResponder::new(issuer, config.edge.clone()))
@@ -126,11 +136,21 @@ pub async fn verifier(config: &Config, aws: &Aws) -> Result<Verifier, StartupErr
     Ok(Verifier::new(key_set(config, aws).await?, config))
 }
 
-/// The verification keys (JWKS or KMS), never the fixture key unless allowed.
+/// The verification keys (JWKS, or KMS: the KMS client is built only then), never
+/// the fixture key unless allowed.
 pub async fn key_set(config: &Config, aws: &Aws) -> Result<KeySet, StartupError> {
-    let keys = KeySet::from_config(config, &aws.kms).await?;
-    let variable = if config.jwks.is_some() { "LATCHKEY_JWKS" } else { "LATCHKEY_KMS_VERIFY_KEY_IDS" };
-    refuse_fixture_key(config, keys.get(FIXTURE_SIGNING_KID).is_some(), variable)?;
+    if let Some(jwks) = &config.jwks {
+        return jwks_key_set(config, jwks);
+    }
+    let keys = KeySet::from_config(config, aws.kms()).await?;
+    refuse_fixture_key(config, keys.get(FIXTURE_SIGNING_KID).is_some(), "LATCHKEY_KMS_VERIFY_KEY_IDS")?;
+    Ok(keys)
+}
+
+/// The keys of `LATCHKEY_JWKS` (no AWS call), never the fixture key unless allowed.
+fn jwks_key_set(config: &Config, jwks: &str) -> Result<KeySet, StartupError> {
+    let keys = KeySet::from_jwks_json(jwks).map_err(SigningError::from)?;
+    refuse_fixture_key(config, keys.get(FIXTURE_SIGNING_KID).is_some(), "LATCHKEY_JWKS")?;
     Ok(keys)
 }
 
@@ -139,7 +159,7 @@ impl HttpFunction for LoginState {
     /// The two cold-start KMS calls (`GenerateMac`, `GetPublicKey`) run together.
     async fn deployed(config: &Config, aws: &Aws) -> Result<Self, StartupError> {
         let (sessions, tokens) = tokio::try_join!(session_manager(config, aws), token_responder(config, aws))?;
-        let users = Arc::new(DynamoStore::new(aws.dynamodb.clone(), config.table_name.clone()));
+        let users = Arc::new(DynamoStore::new(aws.dynamodb().clone(), config.table_name.clone()));
         Ok(Self {
             accounts: Accounts::new(users.clone(), sessions, PasswordHasher::new(config.password)?)
                 .with_throttle(LoginThrottle::from_config(users, config)),
@@ -196,16 +216,12 @@ impl AuthorizerState {
     /// configuration is loaded at all); otherwise [`AuthorizerState::deployed`].
     pub async fn from_env(config: &Config) -> Result<Self, StartupError> {
         match &config.jwks {
-            Some(jwks) if config.edge.session_check_secs == 0 => {
-                let keys = KeySet::from_jwks_json(jwks).map_err(SigningError::from)?;
-                refuse_fixture_key(config, keys.get(FIXTURE_SIGNING_KID).is_some(), "LATCHKEY_JWKS")?;
-                Ok(Self {
-                    verifier: Verifier::new(keys, config),
-                    edge: config.edge.clone(),
-                    clock: Arc::new(SystemClock),
-                    session_check: None,
-                })
-            }
+            Some(jwks) if config.edge.session_check_secs == 0 => Ok(Self {
+                verifier: Verifier::new(jwks_key_set(config, jwks)?, config),
+                edge: config.edge.clone(),
+                clock: Arc::new(SystemClock),
+                session_check: None,
+            }),
             _ => Self::deployed(config, &Aws::from_env().await).await,
         }
     }
@@ -216,19 +232,19 @@ impl AuthorizerState {
             verifier: verifier(config, aws).await?,
             edge: config.edge.clone(),
             clock: Arc::new(SystemClock),
-            session_check: session_check(
-                config,
-                Arc::new(DynamoStore::new(aws.dynamodb.clone(), config.table_name.clone())),
-            ),
+            session_check: session_check(config, || {
+                Arc::new(DynamoStore::new(aws.dynamodb().clone(), config.table_name.clone()))
+            }),
         })
     }
 }
 
-/// The authorizer's session check over `lookup`, unless the configuration turns it off.
-pub fn session_check(config: &Config, lookup: Arc<dyn SessionLookup>) -> Option<Arc<SessionCheck>> {
+/// The authorizer's session check over the store `lookup` makes (called only when
+/// the check is on), unless the configuration turns it off.
+pub fn session_check(config: &Config, lookup: impl FnOnce() -> Arc<dyn SessionLookup>) -> Option<Arc<SessionCheck>> {
     let edge = &config.edge;
     (edge.session_check_secs > 0)
-        .then(|| Arc::new(SessionCheck::new(lookup, edge.session_check_secs, edge.session_check_failure)))
+        .then(|| Arc::new(SessionCheck::new(lookup(), edge.session_check_secs, edge.session_check_failure)))
 }
 
 /// One HTTP Lambda function: its state, built at cold start, and its handler.

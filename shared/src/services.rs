@@ -74,7 +74,7 @@ impl Services {
             refresh: RefreshState { sessions: manager.clone(), tokens, edge: edge.clone() },
             logout: LogoutState { sessions: manager, verifier: verifier.clone(), edge: edge.clone() },
             jwks: JwksState { keys, edge: edge.clone() },
-            authorizer: AuthorizerState { verifier, edge, clock, session_check: session_check(config, lookup) },
+            authorizer: AuthorizerState { verifier, edge, clock, session_check: session_check(config, || lookup) },
         })
     }
 

@@ -121,7 +121,7 @@ impl Env {
         support::moto_kms().await?;
         let aws = Aws::from_env().await;
         let table = support::unique_name("e2e");
-        DynamoStore::ensure_table(&aws.dynamodb, &table).await.unwrap();
+        DynamoStore::ensure_table(aws.dynamodb(), &table).await.unwrap();
         let config = Config {
             table_name: table,
             kms_key_id: Some(create_kms_key(&aws, KeyUsageType::SignVerify, KeySpec::EccNistP256).await),
@@ -129,7 +129,7 @@ impl Env {
             edge,
             ..Config::default()
         };
-        let store = Arc::new(DynamoStore::new(aws.dynamodb.clone(), config.table_name.clone()));
+        let store = Arc::new(DynamoStore::new(aws.dynamodb().clone(), config.table_name.clone()));
         let sessions = SessionManager::new(
             store.clone(),
             store.clone(),
@@ -152,7 +152,7 @@ impl Env {
 
     /// The store of this environment's table.
     pub fn store(&self) -> Arc<DynamoStore> {
-        Arc::new(DynamoStore::new(self.aws.dynamodb.clone(), self.config.table_name.clone()))
+        Arc::new(DynamoStore::new(self.aws.dynamodb().clone(), self.config.table_name.clone()))
     }
 
     /// A state built exactly as the deployed function builds it (KMS on moto).
@@ -216,7 +216,7 @@ pub fn fixture_edge() -> EdgeConfig {
 }
 
 async fn create_kms_key(aws: &Aws, usage: KeyUsageType, spec: KeySpec) -> String {
-    support::create_kms_key(&aws.kms, usage, spec).await.key_id().to_owned()
+    support::create_kms_key(aws.kms(), usage, spec).await.key_id().to_owned()
 }
 
 /// `docs/openapi.yaml`, parsed.

@@ -310,7 +310,7 @@ async fn a_hung_aws_endpoint_fails_the_call_instead_of_hanging_the_function() {
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "faults"));
     let aws = Aws::load(loader).await;
-    let store = DynamoStore::new(aws.dynamodb, "latchkey");
+    let store = DynamoStore::new(aws.dynamodb().clone(), "latchkey");
     let started = std::time::Instant::now();
     let outcome =
         tokio::time::timeout(std::time::Duration::from_secs(30), store.get_session(&SessionId::random().unwrap()))

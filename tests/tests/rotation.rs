@@ -52,13 +52,13 @@ impl Phase {
     }
 
     async fn published(&self, env: &Env) -> usize {
-        KeySet::from_config(&self.config, &env.aws.kms).await.unwrap().len()
+        KeySet::from_config(&self.config, env.aws.kms()).await.unwrap().len()
     }
 }
 
 async fn new_signing_key(env: &Env) -> String {
     let key =
-        latchkey_tests::support::create_kms_key(&env.aws.kms, KeyUsageType::SignVerify, KeySpec::EccNistP256).await;
+        latchkey_tests::support::create_kms_key(env.aws.kms(), KeyUsageType::SignVerify, KeySpec::EccNistP256).await;
     key.arn().unwrap().to_owned()
 }
 

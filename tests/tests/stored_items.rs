@@ -46,7 +46,7 @@ async fn items_match_docs_storage_md_and_hold_no_secret() {
     let failed = login(&login_state, post("/login", json!({"email": "ghost@example.com", "password": "guess"}))).await;
     assert_eq!(failed.status(), 401);
 
-    let scan = env.aws.dynamodb.scan().table_name(&env.config.table_name).consistent_read(true).send().await.unwrap();
+    let scan = env.aws.dynamodb().scan().table_name(&env.config.table_name).consistent_read(true).send().await.unwrap();
     let items = scan.items();
     let dump = format!("{items:?}");
     let mut secrets = vec![DEMO_PASSWORD.to_owned()];
