@@ -205,3 +205,21 @@ async fn token_decode_and_verify_explain_a_token() {
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("invalid token:"));
 }
+
+#[test]
+fn load_storm_leaves_one_successor_and_the_steady_rows_count_requests() {
+    let dev = start(&[], &[]);
+    let run = |workload: &str| {
+        let args = ["load", "--url", dev.base.as_str(), "--workload", workload, "--clients", "4", "--seconds", "1"];
+        common::ok(&common::latchkey(&args, &[], None))
+    };
+    let storm = run("storm");
+    assert!(storm.lines().any(|line| line == "| 4 | 4 | 0 | 1 | 200 |"), "{storm}");
+    for workload in ["authorize", "refresh"] {
+        let printed = run(workload);
+        let row = printed.lines().find(|line| line.starts_with("| 4 |")).expect(&printed);
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        let rate: f64 = cells[2].parse().expect(row);
+        assert!(rate > 0.0 && cells[5] == "0", "{workload}: {row}");
+    }
+}

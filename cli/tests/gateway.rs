@@ -478,3 +478,31 @@ async fn an_authorizer_that_errs_crashes_hangs_or_answers_nonsense_is_a_500() {
         env_file.remove();
     }
 }
+
+#[tokio::test]
+async fn cold_start_times_every_built_function_to_its_first_request_for_an_event() {
+    let Some(functions) = built() else { return };
+    let Some(env) = fresh_stack(false).await else { return };
+    let output = latchkey_command()
+        .current_dir(root())
+        .args(["cold-start", "--runs", "2", "--functions", functions.to_str().unwrap()])
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .output()
+        .unwrap();
+    let printed = ok(&output);
+    for function in
+        ["AuthorizerFunction", "EchoFunction", "JwksFunction", "LoginFunction", "LogoutFunction", "RefreshFunction"]
+    {
+        let row = printed.lines().find(|line| line.starts_with(&format!("| {function} |"))).expect(&printed);
+        let median: f64 = row.split('|').nth(2).unwrap().trim().trim_end_matches(" ms").parse().expect(row);
+        assert!(median > 0.0 && median < 10_000.0, "{row}");
+    }
+    // A function that cannot start is an error, not a row.
+    let broken = latchkey_command()
+        .current_dir(root())
+        .args(["cold-start", "--runs", "1", "--functions", functions.to_str().unwrap(), "LoginFunction"])
+        .envs(env.iter().filter(|(k, _)| k != "LATCHKEY_KMS_KEY_ID").map(|(k, v)| (k.as_str(), v.as_str())))
+        .output()
+        .unwrap();
+    assert!(!broken.status.success(), "{}", String::from_utf8_lossy(&broken.stdout));
+}
