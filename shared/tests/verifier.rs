@@ -193,6 +193,22 @@ async fn crit_header_is_refused() {
 }
 
 #[tokio::test]
+async fn a_repeated_header_member_is_refused_even_validly_signed() {
+    let f = fixture();
+    let kid = f.kid();
+    for header in [
+        format!(r#"{{"alg":"none","alg":"ES256","typ":"at+jwt","kid":"{kid}"}}"#),
+        format!(r#"{{"alg":"ES256","typ":"JWT","typ":"at+jwt","kid":"{kid}"}}"#),
+        format!(r#"{{"alg":"ES256","typ":"at+jwt","kid":"other","kid":"{kid}"}}"#),
+    ] {
+        let input = format!("{}.{}", b64(&header), b64(f.claims().to_string()));
+        let signature = f.signer.sign(input.as_bytes()).await.unwrap();
+        let outcome = f.verify(&format!("{input}.{}", b64(signature)));
+        assert!(matches!(outcome, Err(TokenError::BadHeader(_))), "{header}: {outcome:?}");
+    }
+}
+
+#[tokio::test]
 async fn embedded_key_headers_are_refused() {
     let f = fixture();
     for member in ["jwk", "jku", "x5u", "x5c", "x5t", "cty"] {

@@ -32,14 +32,6 @@ impl SigningAlgorithm {
             Self::Rs256 => "RS256",
         }
     }
-
-    /// The matching `jsonwebtoken` algorithm.
-    pub fn to_jsonwebtoken(self) -> jsonwebtoken::Algorithm {
-        match self {
-            Self::Es256 => jsonwebtoken::Algorithm::ES256,
-            Self::Rs256 => jsonwebtoken::Algorithm::RS256,
-        }
-    }
 }
 
 /// Why a signature could not be made or a key could not be used.

@@ -170,7 +170,8 @@ impl Verifier {
             return Err(TokenError::BadSignature);
         }
 
-        let claims = b64url_decode(claims).ok_or(TokenError::MalformedClaims("claims are not base64url".to_owned()))?;
+        let claims =
+            b64url_decode(claims).ok_or_else(|| TokenError::MalformedClaims("claims are not base64url".to_owned()))?;
         let claims: AccessClaims = serde_json::from_slice(&claims).map_err(|error| json_claims_error(&error))?;
         if claims.iss != self.issuer {
             return Err(TokenError::WrongIssuer);
@@ -212,8 +213,8 @@ impl Verifier {
 /// Parses and checks the header; returns `(alg, kid)`.
 fn check_header(segment: &str) -> Result<(String, String), TokenError> {
     let bytes = b64url_decode(segment).ok_or(TokenError::Malformed("header is not base64url"))?;
-    let header: Map<String, Value> =
-        serde_json::from_slice(&bytes).map_err(|_| TokenError::BadHeader("not a JSON object"))?;
+    let DistinctMembers(header) = serde_json::from_slice(&bytes)
+        .map_err(|_| TokenError::BadHeader("not a JSON object with distinct member names"))?;
     if header.contains_key("crit") {
         return Err(TokenError::CriticalHeader);
     }
@@ -230,6 +231,35 @@ fn check_header(segment: &str) -> Result<(String, String), TokenError> {
         return Err(TokenError::WrongType);
     }
     Ok((alg, kid))
+}
+
+/// A JSON object whose member names are all distinct. `serde_json::Map` keeps the
+/// last of a repeated name, so `{"alg":"none","alg":"ES256"}` would read as ES256
+/// while a first-wins reader saw `none`: a repeated header member is refused.
+struct DistinctMembers(Map<String, Value>);
+
+impl<'de> serde::Deserialize<'de> for DistinctMembers {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Members;
+        impl<'de> serde::de::Visitor<'de> for Members {
+            type Value = DistinctMembers;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object with distinct member names")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut access: A) -> Result<Self::Value, A::Error> {
+                let mut members = Map::new();
+                while let Some((name, value)) = access.next_entry::<String, Value>()? {
+                    if members.insert(name, value).is_some() {
+                        return Err(serde::de::Error::custom("repeated member name"));
+                    }
+                }
+                Ok(DistinctMembers(members))
+            }
+        }
+        deserializer.deserialize_map(Members)
+    }
 }
 
 /// Names the missing claim when serde says one is missing; otherwise says only
