@@ -216,26 +216,22 @@ impl AuthorizerState {
     /// configuration is loaded at all); otherwise [`AuthorizerState::deployed`].
     pub async fn from_env(config: &Config) -> Result<Self, StartupError> {
         match &config.jwks {
-            Some(jwks) if config.edge.session_check_secs == 0 => Ok(Self {
-                verifier: Verifier::new(jwks_key_set(config, jwks)?, config),
-                edge: config.edge.clone(),
-                clock: Arc::new(SystemClock),
-                session_check: None,
-            }),
+            Some(jwks) if config.edge.session_check_secs == 0 => {
+                Ok(Self::on_system_clock(config, Verifier::new(jwks_key_set(config, jwks)?, config), None))
+            }
             _ => Self::deployed(config, &Aws::from_env().await).await,
         }
     }
 
     /// The authorizer's state: verification keys (no AWS call at all with `LATCHKEY_JWKS`).
     pub async fn deployed(config: &Config, aws: &Aws) -> Result<Self, StartupError> {
-        Ok(Self {
-            verifier: verifier(config, aws).await?,
-            edge: config.edge.clone(),
-            clock: Arc::new(SystemClock),
-            session_check: session_check(config, || {
-                Arc::new(DynamoStore::new(aws.dynamodb().clone(), config.table_name.clone()))
-            }),
-        })
+        let check =
+            session_check(config, || Arc::new(DynamoStore::new(aws.dynamodb().clone(), config.table_name.clone())));
+        Ok(Self::on_system_clock(config, verifier(config, aws).await?, check))
+    }
+
+    fn on_system_clock(config: &Config, verifier: Verifier, session_check: Option<Arc<SessionCheck>>) -> Self {
+        Self { verifier, edge: config.edge.clone(), clock: Arc::new(SystemClock), session_check }
     }
 }
 

@@ -59,39 +59,34 @@ impl Trace {
     /// The longest chain of calls each sent after the previous one answered: the
     /// round trips a request waits for one after another.
     pub fn depth(&self) -> usize {
-        // Sorted by start; a call can follow only calls that ended before it began.
-        let mut longest: Vec<usize> = Vec::with_capacity(self.0.len());
-        for (index, call) in self.0.iter().enumerate() {
-            let before = self.0[..index]
-                .iter()
-                .zip(&longest)
-                .filter(|(earlier, _)| earlier.end < call.start)
-                .map(|(_, chain)| *chain)
-                .max()
-                .unwrap_or(0);
-            longest.push(before + 1);
-        }
-        longest.into_iter().max().unwrap_or(0)
+        self.chains().into_iter().max().unwrap_or(0)
     }
 
     /// The calls as stages: each stage lists the calls of one depth, `a+b` when
     /// they ran concurrently, stages joined by ` → `.
     pub fn stages(&self) -> String {
-        let mut stages: Vec<Vec<&'static str>> = Vec::new();
-        for (index, call) in self.0.iter().enumerate() {
-            let depth = Trace(self.0[..=index].to_vec()).depth_of_last();
-            if stages.len() < depth {
-                stages.resize(depth, Vec::new());
-            }
+        let mut stages: Vec<Vec<&'static str>> = vec![Vec::new(); self.depth()];
+        for (call, depth) in self.0.iter().zip(self.chains()) {
             stages[depth - 1].push(call.name);
         }
         stages.iter().map(|stage| stage.join("+")).collect::<Vec<_>>().join(" → ")
     }
 
-    fn depth_of_last(&self) -> usize {
-        let Some(last) = self.0.last() else { return 0 };
-        let before = Trace(self.0.iter().filter(|call| call.end < last.start).cloned().collect());
-        before.depth() + 1
+    /// For each call, the longest chain ending with it (1 for a call that waited
+    /// for none). Sorted by start, a call can follow only calls that ended before it began.
+    fn chains(&self) -> Vec<usize> {
+        let mut chains: Vec<usize> = Vec::with_capacity(self.0.len());
+        for (index, call) in self.0.iter().enumerate() {
+            let before = self.0[..index]
+                .iter()
+                .zip(&chains)
+                .filter(|(earlier, _)| earlier.end < call.start)
+                .map(|(_, chain)| *chain)
+                .max()
+                .unwrap_or(0);
+            chains.push(before + 1);
+        }
+        chains
     }
 }
 

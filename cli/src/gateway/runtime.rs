@@ -98,8 +98,7 @@ struct Exchange {
     init_error: std::sync::Mutex<Option<String>>,
     deadline_ms: std::sync::Mutex<u64>,
     /// When the function first asked for an event: the end of its init.
-    first_poll: std::sync::Mutex<Option<Instant>>,
-    polled: tokio::sync::Notify,
+    first_poll: watch::Sender<Option<Instant>>,
     function_arn: String,
 }
 
@@ -110,6 +109,17 @@ struct Running {
     kill: Option<oneshot::Sender<()>>,
     server: tokio::task::JoinHandle<()>,
     spawned: Instant,
+}
+
+impl Running {
+    /// Waits for the process to exit and says why: its exit status, and the init
+    /// error it reported, if any.
+    async fn exit_reason(&self) -> String {
+        let mut exited = self.exited.clone();
+        let status = exited.wait_for(Option::is_some).await.map(|s| s.clone().unwrap_or_default()).unwrap_or_default();
+        let init = lock(&self.exchange.init_error).clone();
+        init.map_or(status.clone(), |init| format!("init error: {init} ({status})"))
+    }
 }
 
 impl Drop for Running {
@@ -159,15 +169,10 @@ impl Lambda {
             *running = None;
             return Outcome::Crashed("the function's runtime API is gone".into());
         }
-        let mut exited = instance.exited.clone();
         let outcome = tokio::select! {
             answer = answer => answer.unwrap_or_else(|_| Outcome::Crashed("no answer".into())),
             () = tokio::time::sleep(self.spec.timeout) => Outcome::Timeout,
-            status = exited.wait_for(Option::is_some) => {
-                let status = status.map(|s| s.clone().unwrap_or_default()).unwrap_or_default();
-                let init = lock(&instance.exchange.init_error).clone();
-                Outcome::Crashed(init.map_or(status.clone(), |init| format!("init error: {init} ({status})")))
-            }
+            why = instance.exit_reason() => Outcome::Crashed(why),
         };
         if !matches!(outcome, Outcome::Response(_) | Outcome::Error { .. }) {
             *running = None;
@@ -184,8 +189,7 @@ impl Lambda {
             waiting: std::sync::Mutex::new(HashMap::new()),
             init_error: std::sync::Mutex::new(None),
             deadline_ms: std::sync::Mutex::new(0),
-            first_poll: std::sync::Mutex::new(None),
-            polled: tokio::sync::Notify::new(),
+            first_poll: watch::Sender::new(None),
             function_arn: format!("arn:aws:lambda:us-east-1:123456789012:function:{}", self.spec.name),
         });
         let app = runtime_api(exchange.clone());
@@ -224,23 +228,12 @@ impl Lambda {
     /// takes over 10 s first is an error.
     pub async fn cold_start(&self) -> Result<Duration, String> {
         let instance = self.start().await?;
-        let mut exited = instance.exited.clone();
-        let polled = async {
-            loop {
-                let notified = instance.exchange.polled.notified();
-                if let Some(at) = *lock(&instance.exchange.first_poll) {
-                    return at;
-                }
-                notified.await;
-            }
-        };
+        let mut polled = instance.exchange.first_poll.subscribe();
         tokio::select! {
-            at = polled => Ok(at.duration_since(instance.spawned)),
-            status = exited.wait_for(Option::is_some) => {
-                let status = status.map(|s| s.clone().unwrap_or_default()).unwrap_or_default();
-                let init = lock(&instance.exchange.init_error).clone();
-                Err(init.map_or(status.clone(), |init| format!("init error: {init} ({status})")))
-            }
+            at = polled.wait_for(Option::is_some) => at.ok().and_then(|at| *at)
+                .map(|at| at.duration_since(instance.spawned))
+                .ok_or_else(|| "the runtime API is gone".to_owned()),
+            why = instance.exit_reason() => Err(why),
             () = tokio::time::sleep(Duration::from_secs(10)) => Err("no request for an event within 10 s".into()),
         }
     }
@@ -297,8 +290,11 @@ fn runtime_api(exchange: Arc<Exchange>) -> Router {
 }
 
 async fn next_invocation(State(exchange): State<Arc<Exchange>>) -> Response {
-    lock(&exchange.first_poll).get_or_insert_with(Instant::now);
-    exchange.polled.notify_waiters();
+    exchange.first_poll.send_if_modified(|first| {
+        let unset = first.is_none();
+        first.get_or_insert_with(Instant::now);
+        unset
+    });
     let Some((id, payload)) = exchange.next.lock().await.recv().await else {
         return StatusCode::GONE.into_response();
     };

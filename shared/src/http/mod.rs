@@ -21,7 +21,7 @@ pub use jwks::{JwksState, jwks};
 pub use login::{LoginState, login};
 pub use logout::{LogoutState, logout};
 pub use refresh::{RefreshState, refresh};
-pub use tokens::{TokenResponder, snapshot_subject, subject_of};
+pub use tokens::TokenResponder;
 
 /// `POST /login`.
 pub const LOGIN_ROUTE: &str = "POST /login";
