@@ -15,6 +15,13 @@ ensure_venv() {
     fi
 }
 
+# cargo_target_dir: where cargo puts what it builds (honours CARGO_TARGET_DIR and
+# any .cargo/config.toml build.target-dir), as cargo itself reports it.
+cargo_target_dir() {
+    cargo metadata --format-version 1 --no-deps 2>/dev/null \
+        | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])'
+}
+
 # free_port: a free TCP port on 127.0.0.1.
 free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
@@ -62,10 +69,10 @@ stop_moto() {
 }
 
 # unzip_functions DIR: each function's bootstrap out of the zip scripts/package made
-# (target/lambda/NAME/bootstrap.zip) into DIR/NAME/bootstrap: exactly what ships.
+# (<target dir>/lambda/NAME/bootstrap.zip) into DIR/NAME/bootstrap: exactly what ships.
 unzip_functions() {
     local dir=$1 zip name
-    for zip in target/lambda/*/bootstrap.zip; do
+    for zip in "$(cargo_target_dir)"/lambda/*/bootstrap.zip; do
         name=$(basename "$(dirname "$zip")")
         mkdir -p "$dir/$name"
         python3 -m zipfile -e "$zip" "$dir/$name"

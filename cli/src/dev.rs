@@ -109,13 +109,22 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
 
     let base = format!("http://{}", listener.local_addr()?);
     print_banner(&base, &services, args.aws, &users);
+    let landing = Landing {
+        curl: users
+            .iter()
+            .find(|(email, _, _)| email == DEMO_EMAIL && !args.aws)
+            .map(|(email, password, _)| curl_sequence(&base, email, password))
+            .unwrap_or_default(),
+        app: app.as_ref().map(|(_, origin)| origin.clone()),
+    };
     if let Some((app_listener, app_origin)) = app {
         let api_origin = format!("http://localhost:{api_port}");
         println!("demo app on {app_origin} (API at {api_origin}, refresh cookie delivery)");
-        let demo = crate::demo::router(&api_origin);
+        let app_port = app_listener.local_addr()?.port();
+        let demo = crate::loopback::only_loopback_hosts(crate::demo::router(&api_origin), app_port);
         tokio::spawn(async move { axum::serve(app_listener, demo).await });
     }
-    let api = router(Arc::new(services));
+    let api = crate::loopback::only_loopback_hosts(router(Arc::new(services), landing), api_port);
     axum::serve(listener, api)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
@@ -155,23 +164,84 @@ fn print_banner(base: &str, services: &Services, aws: bool, users: &[(String, St
         return;
     };
     println!("  demo user: {email} / {password} (role {role})");
-    let credentials = json!({"email": email, "password": password}).to_string();
     println!();
     println!("Try it:");
-    println!("TOKENS=$(curl -s -X POST {base}/login -H 'Content-Type: application/json' -d '{credentials}')");
-    println!("ACCESS=$(printf '%s' \"$TOKENS\" | sed -E 's/.*\"accessToken\":\"([^\"]+)\".*/\\1/')");
-    println!("REFRESH=$(printf '%s' \"$TOKENS\" | sed -E 's/.*\"refreshToken\":\"([^\"]+)\".*/\\1/')");
-    println!("curl -s {base}/me -H \"Authorization: Bearer $ACCESS\"; echo");
-    println!(
-        "curl -s -X POST {base}/refresh-token -H 'Content-Type: application/json' -d \"{{\\\"refreshToken\\\":\\\"$REFRESH\\\"}}\"; echo"
-    );
-    println!("curl -s -o /dev/null -w '%{{http_code}}\\n' -X POST {base}/logout -H \"Authorization: Bearer $ACCESS\"");
+    for line in curl_sequence(base, email, password) {
+        println!("{line}");
+    }
     println!();
 }
 
-/// The routes of docs/api.md plus `GET /me`, with one log line per request.
-pub fn router(services: Arc<Services>) -> Router {
+/// The shell lines that log the demo user in, call `/me`, refresh and log out.
+fn curl_sequence(base: &str, email: &str, password: &str) -> Vec<String> {
+    let credentials = json!({"email": email, "password": password}).to_string();
+    vec![
+        format!("TOKENS=$(curl -s -X POST {base}/login -H 'Content-Type: application/json' -d '{credentials}')"),
+        "ACCESS=$(printf '%s' \"$TOKENS\" | sed -E 's/.*\"accessToken\":\"([^\"]+)\".*/\\1/')".to_owned(),
+        "REFRESH=$(printf '%s' \"$TOKENS\" | sed -E 's/.*\"refreshToken\":\"([^\"]+)\".*/\\1/')".to_owned(),
+        format!("curl -s {base}/me -H \"Authorization: Bearer $ACCESS\"; echo"),
+        format!(
+            "curl -s -X POST {base}/refresh-token -H 'Content-Type: application/json' -d \"{{\\\"refreshToken\\\":\\\"$REFRESH\\\"}}\"; echo"
+        ),
+        format!(
+            "curl -s -o /dev/null -w '%{{http_code}}\\n' -X POST {base}/logout -H \"Authorization: Bearer $ACCESS\""
+        ),
+    ]
+}
+
+/// What `GET /` tells a person who opens the API in a browser: the routes, the
+/// curl sequence (in-memory mode) and the demo app, when served.
+#[derive(Debug, Clone, Default)]
+pub struct Landing {
+    /// The curl sequence for the demo user, when there is one.
+    pub curl: Vec<String>,
+    /// The demo app's address, with `--app-port`.
+    pub app: Option<String>,
+}
+
+async fn landing(axum::Extension(landing): axum::Extension<Arc<Landing>>, headers: http::HeaderMap) -> Response {
+    let wants_html = headers
+        .get(header::ACCEPT)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"));
+    let routes = ROUTES_SHOWN;
+    if !wants_html {
+        return json_response(
+            StatusCode::OK,
+            &json!({"service": "latchkey dev", "routes": routes, "try": landing.curl, "demoApp": landing.app, "docs": "docs/api.md"}),
+        );
+    }
+    let escape = |text: &str| text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+    let mut page = String::from("<!doctype html><meta charset=utf-8><title>latchkey dev</title><h1>latchkey dev</h1>");
+    if let Some(app) = &landing.app {
+        page.push_str(&format!("<p>The demo app: <a href=\"{0}\">{0}</a></p>", escape(app)));
+    } else {
+        page.push_str("<p>For a demo app in the browser, restart with <code>latchkey dev --app-port 8081</code>.</p>");
+    }
+    page.push_str("<h2>Routes</h2><ul>");
+    for route in routes {
+        page.push_str(&format!("<li><code>{}</code></li>", escape(route)));
+    }
+    page.push_str("</ul>");
+    if !landing.curl.is_empty() {
+        page.push_str("<h2>Try it</h2><pre>");
+        page.push_str(&escape(&landing.curl.join("\n")));
+        page.push_str("</pre>");
+    }
+    page.push_str("<p>The API's reference: <code>docs/api.md</code> and <code>docs/openapi.yaml</code>.</p>");
+    let mut response = Response::new(AxumBody::from(page));
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    response
+}
+
+/// The routes `GET /` lists.
+const ROUTES_SHOWN: [&str; 5] =
+    ["POST /login", "POST /refresh-token", "POST /logout", "GET /.well-known/jwks.json", "GET /me"];
+
+/// The routes of docs/api.md plus `GET /me` and `GET /`, with one log line per request.
+pub fn router(services: Arc<Services>, front_page: Landing) -> Router {
     Router::new()
+        .route("/", axum::routing::get(landing))
         .route(
             "/login",
             any(|State(s): State<Arc<Services>>, r: Request| async move { lambda(r, |r| login(&s.login, r)).await }),
@@ -192,6 +262,7 @@ pub fn router(services: Arc<Services>) -> Router {
         )
         .route("/me", any(me))
         .fallback(|| async { gateway_error(StatusCode::NOT_FOUND, "Not Found") })
+        .layer(axum::Extension(Arc::new(front_page)))
         .layer(middleware::from_fn(log_line))
         .with_state(services)
 }

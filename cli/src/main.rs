@@ -6,6 +6,7 @@ mod demo;
 mod dev;
 mod gateway;
 mod load;
+mod loopback;
 mod setup;
 mod token;
 

@@ -36,6 +36,9 @@ const SAMPLE_SESSION_ID: &str = "c2Vzc2lvbi1maXh0dXJlMQ";
 /// so `eval "$(latchkey setup)"` prepares a shell.
 pub async fn run(args: SetupArgs) -> anyhow::Result<ExitCode> {
     let config = Config::from_env()?;
+    if args.sample_data {
+        refuse_sample_data_outside_an_emulator(&config, std::env::var_os("AWS_ENDPOINT_URL").is_some())?;
+    }
     let aws = Aws::from_env().await;
     let created = DynamoStore::ensure_table(aws.dynamodb(), &config.table_name)
         .await
@@ -52,6 +55,20 @@ pub async fn run(args: SetupArgs) -> anyhow::Result<ExitCode> {
     println!("export LATCHKEY_KMS_KEY_ID={signing}");
     println!("export LATCHKEY_REFRESH_MAC_KEY_ID={refresh}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The sample data's demo user has a password published in this repository: a
+/// deployed login would accept it. Only an emulator (`AWS_ENDPOINT_URL`) or an
+/// explicit test setting (`LATCHKEY_ALLOW_FIXTURE_KEYS=true`) may get it.
+fn refuse_sample_data_outside_an_emulator(config: &Config, emulator: bool) -> anyhow::Result<()> {
+    if emulator || config.allow_fixture_keys {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "--sample-data creates {DEMO_EMAIL} with the password published in this repository, which a deployed \
+         login would accept; it is for emulators only (set AWS_ENDPOINT_URL, e.g. to moto), or set \
+         LATCHKEY_ALLOW_FIXTURE_KEYS=true if this account is a test account"
+    )
 }
 
 async fn ensure_key(kms: &aws_sdk_kms::Client, alias: &str, usage: KeyUsageType, spec: KeySpec) -> anyhow::Result<()> {
@@ -117,4 +134,18 @@ async fn add_sample_data(config: &Config, aws: &Aws) -> anyhow::Result<()> {
 
 fn aws_error(error: impl std::error::Error) -> anyhow::Error {
     anyhow::anyhow!("{}", aws_sdk_kms::error::DisplayErrorContext(error))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sample_data_is_refused_against_a_real_account_unless_told_it_is_a_test() {
+        let error = refuse_sample_data_outside_an_emulator(&Config::default(), false).unwrap_err();
+        assert!(error.to_string().contains("AWS_ENDPOINT_URL"), "{error}");
+        assert!(refuse_sample_data_outside_an_emulator(&Config::default(), true).is_ok());
+        let test_account = Config { allow_fixture_keys: true, ..Config::default() };
+        assert!(refuse_sample_data_outside_an_emulator(&test_account, false).is_ok());
+    }
 }

@@ -223,3 +223,36 @@ fn load_storm_leaves_one_successor_and_the_steady_rows_count_requests() {
         assert!(rate > 0.0 && cells[5] == "0", "{workload}: {row}");
     }
 }
+
+/// A page on another site that rebinds its DNS name to 127.0.0.1 reaches the port,
+/// but its requests name that site in `Host`: refused (421) before any handler, so
+/// no password guess or token request gets through. Loopback names pass.
+#[tokio::test]
+async fn requests_addressed_to_another_host_are_refused() {
+    let dev = start(&[], &[]);
+    let http = Http::new();
+    let port = dev.base.rsplit(':').next().unwrap();
+    let credentials = json!({"email": "demo@example.com", "password": "correct horse battery staple"});
+    let url = format!("{}/login", dev.base);
+    let rebound = format!("rebound.example:{port}");
+    let (status, body) = http.call("POST", &url, &[("host", &rebound)], Some(credentials.clone())).await;
+    assert_eq!(status, 421, "{body}");
+    for host in [format!("localhost:{port}"), format!("127.0.0.1:{port}")] {
+        assert_eq!(http.call("POST", &url, &[("host", &host)], Some(credentials.clone())).await.0, 200, "{host}");
+    }
+}
+
+/// `GET /` points a person somewhere useful: the routes and the curl sequence, as
+/// JSON for tools and as a page for browsers.
+#[tokio::test]
+async fn the_root_lists_the_routes_and_the_curl_sequence() {
+    let dev = start(&[], &[]);
+    let http = Http::new();
+    let (status, body) = http.call("GET", &format!("{}/", dev.base), &[], None).await;
+    assert_eq!(status, 200);
+    assert!(body["routes"].as_array().unwrap().iter().any(|r| r == "POST /login"), "{body}");
+    let curl = body["try"].as_array().unwrap();
+    assert!(curl[0].as_str().unwrap().contains(&format!("{}/login", dev.base)), "{body}");
+    let printed: Vec<&String> = dev.banner.iter().filter(|line| line.contains("curl ")).collect();
+    assert_eq!(printed.len(), curl.iter().filter(|line| line.as_str().unwrap().contains("curl ")).count());
+}

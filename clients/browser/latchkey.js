@@ -113,8 +113,8 @@ export function createLatchkey({ api, csrfHeader = 'X-Latchkey-CSRF', channel = 
       return body.accessToken;
     }
     const error = await errorOf(response);
-    // Only invalid_grant says the session is over; 400 (no cookie) means this browser
-    // never had one, and other tabs' state is none of its business.
+    // 401 says the session is over (refused token, or no cookie at all: tabs share one
+    // cookie jar, so no tab can refresh either); anything else is a passing failure.
     if (response.status === 401) end('expired', true);
     else post({ type: 'failed' });
     throw error;
@@ -205,8 +205,8 @@ export function createLatchkey({ api, csrfHeader = 'X-Latchkey-CSRF', channel = 
       init.body = JSON.stringify({ allSessions: true });
     }
     const response = await authFetch('/logout', init);
-    // 400: no token of any kind, so nothing to end on the server; 401: already over.
-    if (!response.ok && response.status !== 400 && response.status !== 401) throw await errorOf(response);
+    // 401: no token of any kind, or the session is already over: nothing to end.
+    if (!response.ok && response.status !== 401) throw await errorOf(response);
     end('logout', true);
   }
 

@@ -100,6 +100,27 @@ fn floor(c: &mut Criterion) {
     group.finish();
 }
 
+/// The local signer (`jsonwebtoken::crypto::sign`, which reads the PKCS#8 key on every
+/// call) beside aws-lc-rs signing with the key parsed once: what using the library
+/// for `latchkey dev`'s key costs per token.
+fn signing(c: &mut Criterion) {
+    use aws_lc_rs::rand::SystemRandom;
+    use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let signer = LocalSigner::generate().unwrap();
+    let pem = signer.to_pkcs8_pem().unwrap();
+    let pkcs8 = pem::parse(&pem).unwrap().into_contents();
+    let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &pkcs8).unwrap();
+    let rng = SystemRandom::new();
+    let input = b"eyJhbGciOiJFUzI1NiIsInR5cCI6ImF0K2p3dCIsImtpZCI6ImsifQ.eyJzdWIiOiJ1In0";
+    let mut group = c.benchmark_group("sign");
+    group.bench_function("aws_lc_parsed_key", |b| b.iter(|| pair.sign(&rng, black_box(input)).unwrap()));
+    group.bench_function("local_signer_jsonwebtoken", |b| {
+        b.to_async(&runtime).iter(|| async { signer.sign(black_box(input)).await.unwrap() })
+    });
+    group.finish();
+}
+
 /// An HTTP API 2.0 REQUEST-authorizer event carrying `token`.
 fn authorizer_event(token: &str) -> serde_json::Value {
     serde_json::json!({
@@ -173,5 +194,5 @@ fn passwords(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, floor, tokens, session_check, passwords);
+criterion_group!(benches, floor, signing, tokens, session_check, passwords);
 criterion_main!(benches);

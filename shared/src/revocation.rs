@@ -52,10 +52,21 @@ impl Checked {
     }
 }
 
-#[derive(Clone, Copy)]
+/// What one read found: whether the session (and its user) is live, and the
+/// user's role as stored, which each token is compared with (so a token signed
+/// before a role change is refused while its refreshed successor, same session,
+/// passes from the same cached read).
+#[derive(Clone)]
 struct Entry {
     checked_at: u64,
     live: bool,
+    role: Option<String>,
+}
+
+impl Entry {
+    fn allows(&self, claims: &AccessClaims) -> bool {
+        self.live && self.role.as_deref() == Some(claims.role.as_str())
+    }
 }
 
 /// The check, built once at cold start; shared by every invocation of a warm instance.
@@ -90,13 +101,14 @@ impl SessionCheck {
     /// Whether the session of `claims` (already verified) is live at `now`.
     pub async fn check(&self, claims: &AccessClaims, now: u64) -> Checked {
         if let Some(entry) = self.cached(&claims.sid, now) {
-            return Checked::Cached { live: entry.live };
+            return Checked::Cached { live: entry.allows(claims) };
         }
         self.reads.fetch_add(1, Ordering::Relaxed);
         let read = tokio::time::timeout(LOOKUP_TIMEOUT, self.read(claims, now)).await;
         match read {
-            Ok(Ok(live)) => {
-                self.remember(&claims.sid, Entry { checked_at: now, live });
+            Ok(Ok(entry)) => {
+                let live = entry.allows(claims);
+                self.remember(&claims.sid, entry);
                 Checked::Read { live }
             }
             Ok(Err(error)) => self.failed(&error.to_string()),
@@ -110,19 +122,22 @@ impl SessionCheck {
         Checked::Failed { live }
     }
 
-    async fn read(&self, claims: &AccessClaims, now: u64) -> Result<bool, StoreError> {
+    async fn read(&self, claims: &AccessClaims, now: u64) -> Result<Entry, StoreError> {
         let Ok(session_id) = claims.sid.parse::<SessionId>() else {
-            return Ok(false);
+            return Ok(Entry { checked_at: now, live: false, role: None });
         };
         let (session, user) = self.lookup.session_and_user(&session_id, &claims.email).await?;
-        Ok(session.is_some_and(|session| {
+        let live = session.is_some_and(|session| {
             session.is_live(now) && session.user_id == claims.sub && user_refusal(&session, user.as_ref()).is_none()
-        }))
+        });
+        // A role changed since the token was signed makes the token "not live" too
+        // (Entry::allows): the client refreshes into a token with the role as it now is.
+        Ok(Entry { checked_at: now, live, role: user.map(|user| user.role) })
     }
 
     fn cached(&self, sid: &str, now: u64) -> Option<Entry> {
         let cache = self.cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        cache.get(sid).copied().filter(|entry| now < entry.checked_at.saturating_add(self.interval_secs))
+        cache.get(sid).cloned().filter(|entry| now < entry.checked_at.saturating_add(self.interval_secs))
     }
 
     fn remember(&self, sid: &str, entry: Entry) {
@@ -143,7 +158,7 @@ mod tests {
     use async_trait::async_trait;
 
     use super::*;
-    use crate::store::{Session, User};
+    use crate::store::{Session, UserStanding};
 
     /// A store that never answers.
     struct Hanging;
@@ -154,7 +169,7 @@ mod tests {
             &self,
             _: &SessionId,
             _: &str,
-        ) -> Result<(Option<Session>, Option<User>), StoreError> {
+        ) -> Result<(Option<Session>, Option<UserStanding>), StoreError> {
             tokio::time::sleep(Duration::from_secs(3600)).await;
             Ok((None, None))
         }

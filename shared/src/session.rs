@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::store::{RotateOutcome, Session, SessionStore, StoreError, User, UserStore};
+use crate::store::{RotateOutcome, Session, SessionStore, StoreError, User, UserStanding, UserStore};
 use crate::token::{RefreshKey, RefreshToken, RefreshTokenError, SessionId};
 
 /// Why a refresh token was refused. Precise, for logs; every variant is answered
@@ -87,7 +87,7 @@ pub enum RefreshKind {
 #[derive(Clone)]
 pub struct Refreshed {
     /// The session's user as now stored (current role and email for the access token).
-    pub user: User,
+    pub user: UserStanding,
     /// The session after rotation.
     pub session: Session,
     /// The current refresh token of the session.
@@ -112,13 +112,13 @@ impl fmt::Debug for Refreshed {
 pub struct PendingRefresh {
     token: RefreshToken,
     session: Session,
-    user: User,
+    user: UserStanding,
     kind: RefreshKind,
 }
 
 impl PendingRefresh {
     /// The session's user as now stored (for the access token).
-    pub fn user(&self) -> &User {
+    pub fn user(&self) -> &UserStanding {
         &self.user
     }
 
@@ -219,7 +219,7 @@ impl SessionPolicy {
 /// `None` if it may. The one rule refresh and the authorizer's session check share:
 /// the user must exist with the session's user id, be enabled, and still be in the
 /// session epoch the login was proven in.
-pub fn user_refusal(session: &Session, user: Option<&User>) -> Option<(InvalidGrant, &'static str)> {
+pub fn user_refusal(session: &Session, user: Option<&UserStanding>) -> Option<(InvalidGrant, &'static str)> {
     match user {
         None => Some((InvalidGrant::UserMissing, "user_deleted")),
         Some(user) if user.id != session.user_id => Some((InvalidGrant::UserMissing, "user_deleted")),
@@ -412,9 +412,9 @@ impl SessionManager {
     }
 
     /// The session's user, if it may still use the session; otherwise the session
-    /// is revoked and the reason returned.
-    async fn check_user(&self, session: &Session, now: u64) -> Result<User, RefreshError> {
-        let user = self.users.get_user_by_email(&session.email).await?;
+    /// is revoked and the reason returned. Reads the user's standing only.
+    async fn check_user(&self, session: &Session, now: u64) -> Result<UserStanding, RefreshError> {
+        let user = self.users.user_standing(&session.email).await?;
         match (user_refusal(session, user.as_ref()), user) {
             (None, Some(user)) => Ok(user),
             (Some((grant, reason)), _) => {
@@ -442,6 +442,14 @@ impl SessionManager {
     fn is_graced_predecessor(&self, token: &RefreshToken, session: &Session, now: u64) -> bool {
         token.generation.checked_add(1) == Some(session.generation)
             && now < session.rotated_at.saturating_add(self.policy.grace_secs)
+    }
+
+    /// Whether `session`'s user still allows it ([`user_refusal`]): one read of the
+    /// user's standing. A session the eventually consistent index missed when the
+    /// user's sessions were ended is alive by its own item but not by this.
+    pub async fn user_allows(&self, session: &Session) -> Result<bool, StoreError> {
+        let user = self.users.user_standing(&session.email).await?;
+        Ok(user_refusal(session, user.as_ref()).is_none())
     }
 
     /// The session with this id, live or not.
@@ -475,11 +483,14 @@ impl SessionManager {
         Ok(revoked)
     }
 
-    /// Ends every session of the user: first bumps the user's session epoch (which
-    /// ends them all at their next refresh, even one the eventually consistent
-    /// index does not list yet), then revokes each live session it lists, the
-    /// `requester`'s own last, so a failure part-way leaves the requester's token
-    /// able to retry. Idempotent; returns how many listed sessions were live.
+    /// Ends every session of the user: bumps the user's session epoch, which ends
+    /// them all at once (refresh and the authorizer's session check compare it),
+    /// even one the eventually consistent index does not list yet. Then, for the
+    /// record and the session list, revokes each live session it lists, the
+    /// `requester`'s own last. Once the epoch has moved the sessions are ended, so
+    /// the listing and revocations are best effort: a failure is logged
+    /// (`sessions_not_marked`) and the call still succeeds. Idempotent; returns how
+    /// many listed sessions were live.
     pub async fn revoke_all(
         &self,
         user_id: &str,
@@ -490,16 +501,25 @@ impl SessionManager {
         self.users.end_sessions(email).await?;
         tracing::info!(event = "sessions_ended", user_id, reason);
         let now = self.clock.now();
-        let mut live: Vec<Session> = self
-            .sessions
-            .list_user_sessions(user_id)
-            .await?
-            .into_iter()
-            .filter(|session| session.is_live(now))
-            .collect();
+        let listed = match self.sessions.list_user_sessions(user_id).await {
+            Ok(listed) => listed,
+            Err(error) => {
+                tracing::warn!(event = "sessions_not_marked", user_id, %error, "sessions ended by epoch; not listed");
+                return Ok(0);
+            }
+        };
+        let mut live: Vec<Session> = listed.into_iter().filter(|session| session.is_live(now)).collect();
         live.sort_by_key(|session| Some(&session.id) == requester);
         for session in &live {
-            self.revoke_logged(&session.id, now, reason).await?;
+            if let Err(error) = self.revoke_logged(&session.id, now, reason).await {
+                tracing::warn!(
+                    event = "sessions_not_marked",
+                    user_id,
+                    session_id = %session.id,
+                    %error,
+                    "session ended by epoch; not marked revoked"
+                );
+            }
         }
         Ok(live.len())
     }
@@ -556,6 +576,9 @@ mod tests {
     #[async_trait]
     impl UserStore for Unreachable {
         async fn get_user_by_email(&self, _: &str) -> Result<Option<User>, StoreError> {
+            down()
+        }
+        async fn user_standing(&self, _: &str) -> Result<Option<UserStanding>, StoreError> {
             down()
         }
         async fn get_user_by_id(&self, _: &str) -> Result<Option<User>, StoreError> {
@@ -647,7 +670,7 @@ mod tests {
             created_at: 0,
         };
         let refreshed = Refreshed {
-            user,
+            user: UserStanding::from(&user),
             session: session.clone(),
             refresh_token: "lk1.other-secret".into(),
             kind: RefreshKind::Rotated,

@@ -18,11 +18,12 @@
 //!    EC point also goes through `PublicKey::from_ec_point` and the RSA key through
 //!    `PublicKey::from_spki_der` (the KMS path); both must give the same `kid`.
 //! 2. **The signature primitive (the verifier's own).** `Verifier::verify` checks a
-//!    token's signature with `VerifyingKey::verify_signature`: aws-lc-rs's
-//!    `ParsedPublicKey::verify_sig` on the key the `KeySet` parsed at import
-//!    (`ECDSA_P256_SHA256_FIXED` on the uncompressed point, `RSA_PKCS1_2048_8192_SHA256` on
-//!    the PKCS#1 key). It takes any message, so each vector's `msg` and signature go
-//!    straight into the very key object the verifier would use.
+//!    token's signature through `jsonwebtoken::decode`, whose signature step is the
+//!    verifier its `aws_lc_rs` provider builds for the key's `DecodingKey`.
+//!    `VerifyingKey::verify_signature` runs that same step through the library's public
+//!    `jsonwebtoken::crypto::verify` (same provider factory, same `DecodingKey` the
+//!    `KeySet` built at import). It takes any message, so each vector's `msg` and
+//!    signature go straight into the very key object the verifier would use.
 //!    `primitive_agrees_with_the_verifier_on_real_tokens` checks that it decides real
 //!    ES256 and RS256 tokens as `Verifier::verify` does.
 //! 3. **The full `Verifier`, for invalid vectors only.** Each invalid signature is put

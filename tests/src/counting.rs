@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use latchkey::store::{
-    LoginAttemptStore, RotateOutcome, Session, SessionLookup, SessionStore, StoreError, User, UserStore,
+    LoginAttemptStore, RotateOutcome, Session, SessionLookup, SessionStore, StoreError, User, UserStanding, UserStore,
 };
 use latchkey::token::SessionId;
 
@@ -82,6 +82,11 @@ impl<S: UserStore> UserStore for CountingStore<S> {
     async fn get_user_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
         self.enter("get_user_by_email").await?;
         self.inner.get_user_by_email(email).await
+    }
+
+    async fn user_standing(&self, email: &str) -> Result<Option<UserStanding>, StoreError> {
+        self.enter("user_standing").await?;
+        self.inner.user_standing(email).await
     }
 
     async fn get_user_by_id(&self, user_id: &str) -> Result<Option<User>, StoreError> {
@@ -171,7 +176,7 @@ impl<S: SessionLookup> SessionLookup for CountingStore<S> {
         &self,
         session_id: &SessionId,
         email: &str,
-    ) -> Result<(Option<Session>, Option<User>), StoreError> {
+    ) -> Result<(Option<Session>, Option<UserStanding>), StoreError> {
         self.enter("session_and_user").await?;
         self.inner.session_and_user(session_id, email).await
     }

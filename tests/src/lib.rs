@@ -3,6 +3,7 @@
 //! with, and the builders of those events.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod cfn;
 pub mod counting;
 pub mod events;
 pub mod faults;

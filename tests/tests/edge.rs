@@ -194,7 +194,7 @@ async fn two_refresh_cookies_that_differ_are_refused_and_a_root_path_cookie_is_h
     let secure = format!("__Secure-latchkey-refresh={}", set.value());
     assert_eq!(refresh(&s.refresh, request("POST", "/refresh-token", &browser, &[&host], None)).await.status(), 200);
     let other_name = refresh(&s.refresh, request("POST", "/refresh-token", &browser, &[&secure], None)).await;
-    assert_eq!(other_name.status(), 400, "under path / only the __Host- cookie counts");
+    assert_eq!(other_name.status(), 401, "under path / only the __Host- cookie counts: no refresh token");
 }
 
 #[tokio::test]
@@ -513,12 +513,33 @@ async fn a_failed_cookie_refresh_clears_the_cookie_and_a_body_refresh_leaves_coo
 }
 
 #[tokio::test]
-async fn logout_with_a_forged_refresh_token_is_401_and_with_no_token_400() {
+async fn logout_with_a_forged_or_no_token_is_401_and_a_null_token_400() {
     let s = services(EdgeConfig::default()).await;
     let forged =
         json!({"refreshToken": "lk1.c2Vzc2lvbi1maXh0dXJlMQ.0.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}).to_string();
     let response = logout(&s.logout, request("POST", "/logout", &JSON, &[], Some(&forged))).await;
     assert_eq!((response.status().as_u16(), body_json(&response)["error"].as_str()), (401, Some("invalid_grant")));
     let none = logout(&s.logout, request("POST", "/logout", &[], &[], None)).await;
-    assert_eq!((none.status().as_u16(), body_json(&none)["error"].as_str()), (400, Some("invalid_request")));
+    assert_eq!((none.status().as_u16(), body_json(&none)["error"].as_str()), (401, Some("invalid_token")));
+    // docs/openapi.yaml: refreshToken is a string when present; null is not "absent".
+    for body in [json!({"refreshToken": null}).to_string(), "[]".to_owned()] {
+        let response = logout(&s.logout, request("POST", "/logout", &JSON, &[], Some(&body))).await;
+        assert_eq!(
+            (response.status().as_u16(), body_json(&response)["error"].as_str()),
+            (400, Some("invalid_request"))
+        );
+    }
+}
+
+/// A refresh with no token anywhere is a 401 like any refused token; a body sent
+/// without `refreshToken` (or with `null`) is malformed, a 400.
+#[tokio::test]
+async fn refresh_without_a_token_is_401_and_a_body_without_one_400() {
+    let s = services(EdgeConfig::default()).await;
+    let none = refresh(&s.refresh, request("POST", "/refresh-token", &[], &[], None)).await;
+    assert_eq!((none.status().as_u16(), body_json(&none)["error"].as_str()), (401, Some("invalid_grant")));
+    for body in ["{}", r#"{"refreshToken": null}"#] {
+        let response = refresh(&s.refresh, request("POST", "/refresh-token", &JSON, &[], Some(body))).await;
+        assert_eq!(response.status(), 400, "{body}");
+    }
 }

@@ -145,14 +145,16 @@ async fn every_failure_leaves_every_session_usable_and_says_nothing_secret() {
     // Each scenario met at least one failing store call and one failing signature
     // (or, for logout, store calls only): the loops did inject faults. Login fails
     // on 3 of its 4 store calls: forgetting the failed-attempt count is best effort
-    // (`login_clearing_the_attempt_count_fails_softly`).
+    // (`login_clearing_the_attempt_count_fails_softly`). Logout everywhere fails
+    // on its first 3 (session, user standing, the epoch): once the epoch has moved,
+    // marking the listed sessions revoked is best effort.
     for (scenario, least) in [
         ("login", 4),
         ("refresh", 4),
         ("grace replay", 3),
         ("concurrent refresh", 4),
         ("logout", 1),
-        ("logout everywhere", 4),
+        ("logout everywhere", 3),
     ] {
         assert!(reached.get(scenario).copied().unwrap_or(0) >= least, "{scenario}: {reached:?}");
     }
@@ -272,16 +274,23 @@ async fn run(rig: &Rig, scenario: &str, fault: Fault, what: &str) -> bool {
             let (other_token, other) = rig.session().await;
             fault.arm(rig);
             let response = rig.logout(&token, true).await;
-            let reached = fault.disarm(rig) && response.status() != 204;
+            let fired = fault.disarm(rig);
+            let reached = fired && response.status() != 204;
             if reached {
+                // Failed before the epoch moved: nothing ended, and the retry ends all.
                 assert_clean_failure(&response, what);
                 let retry = rig.logout(&token, true).await;
                 assert_eq!(retry.status(), 204, "{what}: the retry is refused: {:?}", body_json(&retry));
             } else {
                 assert_eq!(response.status(), 204, "{what}");
             }
-            assert_eq!(rig.revoked(&id).await.as_deref(), Some("logout_all"), "{what}");
-            assert_eq!(rig.revoked(&other).await.as_deref(), Some("logout_all"), "{what}");
+            if !fired || reached {
+                assert_eq!(rig.revoked(&id).await.as_deref(), Some("logout_all"), "{what}");
+                assert_eq!(rig.revoked(&other).await.as_deref(), Some("logout_all"), "{what}");
+            }
+            // A failure after the epoch moved only leaves an item unmarked: every
+            // session is ended all the same.
+            assert_eq!(rig.refresh(&token).await.status(), 401, "{what}");
             assert_eq!(rig.refresh(&other_token).await.status(), 401, "{what}");
             reached
         }

@@ -135,6 +135,44 @@ async fn every_revocation_reaches_the_authorizer<S: Store>(inner: Arc<S>) {
         r.store.end_sessions(DEMO_EMAIL).await.unwrap();
     })
     .await;
+
+    // A demoted (or promoted) user's token no longer matches the stored role: not
+    // live, so the client refreshes into a token with the role as it now is.
+    let (access, refresh_token) = r.login_with("a brand new password").await;
+    r.revocation_reaches_the_authorizer("role change", &access, async || {
+        accounts.set_role(DEMO_EMAIL, "Admin").await.unwrap();
+    })
+    .await;
+    let refreshed =
+        body(&refresh(&r.services.refresh, post("/refresh-token", &[], json!({"refreshToken": refresh_token}))).await);
+    let access = refreshed["accessToken"].as_str().unwrap();
+    assert!(r.allowed(access).await, "the refreshed token carries the new role and passes");
+}
+
+/// A session ended only by its user's epoch (the index missed it when the user's
+/// sessions were ended, say at a password reset) cannot end the sessions its user
+/// has made since: logging out everywhere needs a session its user still allows.
+async fn an_epoch_ended_session_cannot_log_out_everywhere<S: Store>(inner: Arc<S>) {
+    let r = rig(inner, SessionCheckFailure::Deny).await;
+    let (_, stolen) = r.login().await;
+    r.store.end_sessions(DEMO_EMAIL).await.unwrap();
+    let (_, victim) = r.login().await;
+    let everywhere =
+        logout(&r.services.logout, post("/logout", &[], json!({"refreshToken": stolen, "allSessions": true})));
+    assert_eq!(everywhere.await.status(), 401);
+    let still = refresh(&r.services.refresh, post("/refresh-token", &[], json!({"refreshToken": victim}))).await;
+    assert_eq!(still.status(), 200, "the session made since survives");
+}
+
+#[tokio::test]
+async fn an_epoch_ended_session_cannot_log_out_everywhere_on_the_memory_store() {
+    an_epoch_ended_session_cannot_log_out_everywhere(Arc::new(MemoryStore::new())).await;
+}
+
+#[tokio::test]
+async fn an_epoch_ended_session_cannot_log_out_everywhere_on_dynamodb() {
+    let Some(store) = dynamo().await else { return };
+    an_epoch_ended_session_cannot_log_out_everywhere(store).await;
 }
 
 #[tokio::test]

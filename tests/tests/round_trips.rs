@@ -26,7 +26,7 @@ async fn login_is_two_round_trips_deep_refresh_three_logout_two() {
     let (next, refresh) = rig.refresh(tokens["refreshToken"].as_str().unwrap()).await;
     assert_eq!(
         refresh.stages(),
-        "get_session → get_user_by_email+kms_sign → rotate_session",
+        "get_session → user_standing+kms_sign → rotate_session",
         "signing for the session's role snapshot while the user is read; the rotation last"
     );
     assert_eq!((refresh.count(), refresh.depth()), (4, 3));
@@ -44,7 +44,7 @@ async fn a_role_changed_since_the_snapshot_is_signed_again_after_the_user_read()
     rig.timeline.take();
 
     let (next, refresh) = rig.refresh(tokens["refreshToken"].as_str().unwrap()).await;
-    assert_eq!(refresh.stages(), "get_session → get_user_by_email+kms_sign → kms_sign → rotate_session");
+    assert_eq!(refresh.stages(), "get_session → user_standing+kms_sign → kms_sign → rotate_session");
     let (_, claims) = latchkey::token::dangerous::decode_unverified(next["accessToken"].as_str().unwrap()).unwrap();
     assert_eq!(claims["role"], "Admin", "the token carries the role as read, not the snapshot");
 

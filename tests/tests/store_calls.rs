@@ -54,7 +54,7 @@ async fn each_request_makes_the_documented_store_calls() {
     assert_eq!(rotated.status(), 200);
     assert_eq!(
         store.take_calls(),
-        calls(&[("get_session", 1), ("get_user_by_email", 1), ("rotate_session", 1)]),
+        calls(&[("get_session", 1), ("user_standing", 1), ("rotate_session", 1)]),
         "read the session and the user, sign, then commit the rotation"
     );
     let next = body_json(&rotated);
@@ -83,11 +83,18 @@ async fn each_request_makes_the_documented_store_calls() {
     let everywhere =
         logout(&s.logout, post("/logout", &[("authorization", &bearer)], json!({"allSessions": true}))).await;
     assert_eq!(everywhere.status(), 204);
-    // The token's session must be live; the user's epoch moves on, then the user's
-    // sessions are listed and each one still live is revoked (one here).
+    // The token's session must be live and its user must still allow it; the
+    // user's epoch moves on, then the user's sessions are listed and each one still
+    // live is revoked (one here).
     assert_eq!(
         store.take_calls(),
-        calls(&[("get_session", 1), ("end_sessions", 1), ("list_user_sessions", 1), ("revoke_session", 1)])
+        calls(&[
+            ("get_session", 1),
+            ("user_standing", 1),
+            ("end_sessions", 1),
+            ("list_user_sessions", 1),
+            ("revoke_session", 1)
+        ])
     );
 }
 

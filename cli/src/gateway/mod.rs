@@ -120,6 +120,7 @@ pub async fn serve(args: GatewayArgs) -> anyhow::Result<ExitCode> {
     let app = Router::new()
         .fallback(|State(gateway): State<Arc<Gateway>>, request: Request| gateway.handle(request))
         .with_state(gateway);
+    let app = crate::loopback::only_loopback_hosts(app, listener.local_addr()?.port());
     axum::serve(listener, app)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;

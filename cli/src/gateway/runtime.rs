@@ -9,7 +9,9 @@
 //! `Lambda-Runtime-Invoked-Function-Arn` and `Lambda-Runtime-Trace-Id` headers;
 //! `POST .../invocation/{id}/response` and `.../invocation/{id}/error` end it;
 //! `POST /2018-06-01/runtime/init/error` reports a failed start. The runtime finds
-//! the API through `AWS_LAMBDA_RUNTIME_API`, and reads the other defined variables of
+//! the API through `AWS_LAMBDA_RUNTIME_API` (here `http://127.0.0.1:PORT/<secret>`: a
+//! random path prefix per instance, and random request ids, so no other local process
+//! can take an event or answer one), and reads the other defined variables of
 //! "Defined runtime environment variables"
 //! (https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html#configuration-envvars-runtime).
 
@@ -17,7 +19,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
@@ -138,8 +139,6 @@ pub struct Lambda {
     running: Mutex<Option<Running>>,
 }
 
-static REQUESTS: AtomicU64 = AtomicU64::new(1);
-
 impl Lambda {
     /// A function that is not running yet.
     pub fn new(spec: FunctionSpec) -> Self {
@@ -160,7 +159,10 @@ impl Lambda {
         let Some(instance) = running.as_mut() else {
             return Outcome::Crashed("the function did not start".into());
         };
-        let id = format!("{:08x}-local-{}", REQUESTS.fetch_add(1, Ordering::Relaxed), std::process::id());
+        // Unguessable, as the path: another local process cannot answer in its place.
+        let Some(id) = unguessable() else {
+            return Outcome::Crashed("no randomness for a request id".into());
+        };
         let (reply, answer) = oneshot::channel();
         lock(&instance.exchange.waiting).insert(id.clone(), reply);
         *lock(&instance.exchange.deadline_ms) = epoch_ms() + self.spec.timeout.as_millis() as u64;
@@ -192,7 +194,10 @@ impl Lambda {
             first_poll: watch::Sender::new(None),
             function_arn: format!("arn:aws:lambda:us-east-1:123456789012:function:{}", self.spec.name),
         });
-        let app = runtime_api(exchange.clone());
+        // A secret path prefix per instance: the API is on a loopback port any local
+        // process could find, and its next event may hold a password or a token.
+        let secret = unguessable().ok_or("no randomness for the runtime API path")?;
+        let app = Router::new().nest(&format!("/{secret}"), runtime_api(exchange.clone()));
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
@@ -203,7 +208,7 @@ impl Lambda {
             .envs(passed_through())
             .envs(&self.spec.environment)
             .envs(self.defined_variables())
-            .env("AWS_LAMBDA_RUNTIME_API", address.to_string())
+            .env("AWS_LAMBDA_RUNTIME_API", format!("http://{address}/{secret}"))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -304,7 +309,7 @@ async fn next_invocation(State(exchange): State<Arc<Exchange>>) -> Response {
         ("lambda-runtime-aws-request-id", id.clone()),
         ("lambda-runtime-deadline-ms", deadline.to_string()),
         ("lambda-runtime-invoked-function-arn", exchange.function_arn.clone()),
-        ("lambda-runtime-trace-id", format!("Root=1-00000000-{id};Sampled=0")),
+        ("lambda-runtime-trace-id", format!("Root=1-00000000-{};Sampled=0", id.get(..24).unwrap_or(&id))),
         ("content-type", "application/json".to_owned()),
     ] {
         if let Ok(value) = HeaderValue::from_str(&value) {
@@ -345,6 +350,61 @@ fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// 128 random bits as hex, from the OS.
+fn unguessable() -> Option<String> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).ok()?;
+    Some(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
 fn epoch_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The runtime API lives under a random path: the bare Lambda paths, which any
+    /// local process could guess, answer 404; the function's own address works.
+    #[tokio::test]
+    async fn the_runtime_api_is_reachable_only_under_its_secret_prefix() {
+        let dir = std::env::temp_dir().join(format!("latchkey-runtime-{}", unguessable().unwrap()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let seen = dir.join("api");
+        let bootstrap = dir.join("bootstrap");
+        std::fs::write(
+            &bootstrap,
+            format!("#!/bin/sh\nprintf '%s' \"$AWS_LAMBDA_RUNTIME_API\" > {}\nsleep 30\n", seen.display()),
+        )
+        .unwrap();
+        std::fs::set_permissions(&bootstrap, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let lambda = Lambda::new(FunctionSpec {
+            name: "Probe".into(),
+            bootstrap,
+            environment: BTreeMap::new(),
+            timeout: Duration::from_secs(5),
+            memory_mb: 128,
+        });
+        let _running = lambda.start().await.unwrap();
+        let mut api = String::new();
+        for _ in 0..100 {
+            api = std::fs::read_to_string(&seen).unwrap_or_default();
+            if !api.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let (origin, secret) = api.rsplit_once('/').unwrap();
+        assert!(origin.starts_with("http://127.0.0.1:"), "{api}");
+        assert!(secret.len() == 32 && secret.bytes().all(|b| b.is_ascii_hexdigit()), "{api}");
+        let status = |url: String| async move {
+            let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http::<http_body_util::Empty<axum::body::Bytes>>();
+            client.get(url.parse().unwrap()).await.unwrap().status().as_u16()
+        };
+        assert_eq!(status(format!("{origin}/2018-06-01/runtime/init/error")).await, 404);
+        assert_eq!(status(format!("{origin}/2018-06-01/runtime/invocation/next")).await, 404);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -114,7 +114,18 @@ impl Deployment {
         let [(api_id, api)] = apis.as_slice() else {
             bail!("the gateway serves exactly one AWS::ApiGatewayV2::Api; the template has {}", apis.len());
         };
-        let api = HttpApi::from_body(api_id, &resolver.evaluate(&api["Properties"]["Body"]))?;
+        let body = resolver.evaluate(&api["Properties"]["Body"]);
+        // "disableExecuteApiEndpoint": clients cannot reach the API's default endpoint
+        // (FrontDoor=rest-api-waf puts a REST API in front, which is not emulated).
+        let disabled = body["servers"].as_array().into_iter().flatten().any(|server| {
+            server["x-amazon-apigateway-endpoint-configuration"]["disableExecuteApiEndpoint"] == Value::Bool(true)
+        });
+        if disabled {
+            bail!(
+                "{api_id}'s default endpoint is disabled (FrontDoor=rest-api-waf?): the gateway serves the HTTP API only"
+            );
+        }
+        let api = HttpApi::from_body(api_id, &body)?;
         // Payload format 1.0 events differ in shape; only 2.0 (what this template uses) is emulated.
         for route in &api.routes {
             if route.payload_version != "2.0" {
@@ -419,7 +430,24 @@ pub fn glob_matches(pattern: &str, text: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::glob_matches;
+    use super::{Deployment, glob_matches};
+
+    #[test]
+    fn an_api_whose_default_endpoint_is_disabled_is_not_served() {
+        let template = serde_json::json!({
+            "Parameters": {"FrontDoor": {"Default": "http-api"}},
+            "Conditions": {"UseRestApi": {"Fn::Equals": [{"Ref": "FrontDoor"}, "rest-api-waf"]}},
+            "Resources": {"HttpApi": {"Type": "AWS::ApiGatewayV2::Api", "Properties": {"Body": {
+                "paths": {},
+                "servers": [{"x-amazon-apigateway-endpoint-configuration":
+                    {"disableExecuteApiEndpoint": {"Fn::If": ["UseRestApi", true, false]}}}]
+            }}}}
+        });
+        let overrides = |value: &str| std::iter::once(("FrontDoor".to_owned(), value.to_owned())).collect();
+        let error = Deployment::from_template(&template, &overrides("rest-api-waf")).unwrap_err();
+        assert!(error.to_string().contains("default endpoint is disabled"), "{error}");
+        assert!(Deployment::from_template(&template, &overrides("http-api")).is_ok());
+    }
 
     #[test]
     fn glob_matches_like_a_source_arn() {

@@ -59,9 +59,23 @@ pub fn json_body<T: DeserializeOwned>(request: &Request) -> Result<Option<T>, Ap
     if !is_json {
         return Err(ApiError::InvalidRequest("Content-Type must be application/json."));
     }
-    serde_json::from_slice(bytes)
-        .map(Some)
-        .map_err(|_| ApiError::InvalidRequest("Body must be a JSON object with the documented fields."))
+    // serde's derive also reads a struct from an array (`[]`): only an object is a body.
+    let is_object = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+    let invalid = ApiError::InvalidRequest("Body must be a JSON object with the documented fields.");
+    if !is_object {
+        return Err(invalid);
+    }
+    serde_json::from_slice(bytes).map(Some).map_err(|_| invalid)
+}
+
+/// For `#[serde(default, deserialize_with = "present")]` on an `Option` field: absent
+/// is `None`, present must be a `T` (`null` is refused, not read as absent).
+pub(crate) fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
 }
 
 /// The refresh token from the refresh cookie, if the request carries one;

@@ -10,6 +10,7 @@ use super::{ApiError, TokenResponder};
 use crate::account::{Accounts, Authentication};
 use crate::config::EdgeConfig;
 use crate::password::Password;
+use crate::store::UserStanding;
 
 /// What the login function holds from cold start on.
 #[derive(Debug, Clone)]
@@ -52,7 +53,7 @@ async fn attempt(state: &LoginState, request: &Request) -> Result<Outcome, ApiEr
             // The session is written while its access token is signed.
             let started = sessions.open(&user).map_err(|error| ApiError::Server(format!("start session: {error}")))?;
             let now = started.session.created_at;
-            let subject = subject_of(&user, started.session.id);
+            let subject = subject_of(&UserStanding::from(&user), started.session.id);
             let (saved, access) = tokio::join!(sessions.save(&started), state.tokens.issue(&subject, now));
             saved.map_err(|error| ApiError::Server(format!("start session: {error}")))?;
             let response = state.tokens.respond(&access?, &started.session, &started.refresh_token, now, false);

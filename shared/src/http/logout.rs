@@ -26,6 +26,8 @@ pub struct LogoutState {
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 struct LogoutBody {
+    /// A string when present (`null` is refused, as docs/openapi.yaml says).
+    #[serde(default, deserialize_with = "super::edge::present")]
     refresh_token: Option<String>,
     #[serde(default)]
     all_sessions: bool,
@@ -54,9 +56,9 @@ async fn attempt(state: &LogoutState, request: &Request) -> Result<Outcome, ApiE
             (named.session_id, usable)
         }
         None => {
-            let token = bearer_token(request).ok_or(ApiError::InvalidRequest(
-                "Send a refresh token (body or cookie) or an access token (Authorization: Bearer).",
-            ))?;
+            let token = bearer_token(request).ok_or_else(|| {
+                ApiError::InvalidToken("no refresh token (body or cookie) and no bearer token".to_owned())
+            })?;
             let now = state.sessions.clock().now();
             let claims =
                 state.verifier.verify(token, now).map_err(|error| ApiError::InvalidToken(error.to_string()))?;
@@ -73,6 +75,11 @@ async fn attempt(state: &LogoutState, request: &Request) -> Result<Outcome, ApiE
     };
     let user_id = if body.all_sessions {
         let session = usable.ok_or_else(|| ApiError::InvalidGrant("allSessions needs a live session".to_owned()))?;
+        // A session ended only by its user's epoch (one the index missed when the
+        // user's sessions were ended) is no credential for ending the others.
+        if !state.sessions.user_allows(&session).await.map_err(server)? {
+            return Err(ApiError::InvalidGrant("allSessions needs a session its user still allows".to_owned()));
+        }
         state
             .sessions
             .revoke_all(&session.user_id, &session.email, "logout_all", Some(&session.id))

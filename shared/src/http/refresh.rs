@@ -21,10 +21,11 @@ pub struct RefreshState {
     pub edge: EdgeConfig,
 }
 
-#[derive(Deserialize, Default)]
+/// A body, when sent, must carry the token (a cookie client sends no body).
+#[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct RefreshBody {
-    refresh_token: Option<String>,
+    refresh_token: String,
 }
 
 /// Where a refresh token came from; a cookie brings CSRF checks and cookie clearing.
@@ -55,8 +56,9 @@ pub(super) fn presented_refresh_token(
     }
 }
 
-/// Handles `POST /refresh-token` (and its CORS preflight). Every refusal is the
-/// same 401 `invalid_grant`; a store outage is a 500.
+/// Handles `POST /refresh-token` (and its CORS preflight). Every refusal, and a
+/// request with no refresh token at all, is the same 401 `invalid_grant`; a body
+/// without `refreshToken` is a 400; a store outage is a 500.
 pub async fn refresh(state: &RefreshState, request: Request) -> Response<Body> {
     serve(super::REFRESH_ROUTE, Method::POST, &state.edge, request, |request| async move {
         attempt(state, &request).await.unwrap_or_else(Outcome::from)
@@ -68,9 +70,9 @@ pub async fn refresh(state: &RefreshState, request: Request) -> Response<Body> {
 /// rotation): three AWS round trips, and a signing failure leaves the presented
 /// token usable, so the client's retry is no reuse.
 async fn attempt(state: &RefreshState, request: &Request) -> Result<Outcome, ApiError> {
-    let body: RefreshBody = json_body(request)?.unwrap_or_default();
-    let (token, source) = presented_refresh_token(request, &state.edge, body.refresh_token)?
-        .ok_or(ApiError::InvalidRequest("No refresh token in the body or cookie."))?;
+    let body: Option<RefreshBody> = json_body(request)?;
+    let (token, source) = presented_refresh_token(request, &state.edge, body.map(|body| body.refresh_token))?
+        .ok_or_else(|| ApiError::InvalidGrant("no refresh token in the body or cookie".to_owned()))?;
     let refused = |error: RefreshError| match error {
         RefreshError::Invalid(grant) => {
             tracing::info!(event = "refresh_refused", reason = grant.code());

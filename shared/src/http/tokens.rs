@@ -7,11 +7,11 @@ use lambda_http::{Body, Response};
 use super::ApiError;
 use super::edge::{json_response, set_refresh_cookie};
 use crate::config::EdgeConfig;
-use crate::store::{Session, User};
+use crate::store::{Session, UserStanding};
 use crate::token::{AccessTokenIssuer, IssuedAccessToken, SessionId, Subject};
 
 /// Whom an access token for `user` in `session_id` is for.
-pub fn subject_of(user: &User, session_id: SessionId) -> Subject {
+pub fn subject_of(user: &UserStanding, session_id: SessionId) -> Subject {
     Subject {
         user_id: user.id.clone(),
         email: user.email.clone(),

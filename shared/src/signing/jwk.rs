@@ -1,9 +1,12 @@
 //! Public keys as JWKs: parsing KMS's SubjectPublicKeyInfo, RFC 7638 thumbprints
 //! (our `kid`), and the strict JWK reader behind configured JWKS documents.
 
-use aws_lc_rs::digest::{SHA256, digest};
 use der::Decode;
-use serde::{Deserialize, Serialize};
+use jsonwebtoken::jwk::{
+    AlgorithmParameters, CommonParameters, EllipticCurve, EllipticCurveKeyParameters, EllipticCurveKeyType,
+    KeyAlgorithm, PublicKeyUse, RSAKeyParameters, RSAKeyType, ThumbprintHash,
+};
+use serde::Deserialize;
 use spki::ObjectIdentifier;
 use spki::SubjectPublicKeyInfoRef;
 
@@ -40,6 +43,9 @@ pub enum JwkError {
     /// A JWKS entry whose `alg` or `use` contradicts its key.
     #[error("JWK alg/use does not fit the key")]
     WrongUse,
+    /// `jsonwebtoken` could not take the key (thumbprint or decoding key).
+    #[error("key refused by jsonwebtoken: {0}")]
+    Library(String),
 }
 
 /// The material of a public key, in JWK terms (base64url big-endian integers).
@@ -73,13 +79,17 @@ pub struct PublicKey {
 }
 
 impl PublicKey {
-    /// Builds the key from its material, computing the `kid`.
-    pub fn new(jwk: Jwk) -> Self {
+    /// Builds the key from its material, computing the `kid` (`jsonwebtoken`'s RFC
+    /// 7638 SHA-256 thumbprint).
+    pub fn new(jwk: Jwk) -> Result<Self, JwkError> {
         let algorithm = match jwk {
             Jwk::Ec { .. } => SigningAlgorithm::Es256,
             Jwk::Rsa { .. } => SigningAlgorithm::Rs256,
         };
-        Self { kid: thumbprint(&jwk), algorithm, jwk }
+        let kid = library_jwk(&jwk, None, algorithm)
+            .thumbprint(ThumbprintHash::SHA256)
+            .map_err(|error| JwkError::Library(error.to_string()))?;
+        Ok(Self { kid, algorithm, jwk })
     }
 
     /// Parses a DER SubjectPublicKeyInfo (what KMS `GetPublicKey` returns).
@@ -98,12 +108,12 @@ impl PublicKey {
         } else {
             return Err(JwkError::Unsupported);
         };
-        Ok(Self::new(jwk))
+        Self::new(jwk)
     }
 
     /// Parses an uncompressed P-256 point (`0x04 || x || y`).
     pub fn from_ec_point(point: &[u8]) -> Result<Self, JwkError> {
-        ec_from_point(point).map(Self::new)
+        Self::new(ec_from_point(point)?)
     }
 
     /// Reads one JWKS entry. Only `EC`/`P-256` and `RSA` (3072+ bits) keys are
@@ -131,7 +141,7 @@ impl PublicKey {
             }
             _ => return Err(JwkError::Unsupported),
         };
-        let key = Self::new(jwk);
+        let key = Self::new(jwk)?;
         if entry.kid != key.kid {
             return Err(JwkError::KidMismatch { given: entry.kid, expected: key.kid });
         }
@@ -143,36 +153,20 @@ impl PublicKey {
         Ok(key)
     }
 
-    /// The JWKS entry for this key: `kty`, curve or modulus, `kid`, `alg`, `use`.
+    /// The JWKS entry for this key: `kty`, curve or modulus, `kid`, `alg`, `use`
+    /// (`jsonwebtoken`'s `Jwk`, serialised).
     pub fn to_jwk_json(&self) -> serde_json::Value {
-        let entry = match &self.jwk {
-            Jwk::Ec { x, y } => JwkEntry {
-                kty: "EC".to_owned(),
-                crv: Some("P-256".to_owned()),
-                x: Some(x.clone()),
-                y: Some(y.clone()),
-                ..JwkEntry::default()
-            },
-            Jwk::Rsa { n, e } => {
-                JwkEntry { kty: "RSA".to_owned(), n: Some(n.clone()), e: Some(e.clone()), ..JwkEntry::default() }
-            }
-        };
-        let entry = JwkEntry {
-            kid: self.kid.clone(),
-            alg: Some(self.algorithm.jose_name().to_owned()),
-            key_use: Some("sig".to_owned()),
-            ..entry
-        };
-        serde_json::to_value(entry).unwrap_or_default()
+        serde_json::to_value(library_jwk(&self.jwk, Some(&self.kid), self.algorithm)).unwrap_or_default()
     }
 
-    /// The key parsed once for aws-lc-rs verification (ES256: the uncompressed P-256
-    /// point, checked on the curve; RS256: PKCS#1 `RSAPublicKey`), so no
-    /// verification parses it again.
-    pub(crate) fn parsed_key(&self) -> Result<aws_lc_rs::signature::ParsedPublicKey, JwkError> {
+    /// The key as `jsonwebtoken` verifies with it, after aws-lc-rs has checked the
+    /// material once (ES256: the uncompressed point is on P-256; RS256: a PKCS#1
+    /// `RSAPublicKey` it accepts), so a bad key stops start-up instead of failing
+    /// every verification.
+    pub(crate) fn decoding_key(&self) -> Result<jsonwebtoken::DecodingKey, JwkError> {
         use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED, ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256};
         let bytes = |text: &str| crate::encoding::b64url_decode(text).ok_or(JwkError::Malformed("key components"));
-        let parsed = match &self.jwk {
+        let checked = match &self.jwk {
             Jwk::Ec { x, y } => {
                 let point = [&[0x04][..], &bytes(x)?, &bytes(y)?].concat();
                 ParsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point)
@@ -188,28 +182,52 @@ impl PublicKey {
                 ParsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, der)
             }
         };
-        parsed.map_err(|_| JwkError::Malformed("key components"))
+        checked.map_err(|_| JwkError::Malformed("key components"))?;
+        jsonwebtoken::DecodingKey::from_jwk(&library_jwk(&self.jwk, None, self.algorithm))
+            .map_err(|error| JwkError::Library(error.to_string()))
     }
 }
 
-#[derive(Debug, Default, Serialize, Deserialize)]
+/// The key as `jsonwebtoken`'s `Jwk`; with a `kid`, also `alg` and `use: sig`, as published.
+fn library_jwk(jwk: &Jwk, kid: Option<&str>, algorithm: SigningAlgorithm) -> jsonwebtoken::jwk::Jwk {
+    let common = match kid {
+        Some(kid) => CommonParameters {
+            public_key_use: Some(PublicKeyUse::Signature),
+            key_algorithm: Some(match algorithm {
+                SigningAlgorithm::Es256 => KeyAlgorithm::ES256,
+                SigningAlgorithm::Rs256 => KeyAlgorithm::RS256,
+            }),
+            key_id: Some(kid.to_owned()),
+            ..CommonParameters::default()
+        },
+        None => CommonParameters::default(),
+    };
+    let algorithm = match jwk {
+        Jwk::Ec { x, y } => AlgorithmParameters::EllipticCurve(EllipticCurveKeyParameters {
+            key_type: EllipticCurveKeyType::EC,
+            curve: EllipticCurve::P256,
+            x: x.clone(),
+            y: y.clone(),
+        }),
+        Jwk::Rsa { n, e } => {
+            AlgorithmParameters::RSA(RSAKeyParameters { key_type: RSAKeyType::RSA, n: n.clone(), e: e.clone() })
+        }
+    };
+    jsonwebtoken::jwk::Jwk { common, algorithm }
+}
+
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct JwkEntry {
     kty: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     crv: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     x: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     y: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     n: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     e: Option<String>,
     kid: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     alg: Option<String>,
-    #[serde(rename = "use", skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "use")]
     key_use: Option<String>,
 }
 
@@ -240,16 +258,6 @@ fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
     &bytes[first..]
 }
 
-/// The RFC 7638 JWK thumbprint: SHA-256 over the required members in
-/// lexicographic order with no whitespace, base64url-encoded.
-fn thumbprint(jwk: &Jwk) -> String {
-    let canonical = match jwk {
-        Jwk::Ec { x, y } => format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#),
-        Jwk::Rsa { n, e } => format!(r#"{{"e":"{e}","kty":"RSA","n":"{n}"}}"#),
-    };
-    b64url(digest(&SHA256, canonical.as_bytes()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -259,7 +267,7 @@ mod tests {
     fn rfc7638_example_thumbprint_matches() {
         // RFC 7638 section 3.1.
         let n = "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw";
-        let key = PublicKey::new(Jwk::Rsa { n: n.to_owned(), e: "AQAB".to_owned() });
+        let key = PublicKey::new(Jwk::Rsa { n: n.to_owned(), e: "AQAB".to_owned() }).unwrap();
         assert_eq!(key.kid, "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
     }
 
@@ -270,7 +278,8 @@ mod tests {
         let key = PublicKey::new(Jwk::Ec {
             x: "MKBCTNIcKUSDii11ySs3526iDZ8AiTo7Tu6KPAqv7D4".to_owned(),
             y: "4Etl6SRW2YiLUrN5vfvVHuhp7x8PxltmWWlbbM4IFyM".to_owned(),
-        });
+        })
+        .unwrap();
         assert_eq!(key.kid, "cn-I_WNMClehiVp51i_0VpOENW1upEerA8sEam5hn-s");
     }
 

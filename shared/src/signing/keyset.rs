@@ -6,20 +6,28 @@ use std::fmt;
 use super::{JwkError, PublicKey, SigningError, kms_public_key};
 use crate::config::Config;
 
-/// One accepted key, parsed once for verification.
+/// One accepted key, checked once at load and held as `jsonwebtoken`'s `DecodingKey`.
 #[derive(Clone)]
 pub struct VerifyingKey {
     /// The published key.
     pub public: PublicKey,
-    parsed: aws_lc_rs::signature::ParsedPublicKey,
+    decoding: jsonwebtoken::DecodingKey,
 }
 
 impl VerifyingKey {
+    /// The key as `jsonwebtoken` verifies with it (what `Verifier::verify` hands `decode`).
+    pub fn decoding_key(&self) -> &jsonwebtoken::DecodingKey {
+        &self.decoding
+    }
+
     /// Whether `signature` (JOSE form: `r||s` for ES256, the PKCS#1 v1.5 block for
-    /// RS256) is this key's signature of `message` under its one algorithm: the
-    /// verifier's signature primitive, aws-lc-rs on the key parsed at load.
+    /// RS256) is this key's signature of `message` under its one algorithm, checked
+    /// by `jsonwebtoken::crypto::verify`: the signature primitive `decode` runs
+    /// (the same verifier factory of its `aws_lc_rs` provider, on this key).
     pub fn verify_signature(&self, message: &[u8], signature: &[u8]) -> bool {
-        self.parsed.verify_sig(message, signature).is_ok()
+        let encoded = crate::encoding::b64url(signature);
+        jsonwebtoken::crypto::verify(&encoded, message, &self.decoding, self.public.algorithm.jwt_algorithm())
+            .unwrap_or(false)
     }
 }
 
@@ -47,8 +55,8 @@ impl KeySet {
         let keys = keys
             .into_iter()
             .map(|public| {
-                let parsed = public.parsed_key()?;
-                Ok((public.kid.clone(), VerifyingKey { public, parsed }))
+                let decoding = public.decoding_key()?;
+                Ok((public.kid.clone(), VerifyingKey { public, decoding }))
             })
             .collect::<Result<_, JwkError>>()?;
         Ok(Self { keys })

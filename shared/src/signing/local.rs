@@ -1,18 +1,21 @@
 //! An in-process ES256 key for `latchkey dev` and fast tests; never for production.
+//!
+//! aws-lc-rs makes and reads the key (`jsonwebtoken` has no key generation);
+//! `jsonwebtoken::crypto::sign` signs with it.
 
 use std::fmt;
 
 use async_trait::async_trait;
-use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+use jsonwebtoken::{Algorithm, EncodingKey};
 
 use super::{PublicKey, Signer, SigningError};
 
 /// An ES256 key held in memory: generated at start-up or read from a PEM file.
 pub struct LocalSigner {
     key_pair: EcdsaKeyPair,
+    encoding: EncodingKey,
     public: PublicKey,
-    rng: SystemRandom,
 }
 
 impl fmt::Debug for LocalSigner {
@@ -54,7 +57,9 @@ impl LocalSigner {
 
     fn from_key_pair(key_pair: EcdsaKeyPair) -> Result<Self, SigningError> {
         let public = PublicKey::from_ec_point(key_pair.public_key().as_ref())?;
-        Ok(Self { key_pair, public, rng: SystemRandom::new() })
+        let pkcs8 = key_pair.to_pkcs8v1().map_err(|_| SigningError::LocalKey("PKCS#8 export failed".to_owned()))?;
+        let encoding = EncodingKey::from_ec_der(pkcs8.as_ref());
+        Ok(Self { key_pair, encoding, public })
     }
 }
 
@@ -65,10 +70,10 @@ impl Signer for LocalSigner {
     }
 
     async fn sign(&self, signing_input: &[u8]) -> Result<Vec<u8>, SigningError> {
-        self.key_pair
-            .sign(&self.rng, signing_input)
-            .map(|signature| signature.as_ref().to_vec())
-            .map_err(|_| SigningError::LocalKey("signing failed".to_owned()))
+        jsonwebtoken::crypto::sign(signing_input, &self.encoding, Algorithm::ES256)
+            .ok()
+            .and_then(|signature| crate::encoding::b64url_decode(&signature))
+            .ok_or_else(|| SigningError::LocalKey("signing failed".to_owned()))
     }
 }
 

@@ -32,6 +32,14 @@ impl SigningAlgorithm {
             Self::Rs256 => "RS256",
         }
     }
+
+    /// The same algorithm as `jsonwebtoken` names it.
+    pub fn jwt_algorithm(self) -> jsonwebtoken::Algorithm {
+        match self {
+            Self::Es256 => jsonwebtoken::Algorithm::ES256,
+            Self::Rs256 => jsonwebtoken::Algorithm::RS256,
+        }
+    }
 }
 
 /// Why a signature could not be made or a key could not be used.

@@ -15,7 +15,9 @@ use aws_sdk_dynamodb::types::{
     ScalarAttributeType, TimeToLiveSpecification, TimeToLiveStatus,
 };
 
-use super::{LoginAttemptStore, RotateOutcome, Session, SessionLookup, SessionStore, StoreError, User, UserStore};
+use super::{
+    LoginAttemptStore, RotateOutcome, Session, SessionLookup, SessionStore, StoreError, User, UserStanding, UserStore,
+};
 use crate::token::SessionId;
 
 type Item = HashMap<String, AttributeValue>;
@@ -24,6 +26,47 @@ type Item = HashMap<String, AttributeValue>;
 pub const USER_INDEX: &str = "byUser";
 /// The table's TTL attribute (epoch seconds).
 pub const TTL_ATTRIBUTE: &str = "ttl";
+
+/// The attributes every read of a session item requests (`ProjectionExpression`),
+/// and the only ones the refresh, logout and authorizer roles may read
+/// (`dynamodb:Attributes` in template.yaml).
+pub const SESSION_ATTRIBUTES: [&str; 13] = [
+    "pk",
+    "sessionId",
+    "userId",
+    "email",
+    "userEpoch",
+    "role",
+    "gen",
+    "createdAt",
+    "rotatedAt",
+    "idleExpiresAt",
+    "absExpiresAt",
+    "revokedAt",
+    "revokeReason",
+];
+
+/// The attributes of a user item that a [`UserStanding`] is read from: never the
+/// password hash.
+pub const USER_STANDING_ATTRIBUTES: [&str; 6] = ["pk", "userId", "email", "role", "disabled", "sessionEpoch"];
+
+/// The non-key attributes the `byUser` index holds (projection `INCLUDE`): what
+/// listing a user's sessions and finding a user by id read, and no secret.
+pub const USER_INDEX_ATTRIBUTES: [&str; 13] = [
+    "sessionId",
+    "email",
+    "userEpoch",
+    "role",
+    "gen",
+    "createdAt",
+    "rotatedAt",
+    "idleExpiresAt",
+    "absExpiresAt",
+    "revokedAt",
+    "revokeReason",
+    "disabled",
+    "sessionEpoch",
+];
 
 const USER_PREFIX: &str = "USER#";
 const SESSION_PREFIX: &str = "SESSION#";
@@ -67,7 +110,12 @@ impl DynamoStore {
                 .index_name(USER_INDEX)
                 .key_schema(key("userId", KeyType::Hash)?)
                 .key_schema(key("gsi1sk", KeyType::Range)?)
-                .projection(Projection::builder().projection_type(ProjectionType::All).build())
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::Include)
+                        .set_non_key_attributes(Some(USER_INDEX_ATTRIBUTES.map(str::to_owned).to_vec()))
+                        .build(),
+                )
                 .build()
                 .map_err(build_error)?;
             client
@@ -113,14 +161,18 @@ impl DynamoStore {
         Ok(!exists)
     }
 
-    /// One strongly consistent `GetItem` by partition key.
-    async fn get_item(&self, pk: AttributeValue) -> Result<Option<Item>, StoreError> {
+    /// One strongly consistent `GetItem` by partition key, of `attributes` only
+    /// when given.
+    async fn get_item(&self, pk: AttributeValue, attributes: Option<&[&str]>) -> Result<Option<Item>, StoreError> {
+        let (projection, names) = attributes.map(projection).unzip();
         let output = self
             .client
             .get_item()
             .table_name(&self.table)
             .key("pk", pk)
             .consistent_read(true)
+            .set_projection_expression(projection)
+            .set_expression_attribute_names(names)
             .send()
             .await
             .map_err(|error| unavailable("GetItem", &error))?;
@@ -158,9 +210,15 @@ impl DynamoStore {
 #[async_trait]
 impl UserStore for DynamoStore {
     async fn get_user_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
-        self.get_item(s(format!("{USER_PREFIX}{email}"))).await?.as_ref().map(user_from_item).transpose()
+        self.get_item(s(format!("{USER_PREFIX}{email}")), None).await?.as_ref().map(user_from_item).transpose()
     }
 
+    async fn user_standing(&self, email: &str) -> Result<Option<UserStanding>, StoreError> {
+        let pk = s(format!("{USER_PREFIX}{email}"));
+        self.get_item(pk, Some(&USER_STANDING_ATTRIBUTES)).await?.as_ref().map(standing_from_item).transpose()
+    }
+
+    /// The index names the email (it holds no password hash), then the user is read.
     async fn get_user_by_id(&self, user_id: &str) -> Result<Option<User>, StoreError> {
         let output = self
             .client
@@ -170,10 +228,14 @@ impl UserStore for DynamoStore {
             .key_condition_expression("userId = :u AND gsi1sk = :user")
             .expression_attribute_values(":u", s(user_id))
             .expression_attribute_values(":user", s(USER_SORT_KEY))
+            .projection_expression("email")
             .send()
             .await
             .map_err(|error| unavailable("Query", &error))?;
-        output.items().first().map(user_from_item).transpose()
+        let Some(email) = output.items().first().map(|item| get_s(item, "email")).transpose()? else {
+            return Ok(None);
+        };
+        Ok(self.get_user_by_email(&email).await?.filter(|user| user.id == user_id))
     }
 
     async fn create_user(&self, user: &User) -> Result<(), StoreError> {
@@ -272,7 +334,8 @@ impl SessionStore for DynamoStore {
     }
 
     async fn get_session(&self, session_id: &SessionId) -> Result<Option<Session>, StoreError> {
-        self.get_item(s(format!("{SESSION_PREFIX}{session_id}"))).await?.as_ref().map(session_from_item).transpose()
+        let pk = s(format!("{SESSION_PREFIX}{session_id}"));
+        self.get_item(pk, Some(&SESSION_ATTRIBUTES)).await?.as_ref().map(session_from_item).transpose()
     }
 
     async fn rotate_session(
@@ -354,12 +417,15 @@ impl SessionStore for DynamoStore {
     }
 
     async fn list_user_sessions(&self, user_id: &str) -> Result<Vec<Session>, StoreError> {
+        let (attributes, names) = projection(&SESSION_ATTRIBUTES);
         let items = self
             .client
             .query()
             .table_name(&self.table)
             .index_name(USER_INDEX)
             .key_condition_expression("userId = :u AND begins_with(gsi1sk, :session)")
+            .projection_expression(attributes)
+            .set_expression_attribute_names(Some(names))
             .expression_attribute_values(":u", s(user_id))
             .expression_attribute_values(":session", s(SESSION_PREFIX))
             .into_paginator()
@@ -376,16 +442,22 @@ impl SessionStore for DynamoStore {
 
 #[async_trait]
 impl SessionLookup for DynamoStore {
-    /// One `BatchGetItem` of both items, strongly consistent.
+    /// One `BatchGetItem` of both items, strongly consistent, of the session's
+    /// attributes and the user's standing only.
     async fn session_and_user(
         &self,
         session_id: &SessionId,
         email: &str,
-    ) -> Result<(Option<Session>, Option<User>), StoreError> {
+    ) -> Result<(Option<Session>, Option<UserStanding>), StoreError> {
         let key = |pk: String| HashMap::from([("pk".to_owned(), s(pk))]);
+        let mut attributes: Vec<&str> = SESSION_ATTRIBUTES.to_vec();
+        attributes.extend(USER_STANDING_ATTRIBUTES.iter().filter(|name| !SESSION_ATTRIBUTES.contains(name)));
+        let (projection, names) = projection(&attributes);
         let keys = KeysAndAttributes::builder()
             .keys(key(format!("{SESSION_PREFIX}{session_id}")))
             .keys(key(format!("{USER_PREFIX}{email}")))
+            .projection_expression(projection)
+            .set_expression_attribute_names(Some(names))
             .consistent_read(true)
             .build()
             .map_err(build_error)?;
@@ -405,7 +477,7 @@ impl SessionLookup for DynamoStore {
             items.iter().find(|item| matches!(item.get("pk"), Some(AttributeValue::S(pk)) if pk.starts_with(prefix)))
         };
         let session = with_prefix(SESSION_PREFIX).map(session_from_item).transpose()?;
-        let user = with_prefix(USER_PREFIX).map(user_from_item).transpose()?;
+        let user = with_prefix(USER_PREFIX).map(standing_from_item).transpose()?;
         Ok((session, user))
     }
 }
@@ -413,7 +485,7 @@ impl SessionLookup for DynamoStore {
 #[async_trait]
 impl LoginAttemptStore for DynamoStore {
     async fn failures(&self, email: &str, window: u64) -> Result<u32, StoreError> {
-        let item = self.get_item(attempts_key(email, window)).await?;
+        let item = self.get_item(attempts_key(email, window), None).await?;
         item.as_ref().map(|item| get_n(item, "failures")).transpose().map(|n| count(n.unwrap_or(0)))
     }
 
@@ -500,16 +572,30 @@ fn user_from_item(item: &Item) -> Result<User, StoreError> {
         email: get_s(item, "email")?,
         password_hash: get_s(item, "passwordHash")?,
         role: get_s(item, "role")?,
-        disabled: match item.get("disabled") {
-            Some(AttributeValue::Bool(disabled)) => *disabled,
-            None => false,
-            Some(_) => return Err(StoreError::Corrupt("disabled is not a boolean".to_owned())),
-        },
+        disabled: get_bool_or_false(item, "disabled")?,
         password_changed_at: get_n(item, "passwordChangedAt")?,
         // Items written before epochs existed have none: epoch 0.
         session_epoch: get_n_or_zero(item, "sessionEpoch")?,
         created_at: get_n(item, "createdAt")?,
     })
+}
+
+fn standing_from_item(item: &Item) -> Result<UserStanding, StoreError> {
+    Ok(UserStanding {
+        id: get_s(item, "userId")?,
+        email: get_s(item, "email")?,
+        role: get_s(item, "role")?,
+        disabled: get_bool_or_false(item, "disabled")?,
+        session_epoch: get_n_or_zero(item, "sessionEpoch")?,
+    })
+}
+
+/// A `ProjectionExpression` of `attributes`, each behind a placeholder name (some,
+/// such as `role`, are DynamoDB reserved words), and the placeholders' names.
+fn projection(attributes: &[&str]) -> (String, HashMap<String, String>) {
+    let placeholders: Vec<String> = (0..attributes.len()).map(|i| format!("#p{i}")).collect();
+    let names = placeholders.iter().cloned().zip(attributes.iter().map(|name| (*name).to_owned())).collect();
+    (placeholders.join(", "), names)
 }
 
 fn session_to_item(session: &Session) -> Item {
@@ -560,6 +646,14 @@ fn get_s(item: &Item, name: &str) -> Result<String, StoreError> {
     match item.get(name) {
         Some(AttributeValue::S(value)) => Ok(value.clone()),
         _ => Err(StoreError::Corrupt(format!("{name} is missing or not a string"))),
+    }
+}
+
+fn get_bool_or_false(item: &Item, name: &str) -> Result<bool, StoreError> {
+    match item.get(name) {
+        Some(AttributeValue::Bool(value)) => Ok(*value),
+        None => Ok(false),
+        Some(_) => Err(StoreError::Corrupt(format!("{name} is not a boolean"))),
     }
 }
 

@@ -6,7 +6,9 @@ use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
 
-use super::{LoginAttemptStore, RotateOutcome, Session, SessionLookup, SessionStore, StoreError, User, UserStore};
+use super::{
+    LoginAttemptStore, RotateOutcome, Session, SessionLookup, SessionStore, StoreError, User, UserStanding, UserStore,
+};
 use crate::token::SessionId;
 
 /// Users and sessions in process memory; lost when the process ends.
@@ -46,6 +48,10 @@ impl MemoryStore {
 impl UserStore for MemoryStore {
     async fn get_user_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
         Ok(self.lock().users.get(email).cloned())
+    }
+
+    async fn user_standing(&self, email: &str) -> Result<Option<UserStanding>, StoreError> {
+        Ok(self.lock().users.get(email).map(UserStanding::from))
     }
 
     async fn get_user_by_id(&self, user_id: &str) -> Result<Option<User>, StoreError> {
@@ -169,9 +175,9 @@ impl SessionLookup for MemoryStore {
         &self,
         session_id: &SessionId,
         email: &str,
-    ) -> Result<(Option<Session>, Option<User>), StoreError> {
+    ) -> Result<(Option<Session>, Option<UserStanding>), StoreError> {
         let state = self.lock();
-        Ok((state.sessions.get(session_id).cloned(), state.users.get(email).cloned()))
+        Ok((state.sessions.get(session_id).cloned(), state.users.get(email).map(UserStanding::from)))
     }
 }
 

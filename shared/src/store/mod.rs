@@ -12,7 +12,9 @@ use async_trait::async_trait;
 
 use crate::token::SessionId;
 
-pub use dynamodb::{DynamoStore, TTL_ATTRIBUTE, USER_INDEX};
+pub use dynamodb::{
+    DynamoStore, SESSION_ATTRIBUTES, TTL_ATTRIBUTE, USER_INDEX, USER_INDEX_ATTRIBUTES, USER_STANDING_ATTRIBUTES,
+};
 pub use memory::MemoryStore;
 
 /// Why a store operation failed. A failed *condition* is never an error here:
@@ -93,6 +95,35 @@ impl std::fmt::Debug for User {
     }
 }
 
+/// What decides whether a user may keep a session, and whom its next access token
+/// names: the user without any secret (no password hash). What refresh, logout and
+/// the authorizer's session check read (`docs/storage.md`, least privilege).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserStanding {
+    /// The user id.
+    pub id: String,
+    /// Normalised email.
+    pub email: String,
+    /// Current role.
+    pub role: String,
+    /// Whether the user is disabled.
+    pub disabled: bool,
+    /// See [`User::session_epoch`].
+    pub session_epoch: u64,
+}
+
+impl From<&User> for UserStanding {
+    fn from(user: &User) -> Self {
+        Self {
+            id: user.id.clone(),
+            email: user.email.clone(),
+            role: user.role.clone(),
+            disabled: user.disabled,
+            session_epoch: user.session_epoch,
+        }
+    }
+}
+
 /// A session: one login, carrying a chain of refresh tokens.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
@@ -155,6 +186,10 @@ pub enum RotateOutcome {
 pub trait UserStore: Send + Sync {
     /// The user with this normalised email (strongly consistent read).
     async fn get_user_by_email(&self, email: &str) -> Result<Option<User>, StoreError>;
+
+    /// The standing of the user with this normalised email (strongly consistent
+    /// read of the non-secret attributes only).
+    async fn user_standing(&self, email: &str) -> Result<Option<UserStanding>, StoreError>;
 
     /// The user with this id.
     async fn get_user_by_id(&self, user_id: &str) -> Result<Option<User>, StoreError>;
@@ -233,7 +268,7 @@ pub trait SessionLookup: Send + Sync {
         &self,
         session_id: &SessionId,
         email: &str,
-    ) -> Result<(Option<Session>, Option<User>), StoreError>;
+    ) -> Result<(Option<Session>, Option<UserStanding>), StoreError>;
 }
 
 /// Failed-login counters, per normalised email and fixed time window.

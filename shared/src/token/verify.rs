@@ -1,13 +1,17 @@
-//! Access-token verification, stricter than `jsonwebtoken`'s defaults.
+//! Access-token verification: Latchkey's strict gates in front of `jsonwebtoken`.
 //!
 //! Checks happen cheapest first, and everything that can be refused without
-//! cryptography is: size, shape, header members, `kid`, `alg`, signature length.
-//! Then the signature (aws-lc-rs, on the key parsed once at load), then the claims:
-//! all required, `iss` and `aud` exact, the time claims against the caller's clock
-//! with the leeway. The same checks `jsonwebtoken::decode` makes, in one pass
-//! instead of its second header parse, per-call validation set-up and double claims
-//! parse (docs/performance.md).
+//! cryptography is: size, shape, header members (allow-list, no repeats, `typ`),
+//! `kid` naming a known key with its one `alg`, signature length. Then
+//! `jsonwebtoken::decode` does the JWS work: the signature (aws-lc-rs) and the
+//! registered claims (`iss` and `aud` as the one configured value each; `exp`,
+//! `nbf`, `iss`, `aud`, `sub` present), with the `DecodingKey` and `Validation`
+//! built once when the verifier is. Last, what the library leaves out: the time
+//! claims against the caller's clock (the library reads the process clock, which
+//! tests cannot move), and non-empty identity claims. docs/security.md has the table.
 
+use jsonwebtoken::Validation;
+use jsonwebtoken::errors::ErrorKind;
 use serde_json::{Map, Value};
 
 use super::{AccessClaims, TOKEN_TYPE};
@@ -21,6 +25,10 @@ pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 /// Header members a token may carry; anything else (`crit`, `jwk`, `jku`, `x5u`,
 /// `x5c`, `cty`, ...) is refused.
 const ALLOWED_HEADER_MEMBERS: [&str; 3] = ["alg", "typ", "kid"];
+
+/// The registered claims `jsonwebtoken` must find before it validates them
+/// (`iat` is checked here: the library has no rule for it).
+const REQUIRED_SPEC_CLAIMS: [&str; 5] = ["exp", "nbf", "iss", "aud", "sub"];
 
 /// Why a token was refused. The variants are precise, for logs; callers must
 /// show nothing but "invalid token".
@@ -87,11 +95,12 @@ pub enum TokenError {
 pub struct Verifier {
     keys: KeySet,
     /// The header segment Latchkey's issuer writes for each key, with its `(alg,
-    /// kid)`: a token whose header is byte-for-byte one of these skips the header
-    /// parse (each entry passed [`check_header`] when the verifier was built).
+    /// kid)`: a token whose header is byte-for-byte one of these skips Latchkey's
+    /// header parse (each entry passed [`check_header`] when the verifier was built).
     known_headers: Vec<(String, (String, String))>,
-    issuer: String,
-    audience: String,
+    /// `jsonwebtoken`'s rules for ES256 and RS256 keys, built once.
+    es256: Validation,
+    rs256: Validation,
     leeway: u64,
 }
 
@@ -105,11 +114,22 @@ impl Verifier {
                 check_header(&segment).ok().map(|parsed| (segment, parsed))
             })
             .collect();
+        let validation = |algorithm: SigningAlgorithm| {
+            let mut validation = Validation::new(algorithm.jwt_algorithm());
+            validation.set_issuer(&[&config.issuer]);
+            validation.set_audience(&[&config.audience]);
+            validation.required_spec_claims = REQUIRED_SPEC_CLAIMS.iter().map(|&claim| claim.to_owned()).collect();
+            // Time claims are checked against the caller's clock below.
+            validation.validate_exp = false;
+            validation.validate_nbf = false;
+            validation.leeway = 0;
+            validation
+        };
         Self {
             keys,
             known_headers,
-            issuer: config.issuer.clone(),
-            audience: config.audience.clone(),
+            es256: validation(SigningAlgorithm::Es256),
+            rs256: validation(SigningAlgorithm::Rs256),
             leeway: config.clock_skew.as_secs(),
         }
     }
@@ -121,11 +141,11 @@ impl Verifier {
 
     /// Verifies `token` at time `now` (Unix seconds) and returns its claims.
     ///
-    /// One pass, no allocation but the decoded segments: the shape and header gates,
-    /// then the signature over the signing input with the key parsed at load
-    /// ([`crate::signing::VerifyingKey::verify_signature`]), then the claims, parsed
-    /// once into [`AccessClaims`] (every field required, time claims whole numbers),
-    /// then `iss`, `aud` and the time claims.
+    /// Latchkey's gates (shape, header, key, signature length), then
+    /// `jsonwebtoken::decode` on the key's `DecodingKey` with the prepared
+    /// `Validation` (signature, then the claims parsed into [`AccessClaims`]: every
+    /// field required, time claims whole numbers, `iss` and `aud` exact), then the
+    /// time claims against `now` with the leeway and the identity claims non-empty.
     pub fn verify(&self, token: &str, now: u64) -> Result<AccessClaims, TokenError> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(TokenError::TooLong);
@@ -157,28 +177,23 @@ impl Verifier {
         if alg != algorithm.jose_name() {
             return Err(TokenError::AlgorithmMismatch(alg.clone()));
         }
-        let signature = b64url_decode(signature).unwrap_or_default();
+        // n unpadded base64url characters carry floor(6n / 8) bytes.
+        let signature_bytes = signature.len() * 6 / 8;
         let length_fits = match algorithm {
-            SigningAlgorithm::Es256 => signature.len() == 64,
-            SigningAlgorithm::Rs256 => signature.len() * 8 >= crate::signing::MIN_RSA_BITS,
+            SigningAlgorithm::Es256 => signature_bytes == 64,
+            SigningAlgorithm::Rs256 => signature_bytes * 8 >= crate::signing::MIN_RSA_BITS,
         };
         if !length_fits {
             return Err(TokenError::SignatureLength);
         }
-        let signing_input = &token.as_bytes()[..header.len() + 1 + claims.len()];
-        if !key.verify_signature(signing_input, &signature) {
-            return Err(TokenError::BadSignature);
-        }
 
-        let claims =
-            b64url_decode(claims).ok_or_else(|| TokenError::MalformedClaims("claims are not base64url".to_owned()))?;
-        let claims: AccessClaims = serde_json::from_slice(&claims).map_err(|error| json_claims_error(&error))?;
-        if claims.iss != self.issuer {
-            return Err(TokenError::WrongIssuer);
-        }
-        if claims.aud != self.audience {
-            return Err(TokenError::WrongAudience);
-        }
+        let validation = match algorithm {
+            SigningAlgorithm::Es256 => &self.es256,
+            SigningAlgorithm::Rs256 => &self.rs256,
+        };
+        let claims = jsonwebtoken::decode::<AccessClaims>(token, key.decoding_key(), validation)
+            .map_err(|error| library_refusal(error.into_kind()))?
+            .claims;
         self.check_claims(&claims, now)?;
         Ok(claims)
     }
@@ -207,6 +222,22 @@ impl Verifier {
             return Err(TokenError::IssuedInFuture);
         }
         Ok(())
+    }
+}
+
+/// `jsonwebtoken`'s refusal as a [`TokenError`]. Its messages can quote claim
+/// values (serde's), so only the kind is kept.
+fn library_refusal(kind: ErrorKind) -> TokenError {
+    match kind {
+        ErrorKind::InvalidSignature => TokenError::BadSignature,
+        ErrorKind::InvalidIssuer => TokenError::WrongIssuer,
+        ErrorKind::InvalidAudience => TokenError::WrongAudience,
+        ErrorKind::MissingRequiredClaim(claim) => TokenError::MissingClaim(claim),
+        ErrorKind::Json(error) => json_claims_error(&error),
+        ErrorKind::InvalidAlgorithm | ErrorKind::MissingAlgorithm => TokenError::AlgorithmMismatch(String::new()),
+        ErrorKind::Base64(_) => TokenError::Malformed("segment is not base64url"),
+        ErrorKind::Utf8(_) => TokenError::MalformedClaims("claims are not UTF-8".to_owned()),
+        other => TokenError::MalformedClaims(format!("refused by jsonwebtoken: {other:?}")),
     }
 }
 

@@ -1,0 +1,255 @@
+//! What the translated template grants and how it is reached: per-route throttles,
+//! the REST API front door with per-IP AWS WAF rules (`FrontDoor=rest-api-waf`),
+//! KMS signing on the active key only, and least privilege on the table's data.
+//! Each reads what CloudFormation receives (`scripts/sam-translate`).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeSet;
+
+use latchkey::store::{SESSION_ATTRIBUTES, USER_INDEX_ATTRIBUTES, USER_STANDING_ATTRIBUTES};
+use latchkey_tests::cfn::{invoked_function, referenced, resources_of, translate, translated};
+use serde_json::{Value, json};
+
+fn rest() -> &'static Value {
+    static REST: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    REST.get_or_init(|| translate(&["FrontDoor=rest-api-waf"]))
+}
+
+/// Every statement of a function's role, conditional policies as the policy they grant.
+fn statements(template: &Value, role: &str) -> Vec<Value> {
+    let policies = template["Resources"][role]["Properties"]["Policies"].as_array();
+    policies
+        .into_iter()
+        .flatten()
+        .map(|policy| policy.get("Fn::If").map_or(policy, |branches| &branches[1]))
+        .flat_map(|policy| policy["PolicyDocument"]["Statement"].as_array().unwrap().clone())
+        .collect()
+}
+
+fn actions(statement: &Value) -> Vec<String> {
+    match &statement["Action"] {
+        Value::String(action) => vec![action.clone()],
+        Value::Array(actions) => actions.iter().map(|a| a.as_str().unwrap().to_owned()).collect(),
+        other => panic!("Action {other}"),
+    }
+}
+
+fn names(list: &Value) -> BTreeSet<String> {
+    list.as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()).collect()
+}
+
+fn set(list: &[&str]) -> BTreeSet<String> {
+    list.iter().map(|s| (*s).to_owned()).collect()
+}
+
+/// `METHOD /path` of every operation of an OpenAPI body, with the function it invokes
+/// and whether the authorizer guards it.
+fn operations(body: &Value) -> BTreeSet<(String, String, bool)> {
+    let mut found = BTreeSet::new();
+    for (path, operations) in body["paths"].as_object().unwrap() {
+        for (method, operation) in operations.as_object().unwrap() {
+            let function = invoked_function(&operation["x-amazon-apigateway-integration"]["uri"]);
+            let secured = operation["security"] == json!([{"LatchkeyAuthorizer": []}]);
+            found.insert((format!("{} {path}", method.to_uppercase()), function, secured));
+        }
+    }
+    found
+}
+
+#[test]
+fn the_credential_routes_have_their_own_throttles_on_both_apis() {
+    let stage = &translated()["Resources"]["HttpApiApiGatewayDefaultStage"]["Properties"];
+    assert_eq!(
+        stage["RouteSettings"],
+        json!({
+            "POST /login": {"ThrottlingRateLimit": {"Ref": "LoginThrottlingRateLimit"}, "ThrottlingBurstLimit": {"Ref": "LoginThrottlingBurstLimit"}},
+            "POST /refresh-token": {"ThrottlingRateLimit": {"Ref": "RefreshThrottlingRateLimit"}, "ThrottlingBurstLimit": {"Ref": "RefreshThrottlingBurstLimit"}},
+        })
+    );
+    assert_eq!(stage["DefaultRouteSettings"]["ThrottlingRateLimit"], json!({"Ref": "ThrottlingRateLimit"}));
+    let rest_stage = &rest()["Resources"]["RestApiapiStage"]["Properties"];
+    let settings: BTreeSet<(String, String, String)> = rest_stage["MethodSettings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let rate = s["ThrottlingRateLimit"]["Ref"].as_str().unwrap().to_owned();
+            (s["HttpMethod"].as_str().unwrap().to_owned(), s["ResourcePath"].as_str().unwrap().to_owned(), rate)
+        })
+        .collect();
+    let expected: BTreeSet<(String, String, String)> = [
+        ("*", "/*", "ThrottlingRateLimit"),
+        ("POST", "/~1login", "LoginThrottlingRateLimit"),
+        ("POST", "/~1refresh-token", "RefreshThrottlingRateLimit"),
+    ]
+    .iter()
+    .map(|(m, p, r)| ((*m).to_owned(), (*p).to_owned(), (*r).to_owned()))
+    .collect();
+    assert_eq!(settings, expected);
+}
+
+#[test]
+fn the_default_front_door_is_the_http_api_alone() {
+    let template = translated();
+    assert_eq!(template["Parameters"]["FrontDoor"]["Default"], "http-api");
+    assert_eq!(template["Conditions"]["UseRestApi"], json!({"Fn::Equals": [{"Ref": "FrontDoor"}, "rest-api-waf"]}));
+    // Everything of the REST front door is conditional on it.
+    for kind in
+        ["AWS::ApiGateway::RestApi", "AWS::ApiGateway::Stage", "AWS::WAFv2::WebACL", "AWS::WAFv2::WebACLAssociation"]
+    {
+        let found = resources_of(template, kind);
+        assert!(!found.is_empty(), "{kind}");
+        assert!(found.iter().all(|(_, r)| r["Condition"] == "UseRestApi"), "{kind}");
+    }
+    let unconditional_rest_permissions = resources_of(template, "AWS::Lambda::Permission")
+        .into_iter()
+        .filter(|(_, p)| p["Properties"]["SourceArn"].to_string().contains("RestApi") && p["Condition"] != "UseRestApi")
+        .count();
+    assert_eq!(unconditional_rest_permissions, 0, "a permission naming the REST API must exist only with it");
+}
+
+#[test]
+fn the_rest_front_door_serves_every_route_behind_per_ip_waf_rules_and_nothing_bypasses_it() {
+    let template = rest();
+    let resources = &template["Resources"];
+    // The HTTP API's own endpoint is off, so the web ACL cannot be bypassed through it.
+    let servers = &resources["HttpApi"]["Properties"]["Body"]["servers"];
+    assert_eq!(
+        servers[0]["x-amazon-apigateway-endpoint-configuration"]["disableExecuteApiEndpoint"],
+        json!({"Fn::If": ["UseRestApi", true, false]})
+    );
+    // The same routes, functions and guards on both APIs (OPTIONS extra on REST: the
+    // functions answer preflights; the HTTP API answers them itself).
+    let http = operations(&resources["HttpApi"]["Properties"]["Body"]);
+    let rest: BTreeSet<_> = operations(&resources["RestApi"]["Properties"]["Body"])
+        .into_iter()
+        .filter(|(route, _, _)| !route.starts_with("OPTIONS "))
+        .collect();
+    assert_eq!(rest, http);
+    // Every REST integration may invoke its function from this API.
+    for (route, function, _) in operations(&resources["RestApi"]["Properties"]["Body"]) {
+        let path = route.split_once(' ').unwrap().1;
+        let allowed = resources_of(template, "AWS::Lambda::Permission").into_iter().any(|(_, p)| {
+            let arn = p["Properties"]["SourceArn"]["Fn::Sub"].as_str().unwrap_or("");
+            referenced(&p["Properties"]["FunctionName"]) == Some(function.as_str())
+                && arn.contains("${RestApi}/*/*")
+                && arn.ends_with(path)
+        });
+        assert!(allowed, "{route}: API Gateway may not invoke {function}");
+    }
+    let authorizer = &resources["RestApi"]["Properties"]["Body"]["securityDefinitions"]["LatchkeyAuthorizer"]["x-amazon-apigateway-authorizer"];
+    assert_eq!(authorizer["type"], "request");
+    assert_eq!(authorizer["identitySource"], "method.request.header.Authorization");
+    assert_eq!(invoked_function(&authorizer["authorizerUri"]), "AuthorizerFunction");
+    // The web ACL: regional, per-IP rate-based rules answering 429, on the REST stage.
+    let acl = &resources["WebAcl"]["Properties"];
+    assert_eq!(acl["Scope"], "REGIONAL");
+    assert_eq!(acl["DefaultAction"], json!({"Allow": {}}));
+    let rules = acl["Rules"].as_array().unwrap();
+    assert_eq!(rules.len(), 2);
+    for rule in rules {
+        let rate = &rule["Statement"]["RateBasedStatement"];
+        assert_eq!(rate["AggregateKeyType"], "IP", "{rule}");
+        assert_eq!(rule["Action"]["Block"]["CustomResponse"]["ResponseCode"], 429, "{rule}");
+    }
+    let credential = &rules[0]["Statement"]["RateBasedStatement"];
+    assert_eq!(credential["Limit"], json!({"Ref": "WafCredentialRequestsPerIp"}));
+    let pattern = credential["ScopeDownStatement"]["RegexMatchStatement"]["RegexString"].as_str().unwrap();
+    assert_eq!(pattern, "/(login|refresh-token)$");
+    assert_eq!(rules[1]["Statement"]["RateBasedStatement"]["Limit"], json!({"Ref": "WafRequestsPerIp"}));
+    let association = &resources["WebAclAssociation"]["Properties"];
+    assert_eq!(association["WebACLArn"], json!({"Fn::GetAtt": ["WebAcl", "Arn"]}));
+    let arn = association["ResourceArn"]["Fn::Sub"].as_str().unwrap();
+    assert!(arn.ends_with("::/restapis/${RestApi}/stages/${RestApiapiStage}"), "{arn}");
+    assert_eq!(resources["RestApiapiStage"]["Type"], "AWS::ApiGateway::Stage");
+    // Clients are told the URL of the API that is reachable.
+    let url = &template["Outputs"]["ApiUrl"]["Value"]["Fn::If"];
+    assert_eq!(url[0], "UseRestApi");
+    assert!(url[1]["Fn::Sub"].as_str().unwrap().starts_with("https://${RestApi}."));
+}
+
+#[test]
+fn only_the_active_signing_key_signs() {
+    let template = translated();
+    let active =
+        json!({"Fn::If": ["HasSigningKeyArn", {"Ref": "SigningKeyArn"}, {"Fn::GetAtt": ["SigningKey", "Arn"]}]});
+    let mut signers = 0;
+    for (role, _) in resources_of(template, "AWS::IAM::Role") {
+        for statement in statements(template, role) {
+            if actions(&statement).iter().any(|a| a == "kms:Sign") {
+                signers += 1;
+                assert_eq!(statement["Resource"], active, "{role}: kms:Sign beyond the active key");
+            }
+        }
+        let text = statements(template, role).iter().map(Value::to_string).collect::<String>();
+        if !(role.starts_with("LoginFunction") || role.starts_with("RefreshFunction")) {
+            assert!(!text.contains("kms:Sign"), "{role} may sign");
+        }
+    }
+    assert_eq!(signers, 2, "login and refresh sign");
+}
+
+/// The refresh, logout and authorizer roles read only the attributes their code
+/// requests (the store's own lists), never with `Select` other than specific
+/// attributes, and write only the items they must; the index holds no secret.
+#[test]
+fn functions_read_only_the_attributes_their_code_requests() {
+    let template = translated();
+    let mut readable: BTreeSet<String> = set(&SESSION_ATTRIBUTES);
+    readable.extend(set(&USER_STANDING_ATTRIBUTES));
+    assert!(!readable.contains("passwordHash"));
+    let attributes_of =
+        |statement: &Value| names(&statement["Condition"]["ForAllValues:StringEquals"]["dynamodb:Attributes"]);
+    let select_of = |statement: &Value| statement["Condition"]["StringEqualsIfExists"]["dynamodb:Select"].clone();
+    for (role, reads) in [
+        ("RefreshFunctionRole", vec!["dynamodb:GetItem"]),
+        ("LogoutFunctionRole", vec!["dynamodb:GetItem", "dynamodb:Query"]),
+        ("AuthorizerFunctionRole", vec!["dynamodb:BatchGetItem"]),
+    ] {
+        let mut seen = Vec::new();
+        for statement in statements(template, role) {
+            for action in actions(&statement).into_iter().filter(|a| a.starts_with("dynamodb:")) {
+                match action.as_str() {
+                    "dynamodb:GetItem" | "dynamodb:BatchGetItem" => {
+                        assert_eq!(attributes_of(&statement), readable, "{role} {action}");
+                        assert_eq!(select_of(&statement), "SPECIFIC_ATTRIBUTES", "{role} {action}");
+                    }
+                    "dynamodb:Query" => {
+                        assert_eq!(attributes_of(&statement), set(&SESSION_ATTRIBUTES), "{role} {action}");
+                        assert_eq!(select_of(&statement), "SPECIFIC_ATTRIBUTES", "{role} {action}");
+                    }
+                    "dynamodb:UpdateItem" => {
+                        let keys = &statement["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"];
+                        match names(keys).iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+                            ["SESSION#*"] => {}
+                            ["USER#*"] => assert_eq!(
+                                statement["Condition"]["StringEqualsIfExists"]["dynamodb:ReturnValues"], "NONE",
+                                "{role}: a user item written must not be read back"
+                            ),
+                            other => panic!("{role}: UpdateItem on {other:?}"),
+                        }
+                    }
+                    other => panic!("{role}: {other} is not one of its reads or writes"),
+                }
+                seen.push(action);
+            }
+        }
+        for read in reads {
+            assert!(seen.iter().any(|a| a == read), "{role} lacks {read}");
+        }
+    }
+    let batch = statements(template, "AuthorizerFunctionRole")
+        .into_iter()
+        .find(|s| actions(s).contains(&"dynamodb:BatchGetItem".to_owned()))
+        .unwrap();
+    assert_eq!(
+        names(&batch["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]),
+        set(&["SESSION#*", "USER#*"])
+    );
+    let index = &template["Resources"]["Table"]["Properties"]["GlobalSecondaryIndexes"][0];
+    assert_eq!(index["Projection"]["ProjectionType"], "INCLUDE");
+    assert_eq!(names(&index["Projection"]["NonKeyAttributes"]), set(&USER_INDEX_ATTRIBUTES));
+    for attribute in SESSION_ATTRIBUTES.iter().filter(|a| !["pk", "userId"].contains(a)) {
+        assert!(USER_INDEX_ATTRIBUTES.contains(attribute), "the index lacks {attribute}, which its readers request");
+    }
+}
