@@ -9,8 +9,11 @@ use anyhow::{Context, bail};
 use clap::Subcommand;
 use latchkey::Config;
 use latchkey::account::{Accounts, DEFAULT_ROLE};
-use latchkey::deploy::{Aws, session_manager};
+use latchkey::delivery::{Delivery, TerminalDelivery};
+use latchkey::deploy::{Aws, delivery, session_manager};
+use latchkey::onetime::SecretKey;
 use latchkey::password::{Password, PasswordHasher};
+use latchkey::recovery::Recovery;
 use latchkey::store::DynamoStore;
 use latchkey::token::SessionId;
 
@@ -27,6 +30,19 @@ pub enum UserCommand {
         /// Read the password from the first line of standard input.
         #[arg(long)]
         password_stdin: bool,
+    },
+    /// Invite a user: an account with no password yet, and a mail with a link to set
+    /// one (LATCHKEY_DELIVERY; valid LATCHKEY_INVITE_TTL_SECONDS). Again for a user
+    /// who has not set one: a new link, and the old one stops working.
+    Invite {
+        /// Email address of the new user.
+        email: String,
+        /// Role passed to backends in the access token.
+        #[arg(long)]
+        role: Option<String>,
+        /// Print the link here instead of mailing it (hand it over yourself).
+        #[arg(long)]
+        print_link: bool,
     },
     /// Set a new password; every session of the user is revoked.
     SetPassword {
@@ -92,8 +108,29 @@ async fn accounts() -> anyhow::Result<Accounts> {
     Ok(Accounts::new(users, sessions, PasswordHasher::new(config.password)?))
 }
 
+/// The account flows on the configured table, delivering as configured (or on the
+/// terminal with `print`).
+async fn recovery(print: bool) -> anyhow::Result<Recovery> {
+    let config = Config::from_env()?;
+    let aws = Aws::from_env().await;
+    let store = Arc::new(DynamoStore::new(aws.dynamodb().clone(), config.table_name.clone()));
+    let sessions = session_manager(&config, &aws).await?;
+    let key = SecretKey::derive(sessions.key());
+    let accounts = Accounts::new(store.clone(), sessions, PasswordHasher::new(config.password)?);
+    let delivery: Arc<dyn Delivery> = if print { Arc::new(TerminalDelivery) } else { delivery(&config, &aws)? };
+    Ok(Recovery::new(accounts, store.clone(), store, key, delivery, config.accounts))
+}
+
 pub async fn user(command: UserCommand) -> anyhow::Result<ExitCode> {
     match command {
+        UserCommand::Invite { email, role, print_link } => {
+            let invited = recovery(print_link).await?.invite(&email, role.as_deref()).await?;
+            let what = if invited.created { "invited" } else { "invited again (the earlier link no longer works)" };
+            println!("{what} {} ({}) role {}", invited.user.email, invited.user.id, invited.user.role);
+            if let Err(error) = invited.delivered {
+                bail!("the invitation was made but its mail was not sent ({error}); run invite again, or --print-link");
+            }
+        }
         UserCommand::Add { email, role, password_stdin } => {
             let password = read_password(password_stdin, true)?;
             let user = accounts().await?.create(&email, &password, &role).await?;

@@ -19,7 +19,7 @@ use lambda_http::Body;
 use latchkey::Config;
 use latchkey::config::RefreshDelivery;
 use latchkey::deploy::Aws;
-use latchkey::http::{ApiError, MAX_BODY_BYTES, jwks, login, logout, refresh};
+use latchkey::http::{ApiError, MAX_BODY_BYTES, account, jwks, login, logout, refresh};
 use latchkey::password::Password;
 use latchkey::services::Services;
 use latchkey::signing::LocalSigner;
@@ -83,8 +83,22 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
         }
         None => None,
     };
+    // Links in messages point at the demo app (which reads them), else at this API's
+    // root page; messages are printed on the terminal (below).
+    if config.accounts.link_base_url.is_none() {
+        let base = match &app {
+            Some((_, origin)) => format!("{origin}/"),
+            None => format!("http://localhost:{api_port}/"),
+        };
+        config.accounts.link_base_url = Some(base);
+    }
     let services = if args.aws {
-        Services::deployed(&config, &Aws::from_env().await).await?
+        let mut services = Services::deployed(&config, &Aws::from_env().await).await?;
+        if config.accounts.delivery == latchkey::config::DeliveryKind::None {
+            services.account.recovery =
+                services.account.recovery.with_delivery(Arc::new(latchkey::delivery::TerminalDelivery));
+        }
+        services
     } else {
         let signer = match &args.key_file {
             Some(path) => Some(LocalSigner::from_pem(&std::fs::read_to_string(path).context("reading --key-file")?)?),
@@ -150,7 +164,8 @@ fn print_banner(base: &str, services: &Services, aws: bool, users: &[(String, St
     println!("latchkey dev listening on {base}");
     let store = if aws { "DynamoDB and KMS (as configured)" } else { "in-memory store, local ES256 key" };
     println!("  backing: {store}; kid {}", services.login.tokens.issuer().signer().public_key().kid);
-    println!("  routes: POST /login, POST /refresh-token, POST /logout, GET /.well-known/jwks.json, GET /me");
+    println!("  routes: {}", ROUTES_SHOWN.join(", "));
+    println!("  messages (reset, invitation, sign-up links): printed here, one line each");
     for (email, _, role) in users.iter().filter(|(email, _, _)| email != DEMO_EMAIL) {
         println!("  user: {email} (role {role})");
     }
@@ -235,8 +250,18 @@ async fn landing(axum::Extension(landing): axum::Extension<Arc<Landing>>, header
 }
 
 /// The routes `GET /` lists.
-const ROUTES_SHOWN: [&str; 5] =
-    ["POST /login", "POST /refresh-token", "POST /logout", "GET /.well-known/jwks.json", "GET /me"];
+const ROUTES_SHOWN: [&str; 10] = [
+    "POST /login",
+    "POST /refresh-token",
+    "POST /logout",
+    "GET /.well-known/jwks.json",
+    "POST /password",
+    "POST /password/forgot",
+    "POST /password/reset",
+    "POST /signup",
+    "POST /email/verify",
+    "GET /me",
+];
 
 /// The routes of docs/api.md plus `GET /me` and `GET /`, with one log line per request.
 pub fn router(services: Arc<Services>, front_page: Landing) -> Router {
@@ -256,6 +281,11 @@ pub fn router(services: Arc<Services>, front_page: Landing) -> Router {
             "/logout",
             any(|State(s): State<Arc<Services>>, r: Request| async move { lambda(r, |r| logout(&s.logout, r)).await }),
         )
+        .route("/password", any(account_route))
+        .route("/password/forgot", any(account_route))
+        .route("/password/reset", any(account_route))
+        .route("/signup", any(account_route))
+        .route("/email/verify", any(account_route))
         .route(
             "/.well-known/jwks.json",
             any(|State(s): State<Arc<Services>>, r: Request| async move { lambda(r, |r| jwks(&s.jwks, r)).await }),
@@ -265,6 +295,13 @@ pub fn router(services: Arc<Services>, front_page: Landing) -> Router {
         .layer(axum::Extension(Arc::new(front_page)))
         .layer(middleware::from_fn(log_line))
         .with_state(services)
+}
+
+/// The account routes, through the account function's handler. `POST /password`
+/// sits behind the authorizer in the template; its handler verifies the access
+/// token itself, so it is served directly here.
+async fn account_route(State(s): State<Arc<Services>>, r: Request) -> Response {
+    lambda(r, |r| account(&s.account, r)).await
 }
 
 /// `METHOD /path STATUS Nms` on stderr; nothing else about the request.

@@ -166,6 +166,134 @@ async fn built_functions_serve_login_me_refresh_logout_through_the_gateway() {
     assert_eq!(http.call("DELETE", "/login", &[], None).await.0, 404, "only POST /login is a route");
 }
 
+/// Mail moto's SES accepted for `to`, oldest first, as (subject, HTML body).
+async fn mail_to(to: &str) -> Vec<(String, String)> {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap();
+    let (status, data) = Http::new().call("GET", &format!("{endpoint}/moto-api/data.json"), &[], None).await;
+    assert_eq!(status, 200, "moto's data.json");
+    data["ses"]["Message"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|m| m["destinations"]["ToAddresses"].as_array().is_some_and(|to_| to_.iter().any(|a| a == to)))
+        .map(|m| {
+            (m["subject"].as_str().unwrap_or_default().to_owned(), m["body"].as_str().unwrap_or_default().to_owned())
+        })
+        .collect()
+}
+
+/// The one-time token in the newest mail to `to` (the link's `token=` fragment
+/// parameter), after checking the link names `action` and the deployer's page.
+async fn link_token(to: &str, action: &str) -> String {
+    let mail = mail_to(to).await;
+    let (_, body) = mail.last().unwrap_or_else(|| panic!("no mail to {to}"));
+    let start = body.find("https://app.example.com/account#").unwrap_or_else(|| panic!("no link in {body}"));
+    let link = &body[start..];
+    let link = &link[..link.find('"').unwrap()];
+    assert!(link.contains(&format!("action={action}&amp;token=")), "{link}");
+    link.rsplit("token=").next().unwrap().to_owned()
+}
+
+/// The account routes through what `sam build` made, mail by SES (moto keeps what it
+/// accepts, and the test reads the links back): forgot and reset end every session
+/// and spend the link once; a password change keeps the caller's session and ends the
+/// others; sign-up needs the mailed verification; an invitation from `latchkey user
+/// invite` is accepted through the reset route.
+#[tokio::test]
+async fn built_account_function_resets_changes_signs_up_and_accepts_invitations_by_ses_mail() {
+    let Some(functions) = built() else { return };
+    let Some(env) = fresh_stack(false).await else { return };
+    let domain = format!("{}.example.com", support::unique_name("mail"));
+    let ses = aws_sdk_sesv2::Client::new(&support::moto_config().await.unwrap());
+    ses.create_email_identity().email_identity(&domain).send().await.unwrap();
+    let settings = [
+        "Delivery=ses".to_owned(),
+        format!("MailFrom=no-reply@{domain}"),
+        format!("SesIdentity={domain}"),
+        "LinkBaseUrl=https://app.example.com/account".to_owned(),
+        "Signup=open".to_owned(),
+        "AccountResponseFloorMs=300".to_owned(),
+    ];
+    let mut args = vec!["--functions".to_owned(), functions.to_str().unwrap().to_owned()];
+    for setting in &settings {
+        args.extend(["--parameter".to_owned(), setting.clone()]);
+    }
+    let gateway = start_gateway(&args.iter().map(String::as_str).collect::<Vec<_>>(), &env);
+    let api = Api::new(&gateway.base);
+    let ada = format!("ada@{domain}");
+    add_user(&env, &ada, "a long enough passphrase", "member");
+
+    // Forgot: the same answer for an account and for none; only the account gets mail.
+    let first = api.login(&ada, "a long enough passphrase").await;
+    let second = api.login(&ada, "a long enough passphrase").await;
+    let known = api.call("POST", "/password/forgot", &[], Some(json!({"email": ada}))).await;
+    let nobody = format!("nobody@{domain}");
+    let unknown = api.call("POST", "/password/forgot", &[], Some(json!({"email": nobody}))).await;
+    assert_eq!(known, unknown);
+    assert_eq!(known.0, 202);
+    assert!(mail_to(&nobody).await.is_empty(), "mail went to an address with no account");
+    let token = link_token(&ada, "reset").await;
+    let reset = json!({"token": token, "newPassword": "another long passphrase"});
+    assert_eq!(api.call("POST", "/password/reset", &[], Some(reset.clone())).await.0, 204);
+    let (status, body) = api.call("POST", "/password/reset", &[], Some(reset)).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_link")), "the link worked twice");
+    for tokens in [&first, &second] {
+        let refresh = json!({"refreshToken": tokens["refreshToken"]});
+        assert_eq!(api.call("POST", "/refresh-token", &[], Some(refresh)).await.0, 401, "a session outlived reset");
+    }
+    let (status, _) =
+        api.call("POST", "/login", &[], Some(json!({"email": ada, "password": "a long enough passphrase"}))).await;
+    assert_eq!(status, 401, "the old password still works");
+
+    // Change: the caller continues with fresh tokens; the other session ends.
+    let mine = api.login(&ada, "another long passphrase").await;
+    let other = api.login(&ada, "another long passphrase").await;
+    let bearer = format!("Bearer {}", mine["accessToken"].as_str().unwrap());
+    let change = json!({"currentPassword": "another long passphrase", "newPassword": "a third long passphrase"});
+    let (status, changed) = api.call("POST", "/password", &[("authorization", &bearer)], Some(change)).await;
+    assert_eq!(status, 200, "{changed}");
+    assert_eq!(api.get("/me", changed["accessToken"].as_str().unwrap()).await.0, 200);
+    let refresh = |tokens: &Value| json!({"refreshToken": tokens["refreshToken"]});
+    assert_eq!(api.call("POST", "/refresh-token", &[], Some(refresh(&changed))).await.0, 200);
+    assert_eq!(api.call("POST", "/refresh-token", &[], Some(refresh(&other))).await.0, 401);
+    let wrong = json!({"currentPassword": "not it at all", "newPassword": "a fourth long passphrase"});
+    let (status, body) = api.call("POST", "/password", &[("authorization", &bearer)], Some(wrong)).await;
+    assert_eq!((status, body["error"].as_str()), (401, Some("invalid_credentials")));
+
+    // Sign-up: no login until the mailed link is used.
+    let cy = format!("cy@{domain}");
+    let signup = json!({"email": cy, "password": "cy's long passphrase"});
+    assert_eq!(api.call("POST", "/signup", &[], Some(signup)).await.0, 202);
+    let credentials = json!({"email": cy, "password": "cy's long passphrase"});
+    let (status, body) = api.call("POST", "/login", &[], Some(credentials.clone())).await;
+    assert_eq!((status, body["error"].as_str()), (403, Some("email_unverified")), "{body}");
+    let token = link_token(&cy, "verify").await;
+    assert_eq!(api.call("POST", "/email/verify", &[], Some(json!({"token": token}))).await.0, 204);
+    assert_eq!(api.call("POST", "/login", &[], Some(credentials)).await.0, 200);
+
+    // Invitation: the CLI mails a link; until it is used the account has no password.
+    let di = format!("di@{domain}");
+    let mut cli_env = env.clone();
+    cli_env.extend([
+        ("LATCHKEY_DELIVERY".to_owned(), "ses".to_owned()),
+        ("LATCHKEY_MAIL_FROM".to_owned(), format!("no-reply@{domain}")),
+        ("LATCHKEY_LINK_BASE_URL".to_owned(), "https://app.example.com/account".to_owned()),
+    ]);
+    ok(&latchkey(&["user", "invite", &di, "--role", "admin"], &cli_env, None));
+    let token = link_token(&di, "invite").await;
+    let (status, body) =
+        api.call("POST", "/login", &[], Some(json!({"email": di, "password": "anything at all"}))).await;
+    assert_eq!((status, body["error"].as_str()), (401, Some("invalid_credentials")));
+    let accept = json!({"token": token, "newPassword": "di's own passphrase"});
+    assert_eq!(api.call("POST", "/password/reset", &[], Some(accept)).await.0, 204);
+    let tokens = api.login(&di, "di's own passphrase").await;
+    let (status, me) = api.get("/me", tokens["accessToken"].as_str().unwrap()).await;
+    assert_eq!((status, me["role"].as_str()), (200, Some("admin")), "{me}");
+    let subjects: Vec<String> = mail_to(&di).await.into_iter().map(|(subject, _)| subject).collect();
+    assert_eq!(subjects.len(), 1, "{subjects:?}");
+}
+
 /// Revocation reaches the API through what `sam build` made: with the session check
 /// at 1 s (and so, by the template, the authorizer cache at 1 s), an access token of
 /// a logged-out session still opens `/me` from the caches, and stops once they lapse.
@@ -388,6 +516,7 @@ async fn every_sample_event_gives_its_documented_outcome_from_the_built_function
         "refresh" => "RefreshFunction",
         "logout" => "LogoutFunction",
         "jwks" => "JwksFunction",
+        "account" => "AccountFunction",
         "authorizer" => "AuthorizerFunction",
         other => panic!("unknown function {other}"),
     };
@@ -395,8 +524,13 @@ async fn every_sample_event_gives_its_documented_outcome_from_the_built_function
     for entry in &manifest {
         let file = entry["file"].as_str().unwrap();
         let function = entry["function"].as_str().unwrap();
-        // Each refresh and logout sample spends the fixture session: a fresh one each.
-        let env = if matches!(function, "refresh" | "logout") { fresh_stack(true).await.unwrap() } else { env.clone() };
+        // Each refresh, logout and account sample spends the fixture session or
+        // changes the demo user: a fresh one each.
+        let env = if matches!(function, "refresh" | "logout" | "account") {
+            fresh_stack(true).await.unwrap()
+        } else {
+            env.clone()
+        };
         let env: Vec<(String, String)> = env.into_iter().filter(|(k, _)| k != "LATCHKEY_REFRESH_MAC_KEY_ID").collect();
         let output = invoke(function_of(function), file, &functions, env_file.path(), &env);
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
@@ -490,9 +624,15 @@ async fn cold_start_times_every_built_function_to_its_first_request_for_an_event
         .output()
         .unwrap();
     let printed = ok(&output);
-    for function in
-        ["AuthorizerFunction", "EchoFunction", "JwksFunction", "LoginFunction", "LogoutFunction", "RefreshFunction"]
-    {
+    for function in [
+        "AccountFunction",
+        "AuthorizerFunction",
+        "EchoFunction",
+        "JwksFunction",
+        "LoginFunction",
+        "LogoutFunction",
+        "RefreshFunction",
+    ] {
         let row = printed.lines().find(|line| line.starts_with(&format!("| {function} |"))).expect(&printed);
         let median: f64 = row.split('|').nth(2).unwrap().trim().trim_end_matches(" ms").parse().expect(row);
         assert!(median > 0.0 && median < 10_000.0, "{row}");

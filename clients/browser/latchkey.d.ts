@@ -13,7 +13,7 @@ export interface TokenEventDetail {
   /** When the new access token expires, ms since the epoch. */
   expiresAt: number;
   /** Where it came from: this tab's login or refresh, or another tab. */
-  from: 'login' | 'refresh' | 'tab';
+  from: 'login' | 'refresh' | 'password' | 'tab';
 }
 
 export interface SessionEndEventDetail {
@@ -36,6 +36,21 @@ export declare class LatchkeyError extends Error {
 export interface Latchkey extends EventTarget {
   /** POST /login; the refresh token arrives as an HttpOnly cookie. Rejects with LatchkeyError. */
   login(email: string, password: string): Promise<{ expiresAt: number }>;
+  /**
+   * POST /password with the access token: the current password proves the user. Resolves
+   * once the new password is set: this session continues with fresh tokens (a `token`
+   * event, `from: 'password'`) and every other session of the user has ended. A wrong
+   * current password rejects with `invalid_credentials` (counted as a failed login).
+   */
+  changePassword(currentPassword: string, newPassword: string): Promise<{ expiresAt: number }>;
+  /** POST /password/forgot. Resolves alike whether or not the address has an account. */
+  forgotPassword(email: string): Promise<void>;
+  /** POST /password/reset with a link's token (reset or invite); every session of the user ends. Rejects with `invalid_link` or `weak_password`. */
+  resetPassword(token: string, newPassword: string): Promise<void>;
+  /** POST /signup (when the deployment allows it). Resolves alike whether or not the address was taken; the person then uses the mailed link. */
+  signUp(email: string, password: string): Promise<void>;
+  /** POST /email/verify with a sign-up link's token. Rejects with `invalid_link`. */
+  verifyEmail(token: string): Promise<void>;
   /**
    * fetch with `Authorization: Bearer`. Paths starting with "/" are resolved against `api`.
    * Without a token it refreshes first; on a 401 it refreshes once and retries once. With no
@@ -64,3 +79,20 @@ export interface Latchkey extends EventTarget {
 }
 
 export declare function createLatchkey(options: LatchkeyOptions): Latchkey;
+
+export interface LatchkeyLink {
+  /** reset: a forgot-password link; invite: an invitation (set a first password); verify: a sign-up's email check. */
+  action: 'reset' | 'invite' | 'verify';
+  /** The one-time token to pass to resetPassword (reset, invite) or verifyEmail (verify). */
+  token: string;
+}
+
+/**
+ * Reads a link Latchkey mailed (`<page>#action=...&token=...`) from `location` (default
+ * the page's) and removes the fragment from the address bar with `history.replaceState`.
+ * Null when the fragment is not such a link.
+ */
+export declare function readLink(
+  location?: Pick<Location, 'hash' | 'pathname' | 'search'>,
+  history?: Pick<History, 'replaceState' | 'state'>,
+): LatchkeyLink | null;

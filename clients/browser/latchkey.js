@@ -12,12 +12,27 @@ export class LatchkeyError extends Error {
   }
 }
 
+// The action and token of a link Latchkey mailed (`<page>#action=reset&token=...`), or
+// null. The token is in the fragment, which browsers never send to a server; this also
+// removes it from the address bar and the history entry, so it is not left on screen or
+// in a bookmark.
+export function readLink(where = globalThis.location, history = globalThis.history) {
+  const fragment = new URLSearchParams(String(where?.hash ?? '').replace(/^#/, ''));
+  const action = fragment.get('action');
+  const token = fragment.get('token');
+  if (!['reset', 'invite', 'verify'].includes(action) || !token) return null;
+  history?.replaceState?.(history.state, '', `${where.pathname}${where.search}`);
+  return { action, token };
+}
+
 export function createLatchkey({ api, csrfHeader = 'X-Latchkey-CSRF', channel = 'latchkey' } = {}) {
   if (!api) throw new TypeError('createLatchkey needs { api }: the API origin, e.g. https://auth.example.com');
   const base = String(api).replace(/\/+$/, '');
   const events = new EventTarget();
   const lockName = `${channel}-refresh`;
   const bc = typeof BroadcastChannel === 'function' ? new BroadcastChannel(channel) : null;
+  // Node (server rendering, tests) keeps a process alive while a channel is open; browsers have no unref.
+  bc?.unref?.();
   let accessToken = null;
   let expiresAt = null;
   // Bumped whenever a token arrives or the session ends, here or in another tab: a
@@ -155,23 +170,59 @@ export function createLatchkey({ api, csrfHeader = 'X-Latchkey-CSRF', channel = 
     return inflight;
   }
 
-  async function login(email, password) {
-    const response = await call('/login', {
+  // A JSON POST without a token; rejects with the API's error unless the status is ok.
+  async function send(path, body, headers = {}) {
+    const response = await call(path, {
       method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({ email, password }),
+      headers: { 'Content-Type': 'application/json', ...headers },
+      body: JSON.stringify(body),
     });
     if (!response.ok) throw await errorOf(response);
+    return response;
+  }
+
+  // Takes the tokens of a login or password change: the access token into memory (and
+  // the other tabs); the refresh token came as the HttpOnly cookie.
+  async function signedIn(response, from) {
     const body = await response.json();
     if ('refreshToken' in body) {
       // `both` delivery: the token is in script's reach. Drop it; use `cookie` for browsers.
       console.warn('latchkey: the API returned refreshToken in the body; set LATCHKEY_REFRESH_TOKEN_DELIVERY=cookie');
     }
     const expiry = Date.now() + body.expiresIn * 1000;
-    adopt(body.accessToken, expiry, 'login');
+    adopt(body.accessToken, expiry, from);
     post({ type: 'token', accessToken: body.accessToken, expiresAt: expiry });
     return { expiresAt: expiry };
   }
+
+  async function login(email, password) {
+    return signedIn(await send('/login', { email, password }), 'login');
+  }
+
+  // The current password proves it is the user; the answer carries fresh tokens for this
+  // session while every other session of the user ends. Not through authFetch: its retry
+  // would send a wrong password twice (each counted by the login throttle). It refreshes
+  // only when the API says the access token itself was refused.
+  async function changePassword(currentPassword, newPassword) {
+    const attempt = async (token) => call('/password', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
+      body: JSON.stringify({ currentPassword, newPassword }),
+    });
+    let response = await attempt(accessToken ?? await refresh());
+    if (response.status === 401) {
+      const error = await errorOf(response.clone());
+      if (error.code === 'invalid_token') response = await attempt(await refresh());
+    }
+    if (!response.ok) throw await errorOf(response);
+    return signedIn(response, 'password');
+  }
+
+  // These four answer the same whatever the address: no account state is revealed.
+  const forgotPassword = async (email) => { await send('/password/forgot', { email }); };
+  const resetPassword = async (token, newPassword) => { await send('/password/reset', { token, newPassword }); };
+  const signUp = async (email, password) => { await send('/signup', { email, password }); };
+  const verifyEmail = async (token) => { await send('/email/verify', { token }); };
 
   // Resolves relative paths against the API. The token goes wherever you point this, so
   // point it only at APIs that trust Latchkey's tokens.
@@ -212,6 +263,11 @@ export function createLatchkey({ api, csrfHeader = 'X-Latchkey-CSRF', channel = 
 
   return Object.assign(events, {
     login,
+    changePassword,
+    forgotPassword,
+    resetPassword,
+    signUp,
+    verifyEmail,
     fetch: authFetch,
     refresh,
     logout,

@@ -7,7 +7,11 @@ use crate::config::Config;
 use crate::encoding::{b64url, random_bytes};
 use crate::password::{Password, PasswordError, PasswordHasher, Verification};
 use crate::session::SessionManager;
-use crate::store::{InvalidEmail, LoginAttemptStore, StoreError, User, UserStore, normalize_email};
+use crate::store::{
+    CredentialStore, InvalidEmail, LoginAttemptStore, PasswordChange, Session, StoreError, User, UserStore,
+    normalize_email,
+};
+use crate::token::{RefreshToken, SessionId};
 
 /// Fewest characters a new password may have (NIST SP 800-63B); the most is
 /// [`crate::password::MAX_PASSWORD_BYTES`] bytes.
@@ -60,8 +64,11 @@ impl LoginThrottle {
 pub enum Authentication<T = User> {
     /// Right password, enabled user (or what [`Accounts::login_then`] made of it).
     Success(T),
-    /// Unknown email, wrong password or disabled user (indistinguishable).
+    /// Unknown email, wrong password, no password yet (an invitation not accepted),
+    /// an expired sign-up or a disabled user (indistinguishable).
     Failure,
+    /// Right password, but the email of this sign-up is not verified yet.
+    Unverified,
     /// Too many failures for this email in the current window; no password was checked.
     Throttled {
         /// Seconds until the window ends.
@@ -76,6 +83,27 @@ pub struct Accounts {
     sessions: SessionManager,
     hasher: PasswordHasher,
     throttle: Option<LoginThrottle>,
+    credentials: Option<Arc<dyn CredentialStore>>,
+}
+
+/// A password changed in a session that continues: the user and session as now
+/// stored, and the session's new refresh token.
+pub struct PasswordChanged {
+    /// The user, with the new epoch.
+    pub user: User,
+    /// The continuing session, rotated and in the new epoch.
+    pub session: Session,
+    /// Its refresh token.
+    pub refresh_token: String,
+}
+
+impl std::fmt::Debug for PasswordChanged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PasswordChanged")
+            .field("user", &self.user)
+            .field("session", &self.session)
+            .finish_non_exhaustive()
+    }
 }
 
 impl std::fmt::Debug for Accounts {
@@ -91,7 +119,7 @@ impl std::fmt::Debug for Accounts {
 impl Accounts {
     /// Accounts over `users`, ending sessions through `sessions`, hashing with `hasher`.
     pub fn new(users: Arc<dyn UserStore>, sessions: SessionManager, hasher: PasswordHasher) -> Self {
-        Self { users, sessions, hasher, throttle: None }
+        Self { users, sessions, hasher, throttle: None, credentials: None }
     }
 
     /// The same accounts with a failed-login limit on [`Accounts::login`].
@@ -138,6 +166,9 @@ impl Accounts {
             password_changed_at: 0,
             session_epoch: 0,
             created_at: now,
+            // An operator made it and gave out the password: the address is theirs to vouch for.
+            email_verified: true,
+            pending_expires_at: None,
         };
         self.users.create_user(&user).await?;
         tracing::info!(event = "user_created", user_id = %user.id, role = %user.role);
@@ -153,25 +184,42 @@ impl Accounts {
             Ok(email) => self.users.get_user_by_email(&email).await?,
             Err(InvalidEmail) => None,
         };
-        self.check_password(user, password).await
+        Ok(match self.check_password(user, password).await? {
+            Authentication::Success(user) => Some(user),
+            _ => None,
+        })
     }
 
-    /// The password check of [`Accounts::authenticate`] on a user already read.
-    async fn check_password(&self, user: Option<User>, password: &Password) -> Result<Option<User>, AccountError> {
-        let stored = user.as_ref().map(|user| user.password_hash.as_str());
+    /// The password check of [`Accounts::authenticate`] on a user already read. An
+    /// unknown email, and a user without a password (an invitation not accepted
+    /// yet), cost one verification of the dummy hash; an expired sign-up is as if
+    /// unknown; a right password on an unverified sign-up is
+    /// [`Authentication::Unverified`].
+    async fn check_password(&self, user: Option<User>, password: &Password) -> Result<Authentication, AccountError> {
+        let now = self.sessions.clock().now();
+        let user = user.filter(|user| !user.pending_expired(now));
+        let stored = user.as_ref().filter(|user| user.has_password()).map(|user| user.password_hash.as_str());
         let verification = self.hasher.verify(password, stored).await?;
         let (user, needs_rehash) = match (user, verification) {
             (None, _) => {
                 tracing::info!(event = "login_failed", reason = "unknown_email");
-                return Ok(None);
+                return Ok(Authentication::Failure);
+            }
+            (Some(user), _) if !user.has_password() => {
+                tracing::info!(event = "login_failed", user_id = %user.id, reason = "no_password");
+                return Ok(Authentication::Failure);
             }
             (Some(user), Verification::Invalid) => {
                 tracing::info!(event = "login_failed", user_id = %user.id, reason = "wrong_password");
-                return Ok(None);
+                return Ok(Authentication::Failure);
             }
             (Some(user), Verification::Valid { .. }) if user.disabled => {
                 tracing::info!(event = "login_failed", user_id = %user.id, reason = "user_disabled");
-                return Ok(None);
+                return Ok(Authentication::Failure);
+            }
+            (Some(user), Verification::Valid { .. }) if !user.email_verified => {
+                tracing::info!(event = "login_failed", user_id = %user.id, reason = "email_unverified");
+                return Ok(Authentication::Unverified);
             }
             (Some(user), Verification::Valid { needs_rehash }) => (user, needs_rehash),
         };
@@ -188,7 +236,7 @@ impl Accounts {
                 }
             }
         }
-        Ok(Some(user))
+        Ok(Authentication::Success(user))
     }
 
     /// A login attempt: [`Accounts::authenticate`] behind the failed-login limit.
@@ -221,9 +269,15 @@ impl Accounts {
         Fut: Future<Output = T>,
     {
         let (Some(throttle), Ok(key)) = (&self.throttle, normalize_email(email)) else {
-            return Ok(match self.authenticate(email, password).await? {
-                Some(user) => Authentication::Success(finish(user).await),
-                None => Authentication::Failure,
+            let user = match normalize_email(email) {
+                Ok(email) => self.users.get_user_by_email(&email).await?,
+                Err(InvalidEmail) => None,
+            };
+            return Ok(match self.check_password(user, password).await? {
+                Authentication::Success(user) => Authentication::Success(finish(user).await),
+                Authentication::Failure => Authentication::Failure,
+                Authentication::Unverified => Authentication::Unverified,
+                Authentication::Throttled { retry_after_secs } => Authentication::Throttled { retry_after_secs },
             });
         };
         let now = self.sessions.clock().now();
@@ -238,8 +292,13 @@ impl Accounts {
             tracing::warn!(event = "login_throttled", attempts, "failed-login limit reached");
             return Ok(Authentication::Throttled { retry_after_secs: window_end.saturating_sub(now) });
         }
-        let Some(user) = self.check_password(user?, password).await? else {
-            return Ok(Authentication::Failure);
+        let user = match self.check_password(user?, password).await? {
+            Authentication::Success(user) => user,
+            Authentication::Failure => return Ok(Authentication::Failure),
+            Authentication::Unverified => return Ok(Authentication::Unverified),
+            Authentication::Throttled { retry_after_secs } => {
+                return Ok(Authentication::Throttled { retry_after_secs });
+            }
         };
         let user_id = user.id.clone();
         let (cleared, finished) = tokio::join!(throttle.attempts.clear_failures(&key, window), finish(user));
@@ -283,6 +342,99 @@ impl Accounts {
         Ok(())
     }
 
+    /// The password hasher.
+    pub fn hasher(&self) -> &PasswordHasher {
+        &self.hasher
+    }
+
+    /// Changes the password of the signed-in user `user_id` (email `email`, from the
+    /// verified access token) in session `session_id`. The current password is
+    /// checked as a login is: counted by the failed-login limit first, at the same
+    /// cost whatever the outcome. Every other session of the user ends (the epoch
+    /// moves on) and this one continues, rotated, in the same transaction: its new
+    /// refresh token is returned. `Success(None)`: the password was right but the
+    /// session is not this user's live session any more, or a concurrent change won.
+    pub async fn change_password(
+        &self,
+        user_id: &str,
+        email: &str,
+        session_id: SessionId,
+        current: &Password,
+        new: &Password,
+    ) -> Result<Authentication<Option<PasswordChanged>>, AccountError> {
+        check_new_password(new)?;
+        let outcome = self
+            .login_then(email, current, |user| async move {
+                self.keep_session_and_change(user, user_id, session_id, new).await
+            })
+            .await?;
+        Ok(match outcome {
+            Authentication::Success(changed) => Authentication::Success(changed?),
+            Authentication::Failure => Authentication::Failure,
+            Authentication::Unverified => Authentication::Unverified,
+            Authentication::Throttled { retry_after_secs } => Authentication::Throttled { retry_after_secs },
+        })
+    }
+
+    async fn keep_session_and_change(
+        &self,
+        user: User,
+        user_id: &str,
+        session_id: SessionId,
+        new: &Password,
+    ) -> Result<Option<PasswordChanged>, AccountError> {
+        let Some(credentials) = &self.credentials else {
+            return Err(StoreError::Unavailable("no credential store".to_owned()).into());
+        };
+        let now = self.sessions.clock().now();
+        let Some(session) = self.sessions.session(&session_id).await? else { return Ok(None) };
+        let ours = user.id == user_id && session.user_id == user.id && session.user_epoch == user.session_epoch;
+        if !ours || !session.is_live(now) {
+            return Ok(None);
+        }
+        let new_hash = self.hasher.hash(new).await?;
+        let change = PasswordChange {
+            email: user.email.clone(),
+            current_hash: user.password_hash.clone(),
+            new_hash: new_hash.clone(),
+            epoch: user.session_epoch,
+            session_id,
+            generation: session.generation,
+            now,
+            idle_secs: self.sessions.policy().idle_secs,
+        };
+        if !credentials.change_password_keeping_session(&change).await? {
+            return Ok(None);
+        }
+        let next_epoch = user.session_epoch.saturating_add(1);
+        let user = User { password_hash: new_hash, password_changed_at: now, session_epoch: next_epoch, ..user };
+        let session = Session {
+            user_epoch: next_epoch,
+            generation: session.generation.saturating_add(1),
+            rotated_at: now,
+            idle_expires_at: now.saturating_add(change.idle_secs),
+            ..session
+        };
+        tracing::info!(event = "password_changed", user_id = %user.id, session_id = %session.id);
+        tracing::info!(event = "sessions_ended", user_id = %user.id, reason = "password_changed");
+        let refresh_token =
+            self.sessions.mint(&RefreshToken { session_id: session.id, generation: session.generation });
+        Ok(Some(PasswordChanged { user, session, refresh_token }))
+    }
+
+    /// After [`Accounts::change_password`]: marks the user's other sessions revoked
+    /// (they ended already with the epoch; the mark is what listings show). Best
+    /// effort, so the caller runs it beside the signing of the new access token
+    /// instead of before it.
+    pub async fn mark_others_ended(&self, changed: &PasswordChanged) {
+        self.sessions.mark_all_revoked(&changed.user.id, "password_changed", Some(&changed.session.id)).await;
+    }
+
+    /// The same accounts with `credentials` for [`Accounts::change_password`].
+    pub fn with_credentials(self, credentials: Arc<dyn CredentialStore>) -> Self {
+        Self { credentials: Some(credentials), ..self }
+    }
+
     /// The user with this email, or [`StoreError::NotFound`].
     pub async fn existing(&self, email: &str) -> Result<User, AccountError> {
         let email = normalize_email(email)?;
@@ -290,7 +442,9 @@ impl Accounts {
     }
 }
 
-fn check_new_password(password: &Password) -> Result<(), AccountError> {
+/// The one password policy (sign-up, reset, change, `latchkey user add`): at least
+/// [`MIN_PASSWORD_CHARS`] characters; at most 1 KiB is [`Password::new`]'s.
+pub fn check_new_password(password: &Password) -> Result<(), AccountError> {
     if password.char_count() < MIN_PASSWORD_CHARS {
         return Err(AccountError::WeakPassword);
     }
@@ -299,7 +453,7 @@ fn check_new_password(password: &Password) -> Result<(), AccountError> {
 
 /// Roles are opaque and case-preserving (`Admin` stays `Admin`; route rules compare
 /// them exactly), limited to a charset that is safe in logs, headers and policies.
-fn check_role(role: &str) -> Result<(), AccountError> {
+pub fn check_role(role: &str) -> Result<(), AccountError> {
     let allowed = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b':' | b'.' | b'/');
     if role.is_empty() || role.len() > 64 || !role.bytes().all(allowed) {
         return Err(AccountError::InvalidRole);

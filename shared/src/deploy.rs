@@ -12,9 +12,15 @@ use lambda_http::{Body, Request, Response};
 use crate::account::{Accounts, LoginThrottle};
 use crate::authorizer::{AuthorizerState, authorize};
 use crate::clock::SystemClock;
-use crate::config::{Config, ConfigError};
-use crate::http::{JwksState, LoginState, LogoutState, RefreshState, TokenResponder, jwks, login, logout, refresh};
+use crate::config::{Config, ConfigError, DeliveryKind};
+use crate::delivery::{Delivery, NoDelivery, SesDelivery, SnsDelivery};
+use crate::http::{
+    AccountState, JwksState, LoginState, LogoutState, RefreshState, TokenResponder, account, jwks, login, logout,
+    refresh,
+};
+use crate::onetime::SecretKey;
 use crate::password::{PasswordError, PasswordHasher};
+use crate::recovery::Recovery;
 use crate::revocation::SessionCheck;
 use crate::session::{SessionManager, SessionPolicy};
 use crate::signing::{KeySet, KmsSigner, Signer, SigningError, derive_refresh_key};
@@ -78,6 +84,8 @@ pub struct Aws {
     shared: aws_config::SdkConfig,
     dynamodb: std::sync::OnceLock<aws_sdk_dynamodb::Client>,
     kms: std::sync::OnceLock<aws_sdk_kms::Client>,
+    ses: std::sync::OnceLock<aws_sdk_sesv2::Client>,
+    sns: std::sync::OnceLock<aws_sdk_sns::Client>,
 }
 
 impl Aws {
@@ -95,7 +103,13 @@ impl Aws {
             .operation_timeout(SDK_OPERATION_TIMEOUT)
             .build();
         let shared = loader.timeout_config(timeouts).load().await;
-        Self { shared, dynamodb: std::sync::OnceLock::new(), kms: std::sync::OnceLock::new() }
+        Self {
+            shared,
+            dynamodb: std::sync::OnceLock::new(),
+            kms: std::sync::OnceLock::new(),
+            ses: std::sync::OnceLock::new(),
+            sns: std::sync::OnceLock::new(),
+        }
     }
 
     /// The DynamoDB client (built on first use).
@@ -107,6 +121,38 @@ impl Aws {
     pub fn kms(&self) -> &aws_sdk_kms::Client {
         self.kms.get_or_init(|| aws_sdk_kms::Client::new(&self.shared))
     }
+
+    /// The SES (API v2) client (built on first use).
+    pub fn ses(&self) -> &aws_sdk_sesv2::Client {
+        self.ses.get_or_init(|| aws_sdk_sesv2::Client::new(&self.shared))
+    }
+
+    /// The SNS client (built on first use).
+    pub fn sns(&self) -> &aws_sdk_sns::Client {
+        self.sns.get_or_init(|| aws_sdk_sns::Client::new(&self.shared))
+    }
+}
+
+/// The delivery `LATCHKEY_DELIVERY` names (no client is built for `none`). The
+/// terminal is never one of them: configuration refuses it, since a function's
+/// output is its log.
+pub fn delivery(config: &Config, aws: &Aws) -> Result<Arc<dyn Delivery>, StartupError> {
+    let accounts = &config.accounts;
+    Ok(match accounts.delivery {
+        DeliveryKind::None => Arc::new(NoDelivery),
+        DeliveryKind::Ses => {
+            let from = accounts.mail_from.clone().ok_or_else(|| {
+                crate::config::problem("LATCHKEY_MAIL_FROM", "must be set with LATCHKEY_DELIVERY=ses")
+            })?;
+            Arc::new(SesDelivery::new(aws.ses().clone(), from, accounts.ses_template_prefix.clone()))
+        }
+        DeliveryKind::Sns => {
+            let topic = accounts.sns_topic_arn.clone().ok_or_else(|| {
+                crate::config::problem("LATCHKEY_SNS_TOPIC_ARN", "must be set with LATCHKEY_DELIVERY=sns")
+            })?;
+            Arc::new(SnsDelivery::new(aws.sns().clone(), topic))
+        }
+    })
 }
 
 /// Sessions on DynamoDB with the refresh key derived from KMS (`GenerateMac`), or
@@ -196,6 +242,29 @@ impl HttpFunction for LogoutState {
 
     async fn handle(&self, request: Request) -> Response<Body> {
         logout(self, request).await
+    }
+}
+
+impl HttpFunction for AccountState {
+    /// The account function's state: DynamoDB, KMS signing (a password change
+    /// answers with fresh tokens), the refresh key (and the one-time secret key
+    /// derived from it), verification keys, argon2id and the delivery. The
+    /// cold-start KMS calls run together.
+    async fn deployed(config: &Config, aws: &Aws) -> Result<Self, StartupError> {
+        let (sessions, tokens, verifier) =
+            tokio::try_join!(session_manager(config, aws), token_responder(config, aws), verifier(config, aws))?;
+        let store = Arc::new(DynamoStore::new(aws.dynamodb().clone(), config.table_name.clone()));
+        let key = SecretKey::derive(sessions.key());
+        let accounts = Accounts::new(store.clone(), sessions, PasswordHasher::new(config.password)?)
+            .with_throttle(LoginThrottle::from_config(store.clone(), config))
+            .with_credentials(store.clone());
+        let recovery =
+            Recovery::new(accounts, store.clone(), store, key, delivery(config, aws)?, config.accounts.clone());
+        Ok(Self { recovery, tokens, verifier, edge: config.edge.clone() })
+    }
+
+    async fn handle(&self, request: Request) -> Response<Body> {
+        account(self, request).await
     }
 }
 

@@ -14,23 +14,30 @@
 //! - [`authorizer`]: the API Gateway Lambda authorizer (REST TOKEN/REQUEST, HTTP API 1.0/2.0);
 //! - [`deploy`], [`logging`]: cold-start wiring of each Lambda function, and its JSON log lines;
 //! - [`services`]: all five states over one set of components, for `latchkey dev` and tests;
-//! - [`account`]: creation, login, password changes, roles and disabling, with their effect on sessions.
+//! - [`account`]: creation, login, password changes, roles and disabling, with their effect on sessions;
+//! - [`recovery`], [`signup`], [`onetime`]: forgot and reset password, invitations, sign-up with a
+//!   verified email, and the one-time secrets in their links;
+//! - [`delivery`]: the outbound-message port (SES, an SNS topic, the terminal).
 #![deny(missing_docs)]
 
 pub mod account;
 pub mod authorizer;
 pub mod clock;
 pub mod config;
+pub mod delivery;
 pub mod deploy;
 mod encoding;
 pub mod http;
 pub mod logging;
 pub mod metrics;
+pub mod onetime;
 pub mod password;
+pub mod recovery;
 pub mod revocation;
 pub mod services;
 pub mod session;
 pub mod signing;
+pub mod signup;
 pub mod store;
 pub mod token;
 

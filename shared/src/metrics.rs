@@ -20,7 +20,7 @@ pub const DEFAULT_NAMESPACE: &str = "Latchkey";
 
 /// Each counted event: the `event` field, the metric it counts, and which of its
 /// fields (bounded values only) become dimensions beside `Function`.
-pub const METRICS: [(&str, &str, &[&str]); 14] = [
+pub const METRICS: [(&str, &str, &[&str]); 25] = [
     ("login_succeeded", "LoginSucceeded", &[]),
     ("login_failed", "LoginFailed", &["reason"]),
     ("login_throttled", "LoginThrottled", &[]),
@@ -35,6 +35,17 @@ pub const METRICS: [(&str, &str, &[&str]); 14] = [
     ("session_check_failed", "SessionCheckFailed", &[]),
     ("signing_failed", "SigningFailed", &["throttled"]),
     ("cold_start", "ColdStart", &[]),
+    ("reset_requested", "PasswordResetRequested", &["outcome"]),
+    ("password_reset", "PasswordReset", &[]),
+    ("password_reset_refused", "PasswordResetRefused", &["reason"]),
+    ("password_changed", "PasswordChanged", &[]),
+    ("user_invited", "UserInvited", &[]),
+    ("user_signed_up", "UserSignedUp", &[]),
+    ("signup_not_created", "SignupNotCreated", &["outcome"]),
+    ("email_verified", "EmailVerified", &[]),
+    ("email_verify_refused", "EmailVerifyRefused", &["reason"]),
+    ("mail_sent", "MailSent", &["kind"]),
+    ("mail_failed", "MailFailed", &["reason"]),
 ];
 
 /// Where EMF lines go: stdout in a function (Lambda sends it to CloudWatch Logs).

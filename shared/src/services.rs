@@ -1,4 +1,4 @@
-//! The five functions' states over one set of components, for the places that
+//! The functions' states over one set of components, for the places that
 //! run them all in one process: `latchkey dev` (embedded components or AWS) and tests.
 
 use std::sync::Arc;
@@ -7,12 +7,15 @@ use crate::account::{Accounts, LoginThrottle};
 use crate::authorizer::AuthorizerState;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
+use crate::delivery::{Delivery, TerminalDelivery};
 use crate::deploy::{Aws, HttpFunction, StartupError, session_check};
-use crate::http::{JwksState, LoginState, LogoutState, RefreshState, TokenResponder};
+use crate::http::{AccountState, JwksState, LoginState, LogoutState, RefreshState, TokenResponder};
+use crate::onetime::SecretKey;
 use crate::password::PasswordHasher;
+use crate::recovery::Recovery;
 use crate::session::{SessionManager, SessionPolicy};
 use crate::signing::{KeySet, LocalSigner, Signer, SigningError};
-use crate::store::{LoginAttemptStore, MemoryStore, SessionLookup, SessionStore, UserStore};
+use crate::store::{CredentialStore, LoginAttemptStore, MemoryStore, SessionLookup, SessionStore, UserStore};
 use crate::token::{AccessTokenIssuer, RefreshKey, Verifier};
 
 /// What the functions are built from.
@@ -25,6 +28,10 @@ pub struct Components {
     pub attempts: Arc<dyn LoginAttemptStore>,
     /// What the authorizer's session check reads.
     pub lookup: Arc<dyn SessionLookup>,
+    /// Sign-ups, one-time secrets and password changes.
+    pub credentials: Arc<dyn CredentialStore>,
+    /// How messages leave.
+    pub delivery: Arc<dyn Delivery>,
     /// Signs access tokens.
     pub signer: Arc<dyn Signer>,
     /// The keys verifiers accept and the JWKS publishes.
@@ -48,12 +55,16 @@ pub struct Services {
     pub jwks: JwksState,
     /// The authorizer.
     pub authorizer: AuthorizerState,
+    /// The account routes.
+    pub account: AccountState,
 }
 
 impl Services {
     /// Builds every state over `components` with the settings of `config`.
     pub fn assemble(config: &Config, components: Components) -> Result<Self, StartupError> {
-        let Components { users, sessions, attempts, lookup, signer, keys, refresh_key, clock } = components;
+        let Components { users, sessions, attempts, lookup, credentials, delivery, signer, keys, refresh_key, clock } =
+            components;
+        let secret_key = SecretKey::derive(&refresh_key);
         let manager = SessionManager::new(
             sessions,
             users.clone(),
@@ -64,13 +75,14 @@ impl Services {
         let tokens = TokenResponder::new(AccessTokenIssuer::new(signer, config), config.edge.clone());
         let verifier = Verifier::new(keys.clone(), config);
         let edge = config.edge.clone();
+        let accounts = Accounts::new(users, manager.clone(), PasswordHasher::new(config.password)?)
+            .with_throttle(LoginThrottle::from_config(attempts.clone(), config))
+            .with_credentials(credentials.clone());
+        let recovery =
+            Recovery::new(accounts.clone(), credentials, attempts, secret_key, delivery, config.accounts.clone());
         Ok(Self {
-            login: LoginState {
-                accounts: Accounts::new(users, manager.clone(), PasswordHasher::new(config.password)?)
-                    .with_throttle(LoginThrottle::from_config(attempts, config)),
-                tokens: tokens.clone(),
-                edge: edge.clone(),
-            },
+            account: AccountState { recovery, tokens: tokens.clone(), verifier: verifier.clone(), edge: edge.clone() },
+            login: LoginState { accounts, tokens: tokens.clone(), edge: edge.clone() },
             refresh: RefreshState { sessions: manager.clone(), tokens, edge: edge.clone() },
             logout: LogoutState { sessions: manager, verifier: verifier.clone(), edge: edge.clone() },
             jwks: JwksState { keys, edge: edge.clone() },
@@ -78,9 +90,19 @@ impl Services {
         })
     }
 
-    /// Everything in process: the memory store, `signer` (a fresh key when `None`)
-    /// and a random refresh key. Nothing leaves the process; nothing survives it.
+    /// Everything in process: the memory store, `signer` (a fresh key when `None`),
+    /// a random refresh key, and messages printed on the terminal. Nothing survives
+    /// the process.
     pub fn embedded(config: &Config, signer: Option<LocalSigner>) -> Result<Self, StartupError> {
+        Self::embedded_with(config, signer, Arc::new(TerminalDelivery))
+    }
+
+    /// [`Services::embedded`] with messages going to `delivery`.
+    pub fn embedded_with(
+        config: &Config,
+        signer: Option<LocalSigner>,
+        delivery: Arc<dyn Delivery>,
+    ) -> Result<Self, StartupError> {
         let signer = match signer {
             Some(signer) => signer,
             None => LocalSigner::generate()?,
@@ -95,7 +117,9 @@ impl Services {
                 users: store.clone(),
                 sessions: store.clone(),
                 attempts: store.clone(),
-                lookup: store,
+                lookup: store.clone(),
+                credentials: store,
+                delivery,
                 signer: Arc::new(signer),
                 keys,
                 refresh_key,
@@ -112,6 +136,7 @@ impl Services {
             logout: LogoutState::deployed(config, aws).await?,
             jwks: JwksState::deployed(config, aws).await?,
             authorizer: AuthorizerState::deployed(config, aws).await?,
+            account: AccountState::deployed(config, aws).await?,
         })
     }
 

@@ -486,11 +486,9 @@ impl SessionManager {
     /// Ends every session of the user: bumps the user's session epoch, which ends
     /// them all at once (refresh and the authorizer's session check compare it),
     /// even one the eventually consistent index does not list yet. Then, for the
-    /// record and the session list, revokes each live session it lists, the
-    /// `requester`'s own last. Once the epoch has moved the sessions are ended, so
-    /// the listing and revocations are best effort: a failure is logged
-    /// (`sessions_not_marked`) and the call still succeeds. Idempotent; returns how
-    /// many listed sessions were live.
+    /// record and the session list, marks each live session it lists revoked, the
+    /// `requester`'s own last ([`SessionManager::mark_all_revoked`], best effort).
+    /// Idempotent; returns how many listed sessions were live.
     pub async fn revoke_all(
         &self,
         user_id: &str,
@@ -500,28 +498,60 @@ impl SessionManager {
     ) -> Result<usize, StoreError> {
         self.users.end_sessions(email).await?;
         tracing::info!(event = "sessions_ended", user_id, reason);
+        Ok(self.mark(user_id, reason, requester, false).await)
+    }
+
+    /// After the user's session epoch has moved on (which already ended the
+    /// sessions), marks each live session the index lists revoked, except `spare`
+    /// (the session a password change keeps). Best effort: once the epoch has moved,
+    /// a failure here loses nothing but the mark, so it is logged
+    /// (`sessions_not_marked`), not returned. Returns how many were marked.
+    pub async fn mark_all_revoked(&self, user_id: &str, reason: &str, spare: Option<&SessionId>) -> usize {
+        self.mark(user_id, reason, spare, true).await
+    }
+
+    /// Marks the user's live sessions revoked: `session` last, or (`spare`) not at all.
+    async fn mark(&self, user_id: &str, reason: &str, session: Option<&SessionId>, spare: bool) -> usize {
         let now = self.clock.now();
         let listed = match self.sessions.list_user_sessions(user_id).await {
             Ok(listed) => listed,
             Err(error) => {
                 tracing::warn!(event = "sessions_not_marked", user_id, %error, "sessions ended by epoch; not listed");
-                return Ok(0);
+                return 0;
             }
         };
-        let mut live: Vec<Session> = listed.into_iter().filter(|session| session.is_live(now)).collect();
-        live.sort_by_key(|session| Some(&session.id) == requester);
-        for session in &live {
-            if let Err(error) = self.revoke_logged(&session.id, now, reason).await {
+        let mut live: Vec<Session> = listed
+            .into_iter()
+            .filter(|listed| listed.is_live(now) && !(spare && Some(&listed.id) == session))
+            .collect();
+        live.sort_by_key(|listed| Some(&listed.id) == session);
+        for listed in &live {
+            if let Err(error) = self.revoke_logged(&listed.id, now, reason).await {
                 tracing::warn!(
                     event = "sessions_not_marked",
                     user_id,
-                    session_id = %session.id,
+                    session_id = %listed.id,
                     %error,
                     "session ended by epoch; not marked revoked"
                 );
             }
         }
-        Ok(live.len())
+        live.len()
+    }
+
+    /// The lifetimes.
+    pub fn policy(&self) -> &SessionPolicy {
+        &self.policy
+    }
+
+    /// The refresh token of `token`'s session and generation.
+    pub fn mint(&self, token: &RefreshToken) -> String {
+        self.key.mint(token)
+    }
+
+    /// The refresh-token key (account flows derive their secret key from it).
+    pub fn key(&self) -> &RefreshKey {
+        &self.key
     }
 
     /// The user's sessions that are live now, oldest first.
@@ -668,6 +698,8 @@ mod tests {
             password_changed_at: 0,
             session_epoch: 0,
             created_at: 0,
+            email_verified: true,
+            pending_expires_at: None,
         };
         let refreshed = Refreshed {
             user: UserStanding::from(&user),

@@ -1,4 +1,4 @@
-//! Login, refresh and logout end to end with every AWS call (store and KMS
+//! Login, refresh, logout, password change, forgot and reset end to end with every AWS call (store and KMS
 //! `Sign`) taking a fixed latency: prints each request's median latency, how many
 //! calls it made and how many it waited for in turn (the depth).
 //! Run: `cargo run --release -p latchkey-tests --example round_trips [latency_ms] [runs]`
@@ -16,8 +16,14 @@ async fn main() {
     let latency = Duration::from_millis(args.next().unwrap_or(10));
     let runs = args.next().unwrap_or(30) as usize;
     let rig = SlowServices::new(latency).await;
-    let mut rows: Vec<(&str, Vec<Duration>, Option<Trace>)> =
-        vec![("login", vec![], None), ("refresh", vec![], None), ("logout", vec![], None)];
+    let mut rows: Vec<(&str, Vec<Duration>, Option<Trace>)> = vec![
+        ("login", vec![], None),
+        ("refresh", vec![], None),
+        ("logout", vec![], None),
+        ("change password", vec![], None),
+        ("forgot password", vec![], None),
+        ("reset password", vec![], None),
+    ];
     for _ in 0..runs {
         let started = Instant::now();
         let (tokens, trace) = rig.login().await;
@@ -28,8 +34,21 @@ async fn main() {
         let started = Instant::now();
         let (_, trace) = rig.logout(next["refreshToken"].as_str().unwrap()).await;
         record(&mut rows[2], started, trace);
+        let (tokens, _) = rig.login().await;
+        let started = Instant::now();
+        let (_, trace) = rig.change_password(tokens["accessToken"].as_str().unwrap()).await;
+        record(&mut rows[3], started, trace);
+        let started = Instant::now();
+        let (_, trace) = rig.forgot().await;
+        record(&mut rows[4], started, trace);
+        let started = Instant::now();
+        let (_, trace) = rig.reset().await;
+        record(&mut rows[5], started, trace);
     }
-    println!("AWS latency {} ms per call, {runs} runs each (in-memory store, local key)", latency.as_millis());
+    println!(
+        "AWS latency {} ms per call, {runs} runs each (in-memory store, local key, no response floor)",
+        latency.as_millis()
+    );
     println!("| Request | Median | AWS calls | Depth | Calls, in turn |");
     println!("| --- | --- | --- | --- | --- |");
     for (name, mut times, trace) in rows {

@@ -7,8 +7,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use latchkey::onetime::Purpose;
 use latchkey::store::{
-    LoginAttemptStore, RotateOutcome, Session, SessionLookup, SessionStore, StoreError, User, UserStanding, UserStore,
+    CredentialChange, CredentialStore, LoginAttemptStore, PasswordChange, RotateOutcome, SecretRecord, Session,
+    SessionLookup, SessionStore, StoreError, User, UserStanding, UserStore,
 };
 use latchkey::token::SessionId;
 
@@ -197,5 +199,43 @@ impl<S: LoginAttemptStore> LoginAttemptStore for CountingStore<S> {
     async fn clear_failures(&self, email: &str, window: u64) -> Result<(), StoreError> {
         self.enter("clear_failures").await?;
         self.inner.clear_failures(email, window).await
+    }
+
+    async fn bump(&self, name: &str, window: u64, expires_at: u64) -> Result<u32, StoreError> {
+        self.enter("bump").await?;
+        self.inner.bump(name, window, expires_at).await
+    }
+}
+
+#[async_trait]
+impl<S: CredentialStore> CredentialStore for CountingStore<S> {
+    async fn create_signup(&self, user: &User, now: u64) -> Result<(), StoreError> {
+        self.enter("create_signup").await?;
+        self.inner.create_signup(user, now).await
+    }
+
+    async fn issue_secret(&self, record: &SecretRecord) -> Result<(), StoreError> {
+        self.enter("issue_secret").await?;
+        self.inner.issue_secret(record).await
+    }
+
+    async fn secret(&self, purpose: Purpose, hash: &str) -> Result<Option<SecretRecord>, StoreError> {
+        self.enter("secret").await?;
+        self.inner.secret(purpose, hash).await
+    }
+
+    async fn spend_secret(
+        &self,
+        record: &SecretRecord,
+        now: u64,
+        change: &CredentialChange,
+    ) -> Result<bool, StoreError> {
+        self.enter("spend_secret").await?;
+        self.inner.spend_secret(record, now, change).await
+    }
+
+    async fn change_password_keeping_session(&self, change: &PasswordChange) -> Result<bool, StoreError> {
+        self.enter("change_password_keeping_session").await?;
+        self.inner.change_password_keeping_session(change).await
     }
 }

@@ -12,13 +12,15 @@ use crate::{
 const ACCOUNT: &str = "123456789012";
 const API_ID: &str = "abcdef1234";
 const METHOD_ARN: &str = "arn:aws:execute-api:us-east-1:123456789012:abcdef1234/prod/GET/orders";
+/// A link token of the right shape that no store holds.
+const FORGED_LINK: &str = "Zm9yZ2VkLWxpbmstbm8tc3RvcmUtaGFzLWlzc3VlZCE";
 const ROUTE_ARN: &str = "arn:aws:execute-api:us-east-1:123456789012:abcdef1234/$default/GET/orders";
 
 /// One sample event and its documented outcome.
 pub struct SampleEvent {
     /// File name in `events/`.
     pub file: &'static str,
-    /// `login`, `refresh`, `logout`, `jwks` or `authorizer`.
+    /// `login`, `refresh`, `logout`, `account`, `jwks` or `authorizer`.
     pub function: &'static str,
     /// HTTP status for the HTTP functions; `allow`, `deny` or `unauthorized` for the authorizer.
     pub expect: Value,
@@ -195,6 +197,81 @@ pub async fn sample_events() -> Vec<SampleEvent> {
             json!(401),
             "An expired access token: 401 invalid_token.",
             http_api("POST", "/logout", &[("authorization", &expired_bearer)], &[], None),
+        ),
+        sample(
+            "password-change-http-api.json",
+            "account",
+            json!(200),
+            "HTTP API: the demo user changes the password with the access token: fresh tokens, other sessions end.",
+            http_api(
+                "POST",
+                "/password",
+                &[("content-type", "application/json"), ("authorization", &bearer)],
+                &[],
+                Some(&json!({"currentPassword": DEMO_PASSWORD, "newPassword": "a brand new passphrase"}).to_string()),
+            ),
+        ),
+        sample(
+            "password-change-wrong-current-rest.json",
+            "account",
+            json!(401),
+            "REST API: wrong current password: the login failure answer (401 invalid_credentials).",
+            rest(
+                "POST",
+                "/password",
+                &[("content-type", "application/json"), ("authorization", &bearer)],
+                Some(
+                    &json!({"currentPassword": "not the password", "newPassword": "a brand new passphrase"})
+                        .to_string(),
+                ),
+            ),
+        ),
+        sample(
+            "password-forgot-http-api.json",
+            "account",
+            json!(202),
+            "HTTP API: forgot password for the demo user: 202 (a link is sent when delivery is set).",
+            http_api("POST", "/password/forgot", &json_type, &[], Some(&json!({"email": DEMO_EMAIL}).to_string())),
+        ),
+        sample(
+            "password-forgot-unknown-email-rest.json",
+            "account",
+            json!(202),
+            "REST API: forgot password for an address with no account: the same 202.",
+            rest("POST", "/password/forgot", &json_type, Some(&json!({"email": "nobody@example.com"}).to_string())),
+        ),
+        sample(
+            "password-reset-forged-http-api.json",
+            "account",
+            json!(400),
+            "HTTP API: reset with a link token that was never issued: 400 invalid_link.",
+            http_api(
+                "POST",
+                "/password/reset",
+                &json_type,
+                &[],
+                Some(&json!({"token": FORGED_LINK, "newPassword": "a brand new passphrase"}).to_string()),
+            ),
+        ),
+        sample(
+            "signup-off-function-url.json",
+            "account",
+            json!(403),
+            "Lambda function URL: sign-up while LATCHKEY_SIGNUP is off: 403 signup_disabled.",
+            function_url(
+                "POST",
+                "/signup",
+                &json_type,
+                &[],
+                Some(&json!({"email": "new@example.com", "password": "a long enough passphrase"}).to_string()),
+            ),
+        ),
+        sample(
+            "email-verify-forged-rest.json",
+            "account",
+            json!(400),
+            "REST API: verify with a link token that was never issued: 400 invalid_link.",
+            rest("POST", "/email/verify", &json_type, Some(&json!({"token": FORGED_LINK}).to_string())),
         ),
         sample(
             "jwks-http-api.json",

@@ -125,6 +125,8 @@ pub struct SlowServices {
     pub services: latchkey::services::Services,
     /// Where their calls are recorded.
     pub timeline: std::sync::Arc<Timeline>,
+    /// The messages the account routes sent (delivery itself is not timed).
+    pub outbox: latchkey::delivery::Outbox,
 }
 
 impl SlowServices {
@@ -136,12 +138,51 @@ impl SlowServices {
         let store = Arc::new(crate::counting::CountingStore::new(memory).with_latency(timeline.clone(), latency));
         let local = latchkey::signing::LocalSigner::generate().unwrap();
         let signer = Arc::new(SlowSigner::new(local, timeline.clone(), latency));
-        let components = crate::components(store, signer, Arc::new(latchkey::clock::SystemClock));
-        let services = latchkey::services::Services::assemble(&latchkey::Config::default(), components).unwrap();
+        let outbox = latchkey::delivery::Outbox::new();
+        let components = latchkey::services::Components {
+            delivery: Arc::new(outbox.clone()),
+            ..crate::components(store, signer, Arc::new(latchkey::clock::SystemClock))
+        };
+        // No response floor (the routes' own calls, not the wait that hides them), and
+        // room for every run's reset mail.
+        let accounts = latchkey::config::AccountConfig {
+            response_floor: Duration::ZERO,
+            mail_max_per_email: 100,
+            link_base_url: Some("https://app.example.com/account".to_owned()),
+            ..latchkey::config::AccountConfig::default()
+        };
+        let config = latchkey::Config { accounts, ..latchkey::Config::default() };
+        let services = latchkey::services::Services::assemble(&config, components).unwrap();
         let password = latchkey::password::Password::new(crate::DEMO_PASSWORD).unwrap();
         services.accounts().create(crate::DEMO_EMAIL, &password, "member").await.unwrap();
         timeline.take();
-        Self { services, timeline }
+        Self { services, timeline, outbox }
+    }
+
+    /// `POST /password/forgot` for the demo user.
+    pub async fn forgot(&self) -> (serde_json::Value, Trace) {
+        let body = serde_json::json!({"email": crate::DEMO_EMAIL});
+        let request = crate::events::post_json("/password/forgot", &[], body);
+        self.answered(latchkey::http::account(&self.services.account, request).await)
+    }
+
+    /// `POST /password/reset` with the newest link sent to the demo user, setting the
+    /// demo password again (so a run can repeat).
+    pub async fn reset(&self) -> (serde_json::Value, Trace) {
+        let message = self.outbox.last_to(crate::DEMO_EMAIL).expect("a reset link");
+        let link = message.link.expect("a link");
+        let token = latchkey::delivery::secret_of(&link).expect("a token");
+        let body = serde_json::json!({"token": token, "newPassword": crate::DEMO_PASSWORD});
+        let request = crate::events::post_json("/password/reset", &[], body);
+        self.answered(latchkey::http::account(&self.services.account, request).await)
+    }
+
+    /// `POST /password` with `access_token`, from the demo password to itself.
+    pub async fn change_password(&self, access_token: &str) -> (serde_json::Value, Trace) {
+        let body = serde_json::json!({"currentPassword": crate::DEMO_PASSWORD, "newPassword": crate::DEMO_PASSWORD});
+        let bearer = format!("Bearer {access_token}");
+        let request = crate::events::post_json("/password", &[("authorization", &bearer)], body);
+        self.answered(latchkey::http::account(&self.services.account, request).await)
     }
 
     /// `POST /login` as the demo user: the response body and the calls it made.

@@ -197,13 +197,16 @@ where
         + SessionStore
         + latchkey::store::LoginAttemptStore
         + latchkey::store::SessionLookup
+        + latchkey::store::CredentialStore
         + 'static,
 {
     Components {
         users: store.clone(),
         sessions: store.clone(),
         attempts: store.clone(),
-        lookup: store,
+        lookup: store.clone(),
+        credentials: store,
+        delivery: Arc::new(latchkey::delivery::Outbox::new()),
         keys: KeySet::new([signer.public_key().clone()]).unwrap(),
         signer,
         refresh_key: RefreshKey::generate().unwrap(),

@@ -6,8 +6,8 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use latchkey::http::{jwks, login, logout, refresh};
-use latchkey::store::SessionStore;
+use latchkey::http::{account, jwks, login, logout, refresh};
+use latchkey::store::{SessionStore, UserStore};
 use latchkey::{Clock, SystemClock};
 use latchkey_tests::{Env, FIXTURE_SESSION_ID, fixture_edge};
 use serde_json::Value;
@@ -86,7 +86,7 @@ fn every_event_file_is_in_the_manifest_and_the_readme() {
     for file in &listed {
         assert!(readme.contains(&format!("`{file}`")), "events/README.md lacks {file}");
     }
-    for function in ["login", "refresh", "logout", "jwks", "authorizer"] {
+    for function in ["login", "refresh", "logout", "account", "jwks", "authorizer"] {
         assert!(manifest().iter().any(|e| e["function"] == function), "no sample for {function}");
     }
 }
@@ -122,9 +122,11 @@ async fn every_event_produces_its_documented_outcome() {
                 "refresh" => refresh(&states.refresh, request).await,
                 "logout" => logout(&states.logout, request).await,
                 "jwks" => jwks(&states.jwks, request).await,
+                "account" => account(&states.account, request).await,
                 other => panic!("{file}: unknown function {other}"),
             };
             if response.status() == 200 && function != "jwks" {
+                // Every 200 but the JWKS carries fresh tokens of the demo user.
                 let body: Value = match response.body() {
                     lambda_http::Body::Text(text) => serde_json::from_str(text).unwrap(),
                     other => panic!("{file}: {other:?}"),
@@ -152,6 +154,20 @@ async fn every_event_produces_its_documented_outcome() {
             let everywhere = text.contains("allSessions");
             assert_eq!(revoked(OTHER_SESSION_ID).await, everywhere, "{file}: the other session");
         }
+        if file.starts_with("password-change") && outcome == 200 {
+            // A session lives while it records its owner's current epoch.
+            let store = env.store();
+            let epoch = store.get_user_by_email("demo@example.com").await.unwrap().unwrap().session_epoch;
+            let live = |id: &'static str| {
+                let store = env.store();
+                async move {
+                    let session = store.get_session(&id.parse().unwrap()).await.unwrap().unwrap();
+                    session.revoked_at.is_none() && session.user_epoch == epoch
+                }
+            };
+            assert!(live(FIXTURE_SESSION_ID).await, "{file}: the calling session must continue");
+            assert!(!live(OTHER_SESSION_ID).await, "{file}: the other session outlived the password change");
+        }
         outcomes.insert(format!("{function}:{outcome}"));
     }
     // Every kind of answer is exercised, so a manifest that lost its failure cases fails here.
@@ -164,6 +180,11 @@ async fn every_event_produces_its_documented_outcome() {
         "refresh:403",
         "logout:204",
         "logout:401",
+        "account:200",
+        "account:202",
+        "account:400",
+        "account:401",
+        "account:403",
         "jwks:200",
         "authorizer:\"allow\"",
         "authorizer:\"unauthorized\"",

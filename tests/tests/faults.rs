@@ -380,10 +380,16 @@ async fn ensure_table_stops_at_the_first_failed_call() {
 
 /// An outage is never mistaken for a failed condition: a revoke that could not be
 /// written is an error (not "no such session", which logout answers with 204), a
-/// sign-up is not a duplicate, an update not a missing user, a rehash not a lost race.
+/// sign-up is not a duplicate, an update not a missing user, a rehash not a lost race,
+/// a link spent or a password changed during an outage is not a failed condition (which
+/// the account routes answer as a bad link or an ended session).
 #[tokio::test]
 async fn every_dynamodb_write_reports_an_outage_as_unavailable() {
-    use latchkey::store::{DynamoStore, LoginAttemptStore, StoreError, User, UserStore};
+    use latchkey::onetime::Purpose;
+    use latchkey::store::{
+        CredentialChange, CredentialStore, DynamoStore, LoginAttemptStore, PasswordChange, SecretRecord, StoreError,
+        User, UserStore,
+    };
     let store = DynamoStore::new(unreachable_dynamodb(), "latchkey");
     let id = SessionId::random().unwrap();
     let user = User {
@@ -395,6 +401,8 @@ async fn every_dynamodb_write_reports_an_outage_as_unavailable() {
         password_changed_at: 0,
         session_epoch: 0,
         created_at: 0,
+        email_verified: true,
+        pending_expires_at: None,
     };
     let outage = |what: &str, result: Result<(), StoreError>| {
         assert!(matches!(result, Err(StoreError::Unavailable(_))), "{what}: {result:?}");
@@ -407,6 +415,31 @@ async fn every_dynamodb_write_reports_an_outage_as_unavailable() {
     outage("revoke_session", store.revoke_session(&id, 1, "logout").await.map(|_| ()));
     outage("rotate_session", store.rotate_session(&id, 0, 1, 60, "member").await.map(|_| ()));
     outage("record_failure", store.record_failure("ada@example.com", 1, 2).await.map(|_| ()));
+    outage("bump", store.bump("MAIL#ada@example.com", 1, 2).await.map(|_| ()));
+    outage("create_signup", store.create_signup(&user, 1).await);
+    let record = SecretRecord {
+        purpose: Purpose::Password,
+        hash: "h".into(),
+        user_id: "u".into(),
+        email: "ada@example.com".into(),
+        expires_at: 9,
+    };
+    outage("issue_secret", store.issue_secret(&record).await);
+    outage("secret", store.secret(Purpose::Password, "h").await.map(|_| ()));
+    let set = CredentialChange::SetPassword { password_hash: "$argon2id$z".into() };
+    outage("spend_secret", store.spend_secret(&record, 1, &set).await.map(|_| ()));
+    outage("spend_secret verify", store.spend_secret(&record, 1, &CredentialChange::VerifyEmail).await.map(|_| ()));
+    let change = PasswordChange {
+        email: "ada@example.com".into(),
+        current_hash: "a".into(),
+        new_hash: "b".into(),
+        epoch: 0,
+        session_id: id,
+        generation: 0,
+        now: 1,
+        idle_secs: 60,
+    };
+    outage("change_password_keeping_session", store.change_password_keeping_session(&change).await.map(|_| ()));
 }
 
 #[tokio::test]

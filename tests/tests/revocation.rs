@@ -15,7 +15,9 @@ use latchkey::http::{login, logout, refresh};
 use latchkey::password::Password;
 use latchkey::services::Services;
 use latchkey::signing::LocalSigner;
-use latchkey::store::{DynamoStore, LoginAttemptStore, MemoryStore, SessionLookup, SessionStore, UserStore};
+use latchkey::store::{
+    CredentialStore, DynamoStore, LoginAttemptStore, MemoryStore, SessionLookup, SessionStore, UserStore,
+};
 use latchkey::{Clock, Config};
 use latchkey_tests::counting::CountingStore;
 use latchkey_tests::events::{post_json as post, response_json as body, v2_authorizer};
@@ -25,8 +27,8 @@ use serde_json::json;
 
 const INTERVAL: u64 = 30;
 
-trait Store: UserStore + SessionStore + LoginAttemptStore + SessionLookup + 'static {}
-impl<S: UserStore + SessionStore + LoginAttemptStore + SessionLookup + 'static> Store for S {}
+trait Store: UserStore + SessionStore + LoginAttemptStore + SessionLookup + CredentialStore + 'static {}
+impl<S: UserStore + SessionStore + LoginAttemptStore + SessionLookup + CredentialStore + 'static> Store for S {}
 
 struct Rig<S> {
     services: Services,

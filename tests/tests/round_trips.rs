@@ -52,3 +52,24 @@ async fn a_role_changed_since_the_snapshot_is_signed_again_after_the_user_read()
     let (_, again) = rig.refresh(next["refreshToken"].as_str().unwrap()).await;
     assert_eq!(again.depth(), 3, "{}", again.stages());
 }
+
+/// The account routes, on the same timeline. A password change signs the new access
+/// token while the other sessions are listed for their marks (they ended already with
+/// the epoch, in the write before); forgot-password counts the address while it reads
+/// the user; reset lists and marks the sessions after the spending transaction.
+#[tokio::test(start_paused = true)]
+async fn account_routes_make_the_documented_calls_in_turn() {
+    let rig = SlowServices::new(LATENCY).await;
+    let (tokens, _) = rig.login().await;
+    let (_, change) = rig.change_password(tokens["accessToken"].as_str().unwrap()).await;
+    assert_eq!(
+        change.stages(),
+        "record_failure+get_user_by_email → clear_failures+get_session → change_password_keeping_session → \
+         kms_sign+list_user_sessions"
+    );
+    assert_eq!((change.count(), change.depth()), (7, 4));
+    let (_, forgot) = rig.forgot().await;
+    assert_eq!(forgot.stages(), "bump+get_user_by_email → issue_secret → bump");
+    let (_, reset) = rig.reset().await;
+    assert_eq!(reset.stages(), "secret → spend_secret → list_user_sessions → revoke_session");
+}

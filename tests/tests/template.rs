@@ -161,7 +161,11 @@ fn every_route_integration_has_an_invoke_permission_for_its_route_of_this_api() 
             routes += 1;
         }
     }
-    assert_eq!(routes, 5, "POST /login, /refresh-token, /logout; GET /.well-known/jwks.json, /me");
+    assert_eq!(
+        routes, 10,
+        "POST /login, /refresh-token, /logout, /password, /password/forgot, /password/reset, /signup, \
+         /email/verify; GET /.well-known/jwks.json, /me"
+    );
 }
 
 #[test]
@@ -210,11 +214,12 @@ fn the_authorizer_is_configured_as_docs_deploy_md_states() {
         template["Conditions"]["HasRouteRoles"],
         serde_json::json!({"Fn::Not": [{"Fn::Equals": [{"Ref": "RouteRoles"}, ""]}]})
     );
-    // Only GET /me is behind the authorizer; login, refresh, logout and JWKS are public.
+    // Only GET /me and POST /password (which also verifies the token itself) are behind
+    // the authorizer; login, refresh, logout, JWKS and the link routes are public.
     for (path, operations) in body["paths"].as_object().unwrap() {
         for (method, operation) in operations.as_object().unwrap() {
             let secured = operation["security"] == serde_json::json!([{"LatchkeyAuthorizer": []}]);
-            assert_eq!(secured, path == "/me", "{method} {path}");
+            assert_eq!(secured, path == "/me" || path == "/password", "{method} {path}");
         }
     }
     let deploy = std::fs::read_to_string(root().join("docs/deploy.md")).unwrap();
@@ -227,7 +232,7 @@ fn the_authorizer_is_configured_as_docs_deploy_md_states() {
 fn no_function_role_grants_a_wildcard_resource_or_action() {
     let template = translated();
     let roles = resources_of(template, "AWS::IAM::Role");
-    assert_eq!(roles.len(), 6, "one role per function");
+    assert_eq!(roles.len(), 7, "one role per function");
     let mut statements = 0;
     for (name, role) in roles {
         let managed = role["Properties"]["ManagedPolicyArns"].as_array().unwrap();
@@ -273,7 +278,7 @@ fn config_accepts_every_functions_environment_from_the_translated_template() {
     let template = translated();
     let parameters = template["Parameters"].as_object().unwrap();
     let functions = resources_of(template, "AWS::Lambda::Function");
-    assert_eq!(functions.len(), 6);
+    assert_eq!(functions.len(), 7);
     for (name, function) in functions {
         let variables = function["Properties"]["Environment"]["Variables"].as_object().unwrap();
         assert!(!variables.contains_key("RUST_LOG"), "{name}: RUST_LOG would replace the safe default filter");

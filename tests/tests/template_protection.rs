@@ -64,6 +64,8 @@ fn the_credential_routes_have_their_own_throttles_on_both_apis() {
         json!({
             "POST /login": {"ThrottlingRateLimit": {"Ref": "LoginThrottlingRateLimit"}, "ThrottlingBurstLimit": {"Ref": "LoginThrottlingBurstLimit"}},
             "POST /refresh-token": {"ThrottlingRateLimit": {"Ref": "RefreshThrottlingRateLimit"}, "ThrottlingBurstLimit": {"Ref": "RefreshThrottlingBurstLimit"}},
+            "POST /password/forgot": {"ThrottlingRateLimit": {"Ref": "AccountThrottlingRateLimit"}, "ThrottlingBurstLimit": {"Ref": "AccountThrottlingBurstLimit"}},
+            "POST /signup": {"ThrottlingRateLimit": {"Ref": "AccountThrottlingRateLimit"}, "ThrottlingBurstLimit": {"Ref": "AccountThrottlingBurstLimit"}},
         })
     );
     assert_eq!(stage["DefaultRouteSettings"]["ThrottlingRateLimit"], json!({"Ref": "ThrottlingRateLimit"}));
@@ -81,6 +83,8 @@ fn the_credential_routes_have_their_own_throttles_on_both_apis() {
         ("*", "/*", "ThrottlingRateLimit"),
         ("POST", "/~1login", "LoginThrottlingRateLimit"),
         ("POST", "/~1refresh-token", "RefreshThrottlingRateLimit"),
+        ("POST", "/~1password~1forgot", "AccountThrottlingRateLimit"),
+        ("POST", "/~1signup", "AccountThrottlingRateLimit"),
     ]
     .iter()
     .map(|(m, p, r)| ((*m).to_owned(), (*p).to_owned(), (*r).to_owned()))
@@ -155,7 +159,8 @@ fn the_rest_front_door_serves_every_route_behind_per_ip_waf_rules_and_nothing_by
     let credential = &rules[0]["Statement"]["RateBasedStatement"];
     assert_eq!(credential["Limit"], json!({"Ref": "WafCredentialRequestsPerIp"}));
     let pattern = credential["ScopeDownStatement"]["RegexMatchStatement"]["RegexString"].as_str().unwrap();
-    assert_eq!(pattern, "/(login|refresh-token)$");
+    // The credential and link routes: guessing, refresh floods, mail floods.
+    assert_eq!(pattern, "/(login|refresh-token|password/forgot|password/reset|signup|email/verify)$");
     assert_eq!(rules[1]["Statement"]["RateBasedStatement"]["Limit"], json!({"Ref": "WafRequestsPerIp"}));
     let association = &resources["WebAclAssociation"]["Properties"];
     assert_eq!(association["WebACLArn"], json!({"Fn::GetAtt": ["WebAcl", "Arn"]}));
@@ -182,11 +187,11 @@ fn only_the_active_signing_key_signs() {
             }
         }
         let text = statements(template, role).iter().map(Value::to_string).collect::<String>();
-        if !(role.starts_with("LoginFunction") || role.starts_with("RefreshFunction")) {
+        if !["LoginFunction", "RefreshFunction", "AccountFunction"].iter().any(|signer| role.starts_with(signer)) {
             assert!(!text.contains("kms:Sign"), "{role} may sign");
         }
     }
-    assert_eq!(signers, 2, "login and refresh sign");
+    assert_eq!(signers, 3, "login, refresh and the password change sign");
 }
 
 /// The refresh, logout and authorizer roles read only the attributes their code

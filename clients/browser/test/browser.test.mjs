@@ -60,7 +60,12 @@ const plain = (line) => line.replace(/\x1b\[[0-9;]*m/g, '');
 /** Starts `latchkey dev` with a clean LATCHKEY_* environment; resolves when both origins are known. */
 function startLatchkey() {
   const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('LATCHKEY_')));
-  Object.assign(env, { RUST_LOG: 'info', LATCHKEY_REFRESH_REUSE_GRACE_SECONDS: '2' });
+  Object.assign(env, {
+    RUST_LOG: 'info',
+    LATCHKEY_REFRESH_REUSE_GRACE_SECONDS: '2',
+    LATCHKEY_SIGNUP: 'open',
+    LATCHKEY_ACCOUNT_RESPONSE_FLOOR_MS: '100',
+  });
   const child = spawn(bin, ['dev', '--port', '0', '--app-port', '0'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   const server = { child, stdout: '', stderr: [], partial: '' };
   child.stderr.setEncoding('utf8').on('data', (chunk) => {
@@ -324,6 +329,110 @@ function suite() {
       assert.equal(await meStatus(tab), 401);
     }
     assert.equal(count(logSince(from), /^POST \/logout 204 /), 1, logSince(from).join('\n'));
+    await context.close();
+  });
+
+  // The link `latchkey dev` printed (its terminal delivery) in a mail of `kind` to `email`.
+  async function mailedLink(email, kind) {
+    const pattern = new RegExp(`^mail to ${email.replace(/[.+]/g, '\\$&')} \\(${kind}\\): (\\S+)$`, 'm');
+    for (let waited = 0; waited < 5000; waited += 50) {
+      const found = server.stdout.match(pattern);
+      if (found) return found[1];
+      await sleep(50);
+    }
+    throw new Error(`no ${kind} mail to ${email} in:\n${server.stdout}`);
+  }
+
+  const logHas = (page, text) => page.waitForFunction(
+    (want) => document.getElementById('output').textContent.includes(want), text, { polling: 50, timeout: 10_000 });
+
+  async function signInAs(context, email, password) {
+    const page = await openDemo(context, 'Signed out');
+    await page.fill('#email', email);
+    await page.fill('#password', password);
+    await page.click('#login');
+    await waitForStatus(page, 'Signed in');
+    return page;
+  }
+
+  test('sign-up, the mailed link verifies, a password change keeps this tab and ends the other device', async () => {
+    const email = `signup-${Date.now()}@example.com`;
+    const context = await newContext();
+    const page = await openDemo(context, 'Signed out');
+    await page.fill('#account-email', email);
+    await page.fill('#account-password', 'first long passphrase');
+    await page.click('#signup');
+    await logHas(page, 'signed up');
+    const unverified = await page.evaluate(({ e, p }) => window.latchkey.login(e, p).then(() => 'in', (error) => error.code),
+      { e: email, p: 'first long passphrase' });
+    assert.equal(unverified, 'email_unverified');
+
+    const link = await mailedLink(email, 'verify_email');
+    assert.ok(link.startsWith(`${server.app}/#action=verify&token=`), link);
+    const verified = await context.newPage();
+    await verified.goto(link);
+    await logHas(verified, 'email verified');
+    assert.equal(await verified.evaluate(() => location.hash), '', 'the token stayed in the address bar');
+    await verified.close();
+
+    const mine = await signInAs(context, email, 'first long passphrase');
+    const device = await newContext();
+    const other = await signInAs(device, email, 'first long passphrase');
+    const before = await refreshCookie(context);
+
+    await mine.fill('#current-password', 'not the password');
+    await mine.fill('#new-password', 'second long passphrase');
+    await mine.click('#change-submit');
+    await logHas(mine, 'change password: invalid_credentials');
+    assert.equal(await meStatus(other), 200, 'a wrong current password changed nothing');
+
+    await mine.fill('#current-password', 'first long passphrase');
+    await mine.click('#change-submit');
+    await logHas(mine, 'password changed');
+    assert.notEqual((await refreshCookie(context)).value, before.value, 'the change answered with a new cookie');
+    assert.equal(typeof await mine.evaluate(() => window.latchkey.refresh()), 'string', 'this session continues');
+    assert.equal(await meStatus(mine), 200);
+    const ended = await other.evaluate(() => window.latchkey.refresh().then(() => 'ok', (error) => error.code));
+    assert.equal(ended, 'invalid_grant', 'the other device is signed out');
+    await waitForStatus(other, 'Signed out');
+    await device.close();
+    await context.close();
+  });
+
+  test('forgot password: the mailed link opens the form, leaves no token on screen and ends every session', async () => {
+    const email = `forgot-${Date.now()}@example.com`;
+    const context = await newContext();
+    const page = await openDemo(context, 'Signed out');
+    await page.evaluate(({ e }) => window.latchkey.signUp(e, 'first long passphrase'), { e: email });
+    const verify = await mailedLink(email, 'verify_email');
+    await page.evaluate((token) => window.latchkey.verifyEmail(token), new URL(verify).hash.split('token=')[1]);
+    const signedIn = await signInAs(context, email, 'first long passphrase');
+
+    const from = server.stdout.length;
+    await page.fill('#account-email', email);
+    await page.click('#forgot');
+    await logHas(page, 'a link is on its way');
+    const unknown = await page.evaluate(() => window.latchkey.forgotPassword('nobody-here@example.com').then(() => 'same'));
+    assert.equal(unknown, 'same');
+    assert.ok(!server.stdout.slice(from).includes('nobody-here@example.com'), 'mail to an address with no account');
+
+    const link = await mailedLink(email, 'password_reset');
+    const reset = await context.newPage();
+    await reset.goto(link);
+    assert.equal(await reset.evaluate(() => location.href), `${server.app}/`, 'the token stayed in the address bar');
+    assert.equal(await reset.isVisible('#link-password'), true, 'the set-password form is shown');
+    await reset.fill('#link-password', 'second long passphrase');
+    await reset.click('#link-submit');
+    await logHas(reset, 'password set');
+    const again = await reset.evaluate((token) => window.latchkey.resetPassword(token, 'third long passphrase')
+      .then(() => 'twice', (error) => error.code), new URL(link).hash.split('token=')[1]);
+    assert.equal(again, 'invalid_link', 'the link works once');
+
+    const ended = await signedIn.evaluate(() => window.latchkey.refresh().then(() => 'ok', (error) => error.code));
+    assert.equal(ended, 'invalid_grant', 'the session from before the reset ended');
+    const old = await page.evaluate((e) => window.latchkey.login(e, 'first long passphrase').then(() => 'in', (error) => error.code), email);
+    assert.equal(old, 'invalid_credentials');
+    await signInAs(context, email, 'second long passphrase');
     await context.close();
   });
 

@@ -4,10 +4,12 @@
 //! tests build a [`Config`] directly or through [`Config::from_lookup`], so nothing
 //! here ever needs `std::env::set_var`.
 
+mod accounts;
 mod edge;
 
 use std::time::Duration;
 
+pub use accounts::{AccountConfig, DeliveryKind, SignupMode};
 pub use edge::{EdgeConfig, RefreshDelivery, RouteRole, SessionCheckFailure, normal_path};
 
 use crate::password::PasswordParams;
@@ -45,6 +47,21 @@ pub const VARIABLES: &[&str] = &[
     "LATCHKEY_ROUTE_ROLES",
     "LATCHKEY_AUTHORIZER_SESSION_CHECK_SECONDS",
     "LATCHKEY_AUTHORIZER_SESSION_CHECK_FAILURE",
+    "LATCHKEY_DELIVERY",
+    "LATCHKEY_MAIL_FROM",
+    "LATCHKEY_SES_TEMPLATE_PREFIX",
+    "LATCHKEY_SNS_TOPIC_ARN",
+    "LATCHKEY_LINK_BASE_URL",
+    "LATCHKEY_RESET_TTL_SECONDS",
+    "LATCHKEY_INVITE_TTL_SECONDS",
+    "LATCHKEY_VERIFY_TTL_SECONDS",
+    "LATCHKEY_MAIL_MAX_PER_EMAIL",
+    "LATCHKEY_MAIL_MAX_PER_WINDOW",
+    "LATCHKEY_MAIL_WINDOW_SECONDS",
+    "LATCHKEY_SIGNUP",
+    "LATCHKEY_SIGNUP_DOMAINS",
+    "LATCHKEY_SIGNUP_ROLE",
+    "LATCHKEY_ACCOUNT_RESPONSE_FLOOR_MS",
 ];
 
 /// Variables a deployment must set: the functions that touch storage or keys
@@ -119,6 +136,8 @@ pub struct Config {
     pub login_lockout: Duration,
     /// HTTP edge and authorizer settings (CORS, cookie, CSRF, JWKS caching, roles).
     pub edge: EdgeConfig,
+    /// The account flows' settings (delivery, links, lifetimes, sign-up).
+    pub accounts: AccountConfig,
 }
 
 impl Default for Config {
@@ -142,6 +161,7 @@ impl Default for Config {
             login_max_failures: 10,
             login_lockout: Duration::from_secs(15 * MINUTE),
             edge: EdgeConfig::default(),
+            accounts: AccountConfig::default(),
         }
     }
 }
@@ -261,6 +281,7 @@ impl Config {
             login_max_failures: number("LATCHKEY_LOGIN_MAX_FAILURES", defaults.login_max_failures, 0, 1000)?,
             login_lockout: seconds("LATCHKEY_LOGIN_LOCKOUT_SECONDS", defaults.login_lockout, MINUTE, DAY)?,
             edge: EdgeConfig::from_lookup(&get)?,
+            accounts: AccountConfig::from_lookup(&get)?,
         })
     }
 

@@ -27,26 +27,45 @@ pub enum ApiError {
     },
     /// 405 `invalid_request`: the route exists but not with this method.
     MethodNotAllowed,
+    /// 400 `weak_password`: a new password the policy refuses; the message says why.
+    WeakPassword(&'static str),
+    /// 400 `invalid_link`: a reset, invitation or verification link that is
+    /// malformed, unknown, expired, used or superseded (one answer for all; the
+    /// detail is for logs).
+    InvalidLink(&'static str),
+    /// 403 `email_unverified`: the right password for a sign-up whose email is not
+    /// verified yet.
+    EmailUnverified,
+    /// 403 `signup_disabled`: `LATCHKEY_SIGNUP=off`.
+    SignupOff,
+    /// 404 `not_found`: no such route in this function.
+    NotFound,
     /// 500 `server_error`: storage or KMS failed; the detail is for logs.
     Server(String),
 }
 
 impl ApiError {
     /// Every code [`ApiError::code`] can return.
-    pub const CODES: [&'static str; 6] = [
+    pub const CODES: [&'static str; 11] = [
         "invalid_request",
         "invalid_credentials",
         "invalid_grant",
         "invalid_token",
         "too_many_attempts",
         "server_error",
+        "weak_password",
+        "invalid_link",
+        "email_unverified",
+        "signup_disabled",
+        "not_found",
     ];
 
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
-            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::InvalidRequest(_) | Self::WeakPassword(_) | Self::InvalidLink(_) => StatusCode::BAD_REQUEST,
+            Self::Forbidden(_) | Self::EmailUnverified | Self::SignupOff => StatusCode::FORBIDDEN,
+            Self::NotFound => StatusCode::NOT_FOUND,
             Self::InvalidCredentials | Self::InvalidGrant(_) | Self::InvalidToken(_) => StatusCode::UNAUTHORIZED,
             Self::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -63,13 +82,22 @@ impl ApiError {
             Self::InvalidToken(_) => "invalid_token",
             Self::TooManyAttempts { .. } => "too_many_attempts",
             Self::Server(_) => "server_error",
+            Self::WeakPassword(_) => "weak_password",
+            Self::InvalidLink(_) => "invalid_link",
+            Self::EmailUnverified => "email_unverified",
+            Self::SignupOff => "signup_disabled",
+            Self::NotFound => "not_found",
         }
     }
 
     /// The human-readable message sent to the client: fixed text, never input or internals.
     pub fn message(&self) -> &'static str {
         match self {
-            Self::InvalidRequest(message) | Self::Forbidden(message) => message,
+            Self::InvalidRequest(message) | Self::Forbidden(message) | Self::WeakPassword(message) => message,
+            Self::InvalidLink(_) => "The link is invalid, expired or already used.",
+            Self::EmailUnverified => "Confirm your email address first, with the link sent when you signed up.",
+            Self::SignupOff => "Sign-up is off.",
+            Self::NotFound => "Not Found",
             Self::InvalidCredentials => "The email or password is incorrect.",
             Self::InvalidGrant(_) => "The refresh token is invalid, expired or revoked.",
             Self::InvalidToken(_) => "The access token is invalid.",
@@ -83,6 +111,7 @@ impl ApiError {
     pub fn log_detail(&self) -> &str {
         match self {
             Self::InvalidGrant(detail) | Self::InvalidToken(detail) | Self::Server(detail) => detail,
+            Self::InvalidLink(detail) => detail,
             other => other.message(),
         }
     }
@@ -133,6 +162,11 @@ mod tests {
             (ApiError::TooManyAttempts { retry_after_secs: 60 }, 429, "too_many_attempts"),
             (ApiError::MethodNotAllowed, 405, "invalid_request"),
             (ApiError::Server("dynamodb: timeout".into()), 500, "server_error"),
+            (ApiError::WeakPassword("Password must have at least 8 characters."), 400, "weak_password"),
+            (ApiError::InvalidLink("spent"), 400, "invalid_link"),
+            (ApiError::EmailUnverified, 403, "email_unverified"),
+            (ApiError::SignupOff, 403, "signup_disabled"),
+            (ApiError::NotFound, 404, "not_found"),
         ];
         for (error, status, code) in cases {
             let detail = error.log_detail().to_owned();
@@ -142,7 +176,7 @@ mod tests {
             assert_eq!(body["error"], code);
             assert!(ApiError::CODES.contains(&code));
             assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()));
-            if status == 500 || code == "invalid_grant" {
+            if status == 500 || code == "invalid_grant" || code == "invalid_link" {
                 assert!(!body.to_string().contains(&detail), "internal detail leaked: {body}");
             }
         }

@@ -64,6 +64,7 @@ async fn attempt(state: &LoginState, request: &Request) -> Result<Outcome, ApiEr
     match attempt {
         Authentication::Success(outcome) => outcome,
         Authentication::Failure => Err(ApiError::InvalidCredentials),
+        Authentication::Unverified => Err(ApiError::EmailUnverified),
         Authentication::Throttled { retry_after_secs } => Err(ApiError::TooManyAttempts { retry_after_secs }),
     }
 }

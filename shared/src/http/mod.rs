@@ -1,7 +1,9 @@
-//! The HTTP functions: `POST /login`, `POST /refresh-token`, `POST /logout` and
-//! `GET /.well-known/jwks.json`, as plain async handlers over `lambda_http`
-//! requests, so the Lambda binaries, `latchkey dev` and tests all run the same code.
+//! The HTTP functions: `POST /login`, `POST /refresh-token`, `POST /logout`,
+//! `GET /.well-known/jwks.json` and the account routes (`/password`, `/signup`,
+//! `/email/verify`), as plain async handlers over `lambda_http` requests, so the
+//! Lambda binaries, `latchkey dev` and tests all run the same code.
 
+mod account;
 mod echo;
 mod edge;
 mod error;
@@ -11,6 +13,7 @@ mod logout;
 mod refresh;
 mod tokens;
 
+pub use account::{AccountRoute, AccountState, account};
 pub use echo::echo_authorizer_context;
 pub use edge::{
     AmbiguousCookie, HOST_REFRESH_COOKIE, MAX_BODY_BYTES, Outcome, REFRESH_COOKIE, apply_cors, check_cookie_request,
@@ -31,5 +34,25 @@ pub const REFRESH_ROUTE: &str = "POST /refresh-token";
 pub const LOGOUT_ROUTE: &str = "POST /logout";
 /// `GET /.well-known/jwks.json`.
 pub const JWKS_ROUTE: &str = "GET /.well-known/jwks.json";
+/// `POST /password` (change, signed in).
+pub const CHANGE_PASSWORD_ROUTE: &str = "POST /password";
+/// `POST /password/forgot`.
+pub const FORGOT_PASSWORD_ROUTE: &str = "POST /password/forgot";
+/// `POST /password/reset`.
+pub const RESET_PASSWORD_ROUTE: &str = "POST /password/reset";
+/// `POST /signup`.
+pub const SIGNUP_ROUTE: &str = "POST /signup";
+/// `POST /email/verify`.
+pub const VERIFY_EMAIL_ROUTE: &str = "POST /email/verify";
 /// Every route the HTTP functions serve, as `METHOD /path`.
-pub const ROUTES: [&str; 4] = [LOGIN_ROUTE, REFRESH_ROUTE, LOGOUT_ROUTE, JWKS_ROUTE];
+pub const ROUTES: [&str; 9] = [
+    LOGIN_ROUTE,
+    REFRESH_ROUTE,
+    LOGOUT_ROUTE,
+    JWKS_ROUTE,
+    CHANGE_PASSWORD_ROUTE,
+    FORGOT_PASSWORD_ROUTE,
+    RESET_PASSWORD_ROUTE,
+    SIGNUP_ROUTE,
+    VERIFY_EMAIL_ROUTE,
+];

@@ -8,16 +8,21 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::client::Waiters;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
     KeysAndAttributes, Projection, ProjectionType, ReturnValue, ReturnValuesOnConditionCheckFailure,
     ScalarAttributeType, TimeToLiveSpecification, TimeToLiveStatus,
 };
+use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem, Update};
 
 use super::{
-    LoginAttemptStore, RotateOutcome, Session, SessionLookup, SessionStore, StoreError, User, UserStanding, UserStore,
+    CredentialChange, CredentialStore, LoginAttemptStore, PasswordChange, RotateOutcome, SecretRecord, Session,
+    SessionLookup, SessionStore, StoreError, User, UserStanding, UserStore,
 };
+use crate::onetime::Purpose;
 use crate::token::SessionId;
 
 type Item = HashMap<String, AttributeValue>;
@@ -71,6 +76,11 @@ pub const USER_INDEX_ATTRIBUTES: [&str; 13] = [
 const USER_PREFIX: &str = "USER#";
 const SESSION_PREFIX: &str = "SESSION#";
 const ATTEMPTS_PREFIX: &str = "ATTEMPTS#";
+const COUNT_PREFIX: &str = "COUNT#";
+const SECRET_PREFIX: &str = "SECRET#";
+/// How long after a secret's expiry TTL may delete its item, and an abandoned
+/// sign-up's user item after its pending expiry (both are checked in code).
+const TIDY_AFTER_SECS: u64 = 24 * 60 * 60;
 const USER_SORT_KEY: &str = "USER";
 
 /// Users and sessions in one DynamoDB table (see `docs/storage.md`).
@@ -239,23 +249,7 @@ impl UserStore for DynamoStore {
     }
 
     async fn create_user(&self, user: &User) -> Result<(), StoreError> {
-        let outcome = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(user_to_item(user)))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await;
-        match outcome {
-            Ok(_) => Ok(()),
-            Err(error)
-                if matches!(error.as_service_error(), Some(PutItemError::ConditionalCheckFailedException(_))) =>
-            {
-                Err(StoreError::DuplicateEmail)
-            }
-            Err(error) => Err(unavailable("PutItem", &error)),
-        }
+        put_new_user(self.put_user(user).condition_expression("attribute_not_exists(pk)")).await
     }
 
     async fn set_password(&self, email: &str, password_hash: &str, now: u64) -> Result<(), StoreError> {
@@ -490,21 +484,11 @@ impl LoginAttemptStore for DynamoStore {
     }
 
     async fn record_failure(&self, email: &str, window: u64, expires_at: u64) -> Result<u32, StoreError> {
-        let output = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", attempts_key(email, window))
-            .update_expression("ADD failures :one SET #ttl = :expires")
-            .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":expires", n(expires_at))
-            .return_values(ReturnValue::UpdatedNew)
-            .send()
-            .await
-            .map_err(|error| unavailable("UpdateItem", &error))?;
-        let attributes = output.attributes().ok_or_else(|| StoreError::Corrupt("no failures returned".to_owned()))?;
-        get_n(attributes, "failures").map(count)
+        self.add_one(attempts_key(email, window), "failures", expires_at).await
+    }
+
+    async fn bump(&self, name: &str, window: u64, expires_at: u64) -> Result<u32, StoreError> {
+        self.add_one(s(format!("{COUNT_PREFIX}{name}#{window}")), "count", expires_at).await
     }
 
     async fn clear_failures(&self, email: &str, window: u64) -> Result<(), StoreError> {
@@ -516,6 +500,215 @@ impl LoginAttemptStore for DynamoStore {
             .await
             .map(|_| ())
             .map_err(|error| unavailable("DeleteItem", &error))
+    }
+}
+
+impl DynamoStore {
+    /// Adds one to `attribute` of the counter item `key`, which expires at
+    /// `expires_at` (one `UpdateItem`); the new value.
+    async fn add_one(&self, key: AttributeValue, attribute: &str, expires_at: u64) -> Result<u32, StoreError> {
+        let output = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", key)
+            .update_expression("ADD #count :one SET #ttl = :expires")
+            .expression_attribute_names("#count", attribute)
+            .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":expires", n(expires_at))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await
+            .map_err(|error| unavailable("UpdateItem", &error))?;
+        let attributes = output.attributes().ok_or_else(|| StoreError::Corrupt(format!("no {attribute} returned")))?;
+        get_n(attributes, attribute).map(count)
+    }
+
+    /// A `PutItem` of `user`'s item, for the caller to add its condition.
+    fn put_user(&self, user: &User) -> PutItemFluentBuilder {
+        self.client.put_item().table_name(&self.table).set_item(Some(user_to_item(user)))
+    }
+}
+
+/// Sends a conditional put of a new user: a failed condition is an email that
+/// already has an account.
+async fn put_new_user(put: PutItemFluentBuilder) -> Result<(), StoreError> {
+    match put.send().await {
+        Ok(_) => Ok(()),
+        Err(error) if matches!(error.as_service_error(), Some(PutItemError::ConditionalCheckFailedException(_))) => {
+            Err(StoreError::DuplicateEmail)
+        }
+        Err(error) => Err(unavailable("PutItem", &error)),
+    }
+}
+
+#[async_trait]
+impl CredentialStore for DynamoStore {
+    async fn create_signup(&self, user: &User, now: u64) -> Result<(), StoreError> {
+        let put = self
+            .put_user(user)
+            .condition_expression("attribute_not_exists(pk) OR (emailVerified = :false AND pendingExpiresAt <= :now)")
+            .expression_attribute_values(":false", AttributeValue::Bool(false))
+            .expression_attribute_values(":now", n(now));
+        put_new_user(put).await
+    }
+
+    async fn issue_secret(&self, record: &SecretRecord) -> Result<(), StoreError> {
+        let item = HashMap::from([
+            ("pk".to_owned(), secret_key(record.purpose, &record.hash)),
+            ("userId".to_owned(), s(&record.user_id)),
+            ("email".to_owned(), s(&record.email)),
+            ("expiresAt".to_owned(), n(record.expires_at)),
+            (TTL_ATTRIBUTE.to_owned(), n(record.expires_at.saturating_add(TIDY_AFTER_SECS))),
+        ]);
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(build_error)?;
+        let point = Update::builder()
+            .table_name(&self.table)
+            .key("pk", s(format!("{USER_PREFIX}{}", record.email)))
+            .update_expression("SET #pointer = :hash")
+            .condition_expression("attribute_exists(pk) AND userId = :user")
+            .expression_attribute_names("#pointer", pointer(record.purpose))
+            .expression_attribute_values(":hash", s(&record.hash))
+            .expression_attribute_values(":user", s(&record.user_id))
+            .build()
+            .map_err(build_error)?;
+        match self.transact(vec![TransactWriteItem::builder().put(put).build(), update_item(point)]).await? {
+            true => Ok(()),
+            false => Err(StoreError::NotFound),
+        }
+    }
+
+    async fn secret(&self, purpose: Purpose, hash: &str) -> Result<Option<SecretRecord>, StoreError> {
+        let Some(item) = self.get_item(secret_key(purpose, hash), None).await? else {
+            return Ok(None);
+        };
+        Ok(Some(SecretRecord {
+            purpose,
+            hash: hash.to_owned(),
+            user_id: get_s(&item, "userId")?,
+            email: get_s(&item, "email")?,
+            expires_at: get_n(&item, "expiresAt")?,
+        }))
+    }
+
+    async fn spend_secret(
+        &self,
+        record: &SecretRecord,
+        now: u64,
+        change: &CredentialChange,
+    ) -> Result<bool, StoreError> {
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .key("pk", secret_key(record.purpose, &record.hash))
+            .condition_expression("attribute_exists(pk) AND expiresAt > :now")
+            .expression_attribute_values(":now", n(now))
+            .build()
+            .map_err(build_error)?;
+        let user = Update::builder()
+            .table_name(&self.table)
+            .key("pk", s(format!("{USER_PREFIX}{}", record.email)))
+            .condition_expression("#pointer = :hash AND userId = :user")
+            .expression_attribute_names("#pointer", pointer(record.purpose))
+            .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
+            .expression_attribute_values(":hash", s(&record.hash))
+            .expression_attribute_values(":user", s(&record.user_id))
+            .expression_attribute_values(":true", AttributeValue::Bool(true));
+        let user = match change {
+            CredentialChange::SetPassword { password_hash } => user
+                .update_expression(
+                    "SET passwordHash = :h, passwordChangedAt = :now, emailVerified = :true \
+                     ADD sessionEpoch :one REMOVE #pointer, pendingExpiresAt, #ttl",
+                )
+                .expression_attribute_values(":h", s(password_hash))
+                .expression_attribute_values(":now", n(now))
+                .expression_attribute_values(":one", n(1)),
+            CredentialChange::VerifyEmail => {
+                user.update_expression("SET emailVerified = :true REMOVE #pointer, pendingExpiresAt, #ttl")
+            }
+        };
+        let user = user.build().map_err(build_error)?;
+        self.transact(vec![TransactWriteItem::builder().delete(delete).build(), update_item(user)]).await
+    }
+
+    async fn change_password_keeping_session(&self, change: &PasswordChange) -> Result<bool, StoreError> {
+        let next_epoch = change.epoch.saturating_add(1);
+        let user = Update::builder()
+            .table_name(&self.table)
+            .key("pk", s(format!("{USER_PREFIX}{}", change.email)))
+            .update_expression("SET passwordHash = :new, passwordChangedAt = :now, sessionEpoch = :next")
+            .condition_expression(
+                "passwordHash = :current AND (sessionEpoch = :epoch OR attribute_not_exists(sessionEpoch))",
+            )
+            .expression_attribute_values(":new", s(&change.new_hash))
+            .expression_attribute_values(":current", s(&change.current_hash))
+            .expression_attribute_values(":now", n(change.now))
+            .expression_attribute_values(":epoch", n(change.epoch))
+            .expression_attribute_values(":next", n(next_epoch))
+            .build()
+            .map_err(build_error)?;
+        let idle = change.now.saturating_add(change.idle_secs);
+        let session = Update::builder()
+            .table_name(&self.table)
+            .key("pk", s(format!("{SESSION_PREFIX}{}", change.session_id)))
+            .update_expression(
+                "SET userEpoch = :next, #gen = :g1, rotatedAt = :now, idleExpiresAt = :idle, #ttl = :idle",
+            )
+            .condition_expression(
+                "#gen = :g AND attribute_not_exists(revokedAt) AND idleExpiresAt > :now AND absExpiresAt > :now",
+            )
+            .expression_attribute_names("#gen", "gen")
+            .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
+            .expression_attribute_values(":next", n(next_epoch))
+            .expression_attribute_values(":g", n(change.generation))
+            .expression_attribute_values(":g1", n(change.generation.saturating_add(1)))
+            .expression_attribute_values(":now", n(change.now))
+            .expression_attribute_values(":idle", n(idle))
+            .build()
+            .map_err(build_error)?;
+        self.transact(vec![update_item(user), update_item(session)]).await
+    }
+}
+
+impl DynamoStore {
+    /// One `TransactWriteItems`: `Ok(true)` when it committed, `Ok(false)` when it
+    /// was cancelled because a condition failed or a concurrent transaction on the
+    /// same items won (the caller's answer to both is the same).
+    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<bool, StoreError> {
+        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
+            Ok(_) => Ok(true),
+            Err(error) => match error.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
+                    let lost = cancelled
+                        .cancellation_reasons()
+                        .iter()
+                        .any(|reason| matches!(reason.code(), Some("ConditionalCheckFailed" | "TransactionConflict")));
+                    if lost { Ok(false) } else { Err(unavailable("TransactWriteItems", &error)) }
+                }
+                _ => Err(unavailable("TransactWriteItems", &error)),
+            },
+        }
+    }
+}
+
+fn update_item(update: Update) -> TransactWriteItem {
+    TransactWriteItem::builder().update(update).build()
+}
+
+fn secret_key(purpose: Purpose, hash: &str) -> AttributeValue {
+    s(format!("{SECRET_PREFIX}{}#{hash}", purpose.code()))
+}
+
+/// The user attribute holding the hash of the newest secret of `purpose`.
+fn pointer(purpose: Purpose) -> &'static str {
+    match purpose {
+        Purpose::Password => "passwordSecret",
+        Purpose::Verify => "verifySecret",
     }
 }
 
@@ -552,31 +745,46 @@ fn n(value: u64) -> AttributeValue {
 }
 
 fn user_to_item(user: &User) -> Item {
-    HashMap::from([
+    let mut item = HashMap::from([
         ("pk".to_owned(), s(format!("{USER_PREFIX}{}", user.email))),
         ("gsi1sk".to_owned(), s(USER_SORT_KEY)),
         ("userId".to_owned(), s(&user.id)),
         ("email".to_owned(), s(&user.email)),
-        ("passwordHash".to_owned(), s(&user.password_hash)),
         ("role".to_owned(), s(&user.role)),
         ("disabled".to_owned(), AttributeValue::Bool(user.disabled)),
         ("passwordChangedAt".to_owned(), n(user.password_changed_at)),
         ("sessionEpoch".to_owned(), n(user.session_epoch)),
         ("createdAt".to_owned(), n(user.created_at)),
-    ])
+        ("emailVerified".to_owned(), AttributeValue::Bool(user.email_verified)),
+    ]);
+    // An invited user has no password yet: no attribute, rather than an empty one.
+    if user.has_password() {
+        item.insert("passwordHash".to_owned(), s(&user.password_hash));
+    }
+    if let Some(at) = user.pending_expires_at {
+        item.insert("pendingExpiresAt".to_owned(), n(at));
+        item.insert(TTL_ATTRIBUTE.to_owned(), n(at.saturating_add(TIDY_AFTER_SECS)));
+    }
+    item
 }
 
 fn user_from_item(item: &Item) -> Result<User, StoreError> {
     Ok(User {
         id: get_s(item, "userId")?,
         email: get_s(item, "email")?,
-        password_hash: get_s(item, "passwordHash")?,
+        password_hash: item.get("passwordHash").map(|_| get_s(item, "passwordHash")).transpose()?.unwrap_or_default(),
         role: get_s(item, "role")?,
         disabled: get_bool_or_false(item, "disabled")?,
         password_changed_at: get_n(item, "passwordChangedAt")?,
         // Items written before epochs existed have none: epoch 0.
         session_epoch: get_n_or_zero(item, "sessionEpoch")?,
         created_at: get_n(item, "createdAt")?,
+        // Users written before the field existed were made by operators: verified.
+        email_verified: match item.get("emailVerified") {
+            None => true,
+            Some(_) => get_bool_or_false(item, "emailVerified")?,
+        },
+        pending_expires_at: item.get("pendingExpiresAt").map(|_| get_n(item, "pendingExpiresAt")).transpose()?,
     })
 }
 

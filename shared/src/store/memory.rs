@@ -7,8 +7,10 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 
 use super::{
-    LoginAttemptStore, RotateOutcome, Session, SessionLookup, SessionStore, StoreError, User, UserStanding, UserStore,
+    CredentialChange, CredentialStore, LoginAttemptStore, PasswordChange, RotateOutcome, SecretRecord, Session,
+    SessionLookup, SessionStore, StoreError, User, UserStanding, UserStore,
 };
+use crate::onetime::Purpose;
 use crate::token::SessionId;
 
 /// Users and sessions in process memory; lost when the process ends.
@@ -22,6 +24,10 @@ struct State {
     users: HashMap<String, User>,
     sessions: HashMap<SessionId, Session>,
     failures: HashMap<(String, u64), u32>,
+    counters: HashMap<(String, u64), u32>,
+    secrets: HashMap<(Purpose, String), SecretRecord>,
+    /// The newest secret of each purpose, per user email (the user item's pointer).
+    pointers: HashMap<(String, Purpose), String>,
 }
 
 impl MemoryStore {
@@ -194,8 +200,97 @@ impl LoginAttemptStore for MemoryStore {
         Ok(*count)
     }
 
+    async fn bump(&self, name: &str, window: u64, _expires_at: u64) -> Result<u32, StoreError> {
+        let mut state = self.lock();
+        let count = state.counters.entry((name.to_owned(), window)).or_insert(0);
+        *count = count.saturating_add(1);
+        Ok(*count)
+    }
+
     async fn clear_failures(&self, email: &str, window: u64) -> Result<(), StoreError> {
         self.lock().failures.remove(&(email.to_owned(), window));
         Ok(())
+    }
+}
+
+#[async_trait]
+impl CredentialStore for MemoryStore {
+    async fn create_signup(&self, user: &User, now: u64) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        let replaceable = |existing: &User| !existing.email_verified && existing.pending_expired(now);
+        if state.users.get(&user.email).is_some_and(|existing| !replaceable(existing)) {
+            return Err(StoreError::DuplicateEmail);
+        }
+        state.users.insert(user.email.clone(), user.clone());
+        Ok(())
+    }
+
+    async fn issue_secret(&self, record: &SecretRecord) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        if state.users.get(&record.email).is_none_or(|user| user.id != record.user_id) {
+            return Err(StoreError::NotFound);
+        }
+        state.secrets.insert((record.purpose, record.hash.clone()), record.clone());
+        state.pointers.insert((record.email.clone(), record.purpose), record.hash.clone());
+        Ok(())
+    }
+
+    async fn secret(&self, purpose: Purpose, hash: &str) -> Result<Option<SecretRecord>, StoreError> {
+        Ok(self.lock().secrets.get(&(purpose, hash.to_owned())).cloned())
+    }
+
+    async fn spend_secret(
+        &self,
+        record: &SecretRecord,
+        now: u64,
+        change: &CredentialChange,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.lock();
+        let key = (record.purpose, record.hash.clone());
+        let live = state.secrets.get(&key).is_some_and(|stored| stored.expires_at > now);
+        let pointed = state.pointers.get(&(record.email.clone(), record.purpose)) == Some(&record.hash);
+        let owner = state.users.get(&record.email).is_some_and(|user| user.id == record.user_id);
+        if !(live && pointed && owner) {
+            return Ok(false);
+        }
+        state.secrets.remove(&key);
+        state.pointers.remove(&(record.email.clone(), record.purpose));
+        let Some(user) = state.users.get_mut(&record.email) else { return Ok(false) };
+        if let CredentialChange::SetPassword { password_hash } = change {
+            user.password_hash = password_hash.clone();
+            user.password_changed_at = now;
+            user.session_epoch = user.session_epoch.saturating_add(1);
+        }
+        user.email_verified = true;
+        user.pending_expires_at = None;
+        Ok(true)
+    }
+
+    async fn change_password_keeping_session(&self, change: &PasswordChange) -> Result<bool, StoreError> {
+        let mut state = self.lock();
+        let user_ok = state
+            .users
+            .get(&change.email)
+            .is_some_and(|user| user.password_hash == change.current_hash && user.session_epoch == change.epoch);
+        let session_ok = state
+            .sessions
+            .get(&change.session_id)
+            .is_some_and(|session| session.generation == change.generation && session.is_live(change.now));
+        if !(user_ok && session_ok) {
+            return Ok(false);
+        }
+        let next_epoch = change.epoch.saturating_add(1);
+        if let Some(user) = state.users.get_mut(&change.email) {
+            user.password_hash = change.new_hash.clone();
+            user.password_changed_at = change.now;
+            user.session_epoch = next_epoch;
+        }
+        if let Some(session) = state.sessions.get_mut(&change.session_id) {
+            session.user_epoch = next_epoch;
+            session.generation = change.generation.saturating_add(1);
+            session.rotated_at = change.now;
+            session.idle_expires_at = change.now.saturating_add(change.idle_secs);
+        }
+        Ok(true)
     }
 }

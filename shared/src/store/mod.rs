@@ -10,6 +10,7 @@ mod memory;
 
 use async_trait::async_trait;
 
+use crate::onetime::Purpose;
 use crate::token::SessionId;
 
 pub use dynamodb::{
@@ -78,6 +79,26 @@ pub struct User {
     pub session_epoch: u64,
     /// When the account was created (Unix seconds).
     pub created_at: u64,
+    /// Whether the email is known to reach the user: set by operators' accounts, a
+    /// used reset or invitation link, or a used verification link. A sign-up cannot
+    /// log in until it is. Items written before the field existed count as verified.
+    pub email_verified: bool,
+    /// An unverified sign-up ends at this time (Unix seconds); `None` for every other
+    /// account. Past it the account is as if it did not exist.
+    pub pending_expires_at: Option<u64>,
+}
+
+impl User {
+    /// Whether the user has a usable password (an invited user has none until the
+    /// invitation's link is used).
+    pub fn has_password(&self) -> bool {
+        !self.password_hash.is_empty()
+    }
+
+    /// Whether this is an unverified sign-up whose time ran out at `now`.
+    pub fn pending_expired(&self, now: u64) -> bool {
+        self.pending_expires_at.is_some_and(|at| at <= now)
+    }
 }
 
 impl std::fmt::Debug for User {
@@ -91,6 +112,8 @@ impl std::fmt::Debug for User {
             .field("password_changed_at", &self.password_changed_at)
             .field("session_epoch", &self.session_epoch)
             .field("created_at", &self.created_at)
+            .field("email_verified", &self.email_verified)
+            .field("pending_expires_at", &self.pending_expires_at)
             .finish()
     }
 }
@@ -271,9 +294,119 @@ pub trait SessionLookup: Send + Sync {
     ) -> Result<(Option<Session>, Option<UserStanding>), StoreError>;
 }
 
-/// Failed-login counters, per normalised email and fixed time window.
+/// A one-time secret as stored: its keyed hash (the item key), never the secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretRecord {
+    /// What it is for.
+    pub purpose: Purpose,
+    /// The keyed hash of the secret.
+    pub hash: String,
+    /// Whose it is.
+    pub user_id: String,
+    /// The user's normalised email (the user item's key).
+    pub email: String,
+    /// When it stops working (Unix seconds), checked on every use.
+    pub expires_at: u64,
+}
+
+/// What spending a secret does to its user, in the same transaction.
+#[derive(Clone, PartialEq, Eq)]
+pub enum CredentialChange {
+    /// A reset or an invitation: the new hash, `passwordChangedAt`, the session epoch
+    /// moved on (every session ends), the email verified, a pending expiry cleared.
+    SetPassword {
+        /// The new argon2id hash.
+        password_hash: String,
+    },
+    /// A sign-up's link: the email verified, the pending expiry cleared.
+    VerifyEmail,
+}
+
+impl std::fmt::Debug for CredentialChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::SetPassword { .. } => f.write_str("SetPassword([redacted])"),
+            Self::VerifyEmail => f.write_str("VerifyEmail"),
+        }
+    }
+}
+
+/// A password change that keeps its own session: see
+/// [`CredentialStore::change_password_keeping_session`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct PasswordChange {
+    /// The user's normalised email.
+    pub email: String,
+    /// The hash the change was proven against; the write requires it unchanged.
+    pub current_hash: String,
+    /// The new hash.
+    pub new_hash: String,
+    /// The user's session epoch as read; the write requires it unchanged and sets it + 1.
+    pub epoch: u64,
+    /// The session that continues.
+    pub session_id: SessionId,
+    /// Its generation as read; it rotates to the next.
+    pub generation: u64,
+    /// The time of the change.
+    pub now: u64,
+    /// The session's idle lifetime (the rotation extends it).
+    pub idle_secs: u64,
+}
+
+impl std::fmt::Debug for PasswordChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PasswordChange")
+            .field("email", &self.email)
+            .field("epoch", &self.epoch)
+            .field("session_id", &self.session_id)
+            .field("generation", &self.generation)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The account flows' conditional writes: sign-ups, one-time secrets, password
+/// changes. Each is one transaction, so no request sees half of one.
+#[async_trait]
+pub trait CredentialStore: Send + Sync {
+    /// Stores a new sign-up; refuses an email that has an account
+    /// ([`StoreError::DuplicateEmail`]) unless that account is an unverified sign-up
+    /// whose time ran out before `now`, which it replaces.
+    async fn create_signup(&self, user: &User, now: u64) -> Result<(), StoreError>;
+
+    /// Stores `record` and points its user at it for its purpose, in one transaction:
+    /// an older secret of the purpose stops working at once. [`StoreError::NotFound`]
+    /// when the user does not exist.
+    async fn issue_secret(&self, record: &SecretRecord) -> Result<(), StoreError>;
+
+    /// The stored record of this purpose and hash (strongly consistent), expired or not.
+    async fn secret(&self, purpose: Purpose, hash: &str) -> Result<Option<SecretRecord>, StoreError>;
+
+    /// Spends a secret: deletes it on condition that it exists and has not expired at
+    /// `now`, while its user still points at it, and applies `change` to the user in
+    /// the same transaction. `Ok(false)` when a condition failed (used, superseded,
+    /// expired): of concurrent callers, exactly one gets `Ok(true)`.
+    async fn spend_secret(
+        &self,
+        record: &SecretRecord,
+        now: u64,
+        change: &CredentialChange,
+    ) -> Result<bool, StoreError>;
+
+    /// A password change that ends every other session and keeps one: sets the new
+    /// hash and the epoch + 1 on the user (if the hash and epoch are as read), and in
+    /// the same transaction moves the continuing session to the new epoch and rotates
+    /// it (if it is at the generation read, live and unrevoked). `Ok(false)` when a
+    /// condition failed: nothing changed.
+    async fn change_password_keeping_session(&self, change: &PasswordChange) -> Result<bool, StoreError>;
+}
+
+/// Counters in fixed time windows: failed logins per email, messages per email.
 #[async_trait]
 pub trait LoginAttemptStore: Send + Sync {
+    /// Adds one to the counter `name` in window number `window` atomically and
+    /// returns the new count; the counter may be deleted by TTL after `expires_at`.
+    async fn bump(&self, name: &str, window: u64, expires_at: u64) -> Result<u32, StoreError>;
+
     /// Failures recorded for `email` in window number `window` (0 when none).
     async fn failures(&self, email: &str, window: u64) -> Result<u32, StoreError>;
 

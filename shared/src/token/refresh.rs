@@ -119,6 +119,14 @@ impl RefreshKey {
         format!("{prefix}.{}", b64url(tag))
     }
 
+    /// 32 bytes derived from this key for another use (`label` names the use): the
+    /// HMAC of `label` under it. Keys for different labels are independent.
+    pub fn derive(&self, label: &[u8]) -> [u8; 32] {
+        let mut derived = [0u8; 32];
+        derived.copy_from_slice(hmac::sign(&self.0, label).as_ref());
+        derived
+    }
+
     /// Parses `text` and checks its MAC in constant time. Needs no storage: a
     /// forged or garbled token is refused here, before any database call.
     pub fn verify(&self, text: &str) -> Result<RefreshToken, RefreshTokenError> {

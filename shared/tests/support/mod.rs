@@ -35,9 +35,15 @@ use aws_config::BehaviorVersion;
 use latchkey::Clock;
 use latchkey::account::Accounts;
 use latchkey::clock::ManualClock;
+use latchkey::config::AccountConfig;
+use latchkey::delivery::Outbox;
+use latchkey::onetime::SecretKey;
 use latchkey::password::{PasswordHasher, PasswordParams};
+use latchkey::recovery::Recovery;
 use latchkey::session::{SessionManager, SessionPolicy};
-use latchkey::store::{DynamoStore, LoginAttemptStore, MemoryStore, SessionStore, User, UserStore, normalize_email};
+use latchkey::store::{
+    CredentialStore, DynamoStore, LoginAttemptStore, MemoryStore, SessionStore, User, UserStore, normalize_email,
+};
 use latchkey::token::{RefreshKey, RefreshToken, SessionId};
 
 /// A KMS client pointed at moto, or `None` (test skipped with a message) when
@@ -68,7 +74,8 @@ pub fn skipped(why: &str) {
     }
 }
 
-async fn moto_config() -> Option<aws_config::SdkConfig> {
+/// The SDK configuration for moto (for clients of other services); same rules as [`moto_kms`].
+pub async fn moto_config() -> Option<aws_config::SdkConfig> {
     if std::env::var_os("AWS_ENDPOINT_URL").is_none() {
         if in_ci() {
             panic!("AWS_ENDPOINT_URL is unset: this test needs moto, and CI=true forbids skipping (run scripts/test)");
@@ -112,18 +119,23 @@ pub struct Backend {
     pub users: Arc<dyn UserStore>,
     pub sessions: Arc<dyn SessionStore>,
     pub attempts: Arc<dyn LoginAttemptStore>,
+    pub credentials: Arc<dyn CredentialStore>,
     pub clock: Arc<ManualClock>,
     pub key: RefreshKey,
+    /// The DynamoDB table, to scan (`None` on the memory store).
+    pub table: Option<(aws_sdk_dynamodb::Client, String)>,
 }
 
 impl Backend {
-    fn over<S: UserStore + SessionStore + LoginAttemptStore + 'static>(store: Arc<S>) -> Self {
+    fn over<S: UserStore + SessionStore + LoginAttemptStore + CredentialStore + 'static>(store: Arc<S>) -> Self {
         Self {
             users: store.clone(),
             sessions: store.clone(),
-            attempts: store,
+            attempts: store.clone(),
+            credentials: store,
             clock: Arc::new(ManualClock::new(START)),
             key: RefreshKey::generate().unwrap(),
+            table: None,
         }
     }
 
@@ -135,7 +147,8 @@ impl Backend {
         let client = moto_dynamodb().await?;
         let table = unique_name("contract");
         assert!(DynamoStore::ensure_table(&client, &table).await.unwrap());
-        Some(Self::over(Arc::new(DynamoStore::new(client, table))))
+        let backend = Self::over(Arc::new(DynamoStore::new(client.clone(), table.clone())));
+        Some(Self { table: Some((client, table)), ..backend })
     }
 
     pub fn manager(&self, policy: SessionPolicy) -> SessionManager {
@@ -153,6 +166,8 @@ impl Backend {
             password_changed_at: 0,
             session_epoch: 0,
             created_at: self.clock.now(),
+            email_verified: true,
+            pending_expires_at: None,
         };
         self.users.create_user(&user).await.unwrap();
         user
@@ -161,6 +176,28 @@ impl Backend {
     /// Account operations over this backend, hashing with `params`.
     pub fn accounts(&self, params: PasswordParams) -> Accounts {
         Accounts::new(self.users.clone(), self.manager(POLICY), PasswordHasher::new(params).unwrap())
+            .with_credentials(self.credentials.clone())
+    }
+
+    /// The account flows over this backend, delivering into `outbox`, with `settings`.
+    pub fn recovery(&self, outbox: &Outbox, settings: AccountConfig) -> Recovery {
+        let settings = AccountConfig { link_base_url: Some("https://app.example.com/account".to_owned()), ..settings };
+        Recovery::new(
+            self.accounts(PasswordParams::default()),
+            self.credentials.clone(),
+            self.attempts.clone(),
+            SecretKey::derive(&self.key),
+            std::sync::Arc::new(outbox.clone()),
+            settings,
+        )
+    }
+
+    /// Every attribute value of every item in the DynamoDB table, as text (empty on
+    /// the memory store, which has no dump).
+    pub async fn dump(&self) -> Vec<String> {
+        let Some((client, table)) = &self.table else { return Vec::new() };
+        let items = client.scan().table_name(table).send().await.unwrap();
+        items.items().iter().flat_map(|item| item.values().map(|value| format!("{value:?}"))).collect()
     }
 
     pub fn token(&self, session_id: SessionId, generation: u64) -> String {
