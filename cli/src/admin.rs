@@ -1,5 +1,6 @@
 //! `latchkey user …` and `latchkey sessions …`: administration of the configured
-//! DynamoDB table through the same account and session code the functions use.
+//! DynamoDB table through the same account, admin and session code the functions
+//! use (the last-admin rule included).
 
 use std::io::BufRead;
 use std::process::ExitCode;
@@ -9,6 +10,7 @@ use anyhow::{Context, bail};
 use clap::Subcommand;
 use latchkey::Config;
 use latchkey::account::{Accounts, DEFAULT_ROLE};
+use latchkey::admin::{Admin, MAX_PAGE_SIZE};
 use latchkey::delivery::{Delivery, TerminalDelivery};
 use latchkey::deploy::{Aws, delivery, session_manager};
 use latchkey::onetime::SecretKey;
@@ -74,8 +76,23 @@ pub enum UserCommand {
         #[arg(long)]
         email: String,
     },
-    /// List every user (a table scan).
-    List,
+    /// List users in email order, a page at a time from the `users` index (the admin
+    /// API's listing).
+    List {
+        /// Only emails starting with this.
+        #[arg(long)]
+        prefix: Option<String>,
+    },
+    /// Delete a user: every session ends and the email is free. Refused for the last
+    /// active administrator.
+    Delete {
+        /// The user's email.
+        #[arg(long)]
+        email: String,
+    },
+    /// Put users written before the admin API into its `users` index (a table scan;
+    /// run once after upgrading; safe to repeat).
+    Reindex,
 }
 
 #[derive(Debug, Subcommand)]
@@ -105,7 +122,8 @@ async fn accounts() -> anyhow::Result<Accounts> {
     let aws = Aws::from_env().await;
     let users = Arc::new(DynamoStore::new(aws.dynamodb().clone(), config.table_name.clone()));
     let sessions = session_manager(&config, &aws).await?;
-    Ok(Accounts::new(users, sessions, PasswordHasher::new(config.password)?))
+    Ok(Accounts::new(users, sessions, PasswordHasher::new(config.password)?)
+        .with_admin_role(config.edge.admin_role.clone()))
 }
 
 /// The account flows on the configured table, delivering as configured (or on the
@@ -116,7 +134,8 @@ async fn recovery(print: bool) -> anyhow::Result<Recovery> {
     let store = Arc::new(DynamoStore::new(aws.dynamodb().clone(), config.table_name.clone()));
     let sessions = session_manager(&config, &aws).await?;
     let key = SecretKey::derive(sessions.key());
-    let accounts = Accounts::new(store.clone(), sessions, PasswordHasher::new(config.password)?);
+    let accounts = Accounts::new(store.clone(), sessions, PasswordHasher::new(config.password)?)
+        .with_admin_role(config.edge.admin_role.clone());
     let delivery: Arc<dyn Delivery> = if print { Arc::new(TerminalDelivery) } else { delivery(&config, &aws)? };
     Ok(Recovery::new(accounts, store.clone(), store, key, delivery, config.accounts))
 }
@@ -153,11 +172,33 @@ pub async fn user(command: UserCommand) -> anyhow::Result<ExitCode> {
             accounts().await?.set_disabled(&email, false).await?;
             println!("enabled");
         }
-        UserCommand::List => {
-            for user in accounts().await?.users().list_users().await? {
-                let state = if user.disabled { "disabled" } else { "active" };
-                println!("{}\t{}\t{}\t{state}", user.email, user.id, user.role);
+        UserCommand::List { prefix } => {
+            let admin = Admin::new(recovery(true).await?);
+            let mut cursor = None;
+            loop {
+                let page = admin.list_users(prefix.as_deref(), cursor.as_deref(), Some(MAX_PAGE_SIZE)).await?;
+                for user in &page.users {
+                    let state = if user.disabled { "disabled" } else { "active" };
+                    println!("{}\t{}\t{}\t{state}", user.email, user.id, user.role);
+                }
+                match page.next_cursor {
+                    Some(next) => cursor = Some(next),
+                    None => break,
+                }
             }
+        }
+        UserCommand::Delete { email } => {
+            let accounts = accounts().await?;
+            let user = accounts.existing(&email).await?;
+            let ended = accounts.delete_user(&user).await?;
+            println!("deleted {} ({}); {ended} session(s) ended", user.email, user.id);
+        }
+        UserCommand::Reindex => {
+            let config = Config::from_env()?;
+            let aws = Aws::from_env().await;
+            let store = DynamoStore::new(aws.dynamodb().clone(), config.table_name.clone());
+            let (seen, added) = store.reindex_users().await?;
+            println!("{seen} user(s); {added} added to the users index");
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -169,13 +210,15 @@ pub async fn sessions(command: SessionsCommand) -> anyhow::Result<ExitCode> {
         SessionsCommand::List { email } => {
             let user = accounts.existing(&email).await?;
             let now = accounts.sessions().clock().now();
-            for session in accounts.sessions().list_live(&user.id).await? {
+            for session in accounts.sessions().user_sessions(&user.id, &user.email).await? {
                 println!(
-                    "{}\tgeneration {}\tstarted {}s ago\tends in {}s",
+                    "{}\tgeneration {}\tstarted {}s ago\tends in {}s\t{}\t{}",
                     session.id,
                     session.generation,
                     now.saturating_sub(session.created_at),
-                    session.expires_at().saturating_sub(now)
+                    session.expires_at().saturating_sub(now),
+                    session.client.ip.as_deref().unwrap_or("-"),
+                    session.client.user_agent.as_deref().unwrap_or("-"),
                 );
             }
         }
@@ -198,7 +241,13 @@ pub async fn sessions(command: SessionsCommand) -> anyhow::Result<ExitCode> {
 
 /// A password from stdin's first line, or typed twice at a prompt without echo.
 fn read_password(from_stdin: bool, confirm: bool) -> anyhow::Result<Password> {
-    let text = if from_stdin {
+    Ok(Password::new(read_password_text(from_stdin, confirm)?)?)
+}
+
+/// The text of [`read_password`]: the next line of stdin, or typed at a prompt
+/// without echo (twice with `confirm`).
+pub(crate) fn read_password_text(from_stdin: bool, confirm: bool) -> anyhow::Result<String> {
+    Ok(if from_stdin {
         let mut line = String::new();
         std::io::stdin().lock().read_line(&mut line)?;
         line.strip_suffix('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).unwrap_or(&line).to_owned()
@@ -208,6 +257,5 @@ fn read_password(from_stdin: bool, confirm: bool) -> anyhow::Result<Password> {
             bail!("the passwords differ");
         }
         first
-    };
-    Ok(Password::new(text)?)
+    })
 }

@@ -97,6 +97,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
         if config.accounts.delivery == latchkey::config::DeliveryKind::None {
             services.account.recovery =
                 services.account.recovery.with_delivery(Arc::new(latchkey::delivery::TerminalDelivery));
+            services.admin.admin = services.admin.admin.with_delivery(Arc::new(latchkey::delivery::TerminalDelivery));
         }
         services
     } else {
@@ -250,7 +251,7 @@ async fn landing(axum::Extension(landing): axum::Extension<Arc<Landing>>, header
 }
 
 /// The routes `GET /` lists.
-const ROUTES_SHOWN: [&str; 10] = [
+const ROUTES_SHOWN: [&str; 13] = [
     "POST /login",
     "POST /refresh-token",
     "POST /logout",
@@ -260,6 +261,9 @@ const ROUTES_SHOWN: [&str; 10] = [
     "POST /password/reset",
     "POST /signup",
     "POST /email/verify",
+    "GET /sessions",
+    "DELETE /sessions/{id}",
+    "GET|POST /admin/users (and /{id}, /{id}/sessions; role LATCHKEY_ADMIN_ROLE)",
     "GET /me",
 ];
 
@@ -286,6 +290,12 @@ pub fn router(services: Arc<Services>, front_page: Landing) -> Router {
         .route("/password/reset", any(account_route))
         .route("/signup", any(account_route))
         .route("/email/verify", any(account_route))
+        .route("/sessions", any(account_route))
+        .route("/sessions/{id}", any(account_route))
+        .route("/admin/users", any(admin_route))
+        .route("/admin/users/{id}", any(admin_route))
+        .route("/admin/users/{id}/sessions", any(admin_route))
+        .route("/admin/users/{id}/sessions/{session}", any(admin_route))
         .route(
             "/.well-known/jwks.json",
             any(|State(s): State<Arc<Services>>, r: Request| async move { lambda(r, |r| jwks(&s.jwks, r)).await }),
@@ -302,6 +312,20 @@ pub fn router(services: Arc<Services>, front_page: Landing) -> Router {
 /// token itself, so it is served directly here.
 async fn account_route(State(s): State<Arc<Services>>, r: Request) -> Response {
     lambda(r, |r| account(&s.account, r)).await
+}
+
+/// The admin API, behind the real authorizer as the template puts it (its admin
+/// rule on `/admin/*`): 401 or 403 from the authorizer as API Gateway answers, else
+/// the admin function's handler, which checks the caller's stored role again.
+async fn admin_route(State(s): State<Arc<Services>>, r: Request) -> Response {
+    if r.method() != http::Method::OPTIONS {
+        let authorization = r.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let (method, path) = (r.method().as_str().to_owned(), r.uri().path().to_owned());
+        if let Err(refused) = gate(&s, authorization, &method, &path).await {
+            return from_lambda(refused);
+        }
+    }
+    lambda(r, |r| latchkey::http::admin(&s.admin, r)).await
 }
 
 /// `METHOD /path STATUS Nms` on stderr; nothing else about the request.
@@ -328,7 +352,18 @@ where
         Ok(text) => Body::Text(text),
         Err(error) => Body::Binary(error.into_bytes()),
     };
-    from_lambda(handler(http::Request::from_parts(parts, body)).await)
+    from_lambda(handler(with_source_ip(http::Request::from_parts(parts, body))).await)
+}
+
+/// The request context API Gateway would add, as far as the handlers read it: the
+/// source IP (always loopback: the dev server listens nowhere else).
+fn with_source_ip(request: lambda_http::Request) -> lambda_http::Request {
+    use lambda_http::RequestExt;
+    use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequestContext;
+    use lambda_http::request::RequestContext;
+    let mut context = ApiGatewayV2httpRequestContext::default();
+    context.http.source_ip = Some("127.0.0.1".to_owned());
+    request.with_request_context(RequestContext::ApiGatewayV2(context))
 }
 
 fn from_lambda(response: http::Response<Body>) -> Response {
@@ -366,32 +401,48 @@ async fn me(State(services): State<Arc<Services>>, request: Request) -> Response
 }
 
 async fn authorized_me(services: &Services, authorization: Option<String>, method: String) -> http::Response<Body> {
+    match gate(services, authorization, &method, "/me").await {
+        Ok(context) => lambda_json(StatusCode::OK, &context),
+        Err(refused) => refused,
+    }
+}
+
+/// Runs the authorizer on the HTTP API 2.0 event API Gateway would send for `method`
+/// on `path`: the authorizer's context when it allows, else API Gateway's answer (401
+/// without a token or for a bad one, 403 when denied).
+async fn gate(
+    services: &Services,
+    authorization: Option<String>,
+    method: &str,
+    path: &str,
+) -> Result<Value, http::Response<Body>> {
     let Some(authorization) = authorization else {
-        return lambda_json(StatusCode::UNAUTHORIZED, &json!({ "message": "Unauthorized" }));
+        return Err(lambda_json(StatusCode::UNAUTHORIZED, &json!({ "message": "Unauthorized" })));
     };
+    let route = format!("{method} {path}");
     let event = json!({
         "version": "2.0",
         "type": "REQUEST",
-        "routeArn": format!("arn:aws:execute-api:local:000000000000:latchkey-dev/$default/{method}/me"),
+        "routeArn": format!("arn:aws:execute-api:local:000000000000:latchkey-dev/$default/{method}{path}"),
         "identitySource": [authorization],
-        "routeKey": format!("{method} /me"),
-        "rawPath": "/me",
+        "routeKey": route,
+        "rawPath": path,
         "rawQueryString": "",
         "cookies": [],
         "headers": {"authorization": authorization},
         "requestContext": {
             "accountId": "000000000000", "apiId": "latchkey-dev", "domainName": "127.0.0.1", "domainPrefix": "latchkey-dev",
-            "http": {"method": method, "path": "/me", "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": ""},
-            "requestId": "latchkey-dev", "routeKey": format!("{method} /me"), "stage": "$default", "time": "", "timeEpoch": 0
+            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": ""},
+            "requestId": "latchkey-dev", "routeKey": route, "stage": "$default", "time": "", "timeEpoch": 0
         },
         "pathParameters": {},
         "stageVariables": {},
         "queryStringParameters": {}
     });
     match latchkey::authorizer::authorize(&services.authorizer, event).await {
-        Ok(answer) if answer["isAuthorized"] == true => lambda_json(StatusCode::OK, &answer["context"]),
-        Ok(_) => lambda_json(StatusCode::FORBIDDEN, &json!({ "message": "Forbidden" })),
-        Err(_) => lambda_json(StatusCode::UNAUTHORIZED, &json!({ "message": "Unauthorized" })),
+        Ok(answer) if answer["isAuthorized"] == true => Ok(answer["context"].clone()),
+        Ok(_) => Err(lambda_json(StatusCode::FORBIDDEN, &json!({ "message": "Forbidden" }))),
+        Err(_) => Err(lambda_json(StatusCode::UNAUTHORIZED, &json!({ "message": "Unauthorized" }))),
     }
 }
 

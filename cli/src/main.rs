@@ -7,6 +7,7 @@ mod dev;
 mod gateway;
 mod load;
 mod loopback;
+mod remote;
 mod setup;
 mod token;
 
@@ -45,6 +46,9 @@ enum Command {
     /// List and revoke sessions in the configured table.
     #[command(subcommand)]
     Sessions(admin::SessionsCommand),
+    /// Manage users over HTTP through a deployed admin API, as an administrator (no AWS
+    /// credentials needed).
+    Api(remote::ApiArgs),
     /// Decode or verify access tokens.
     #[command(subcommand)]
     Token(token::TokenCommand),
@@ -62,6 +66,7 @@ async fn main() -> ExitCode {
         Command::User(command) => admin::user(command).await,
         Command::Sessions(command) => admin::sessions(command).await,
         Command::Token(command) => token::run(command).await,
+        Command::Api(args) => remote::run(args).await,
     };
     match outcome {
         Ok(code) => code,

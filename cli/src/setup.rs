@@ -112,7 +112,8 @@ async fn add_sample_data(config: &Config, aws: &Aws) -> anyhow::Result<()> {
         None => {
             let throwaway = RefreshKey::generate().map_err(|e| anyhow::anyhow!("{e}"))?;
             let sessions = SessionManager::new(store.clone(), store.clone(), throwaway, policy, Arc::new(SystemClock));
-            let accounts = Accounts::new(store.clone(), sessions, PasswordHasher::new(config.password)?);
+            let accounts = Accounts::new(store.clone(), sessions, PasswordHasher::new(config.password)?)
+                .with_admin_role(config.edge.admin_role.clone());
             accounts
                 .create_with_id(
                     latchkey::deploy::SAMPLE_USER_ID,
@@ -124,7 +125,7 @@ async fn add_sample_data(config: &Config, aws: &Aws) -> anyhow::Result<()> {
         }
     };
     let id = SAMPLE_SESSION_ID.parse::<SessionId>().map_err(|e| anyhow::anyhow!("{e}"))?;
-    let session = policy.new_session(id, &user, SystemClock.now());
+    let session = policy.new_session(id, &user, SystemClock.now(), Default::default());
     if store.get_session(&session.id).await?.is_none() {
         store.create_session(&session).await?;
     }

@@ -256,3 +256,153 @@ async fn the_root_lists_the_routes_and_the_curl_sequence() {
     let printed: Vec<&String> = dev.banner.iter().filter(|line| line.contains("curl ")).collect();
     assert_eq!(printed.len(), curl.iter().filter(|line| line.as_str().unwrap().contains("curl ")).count());
 }
+
+/// The admin API through `latchkey dev` (behind the real authorizer), and the user
+/// sessions routes: each rule of the admin API with the request that breaks it.
+#[tokio::test]
+async fn admin_api_and_session_routes_keep_their_rules_over_http() {
+    let dev = start(&["--user", "root@example.com:root passphrase 1:Admin"], &[]);
+    let http = Http::new();
+    let url = |path: &str| format!("{}{path}", dev.base);
+    let login = |email: &'static str, password: &'static str| {
+        let http = &http;
+        let url = url("/login");
+        async move {
+            let (status, tokens) =
+                http.call("POST", &url, &[], Some(json!({"email": email, "password": password}))).await;
+            assert_eq!(status, 200, "{email}: {tokens}");
+            format!("Bearer {}", tokens["accessToken"].as_str().unwrap())
+        }
+    };
+    let root = login("root@example.com", "root passphrase 1").await;
+    let member = login("demo@example.com", "correct horse battery staple").await;
+    let call = |method: &'static str, path: String, bearer: &str, body: Option<Value>| {
+        let (http, url, bearer) = (&http, url(&path), bearer.to_owned());
+        async move { http.call(method, &url, &[("authorization", &bearer)], body).await }
+    };
+
+    // Role: a member is denied by the authorizer before the function runs.
+    assert_eq!(call("GET", "/admin/users".into(), &member, None).await.0, 403);
+    assert_eq!(http.call("GET", &url("/admin/users"), &[], None).await.0, 401);
+
+    // Pages with a tamper-evident cursor.
+    for n in 0..3 {
+        let body = json!({"email": format!("page{n}@example.com"), "password": "a long passphrase"});
+        let (status, created) = call("POST", "/admin/users".into(), &root, Some(body)).await;
+        assert_eq!((status, created["invited"].as_bool()), (201, Some(false)), "{created}");
+    }
+    let (status, first) = call("GET", "/admin/users?limit=2&emailPrefix=page".into(), &root, None).await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["users"].as_array().unwrap().len(), 2);
+    let cursor = first["nextCursor"].as_str().unwrap().to_owned();
+    let (_, second) = call("GET", format!("/admin/users?limit=2&emailPrefix=page&cursor={cursor}"), &root, None).await;
+    assert_eq!(second["users"][0]["email"], "page2@example.com");
+    assert_eq!(second["nextCursor"], Value::Null);
+    let mut altered = cursor.clone().into_bytes();
+    altered[1] = if altered[1] == b'x' { b'y' } else { b'x' };
+    let altered = String::from_utf8(altered).unwrap();
+    let (status, refused) = call("GET", format!("/admin/users?emailPrefix=page&cursor={altered}"), &root, None).await;
+    assert_eq!((status, refused["error"].as_str()), (400, Some("invalid_cursor")));
+    let (status, _) = call("GET", format!("/admin/users?emailPrefix=pag&cursor={cursor}"), &root, None).await;
+    assert_eq!(status, 400, "a cursor is bound to its prefix");
+
+    // Bad input: 400 with a code, never a partial write.
+    for body in [
+        json!({"email": "x@example.com", "password": "a long passphrase", "admin": true}),
+        json!({"email": "not an email", "password": "a long passphrase"}),
+        json!({"email": "x@example.com", "role": "Bad Role"}),
+        json!({"email": "x@example.com", "password": "short"}),
+    ] {
+        let (status, answer) = call("POST", "/admin/users".into(), &root, Some(body.clone())).await;
+        assert_eq!(status, 400, "{body}: {answer}");
+    }
+    let (_, none) = call("GET", "/admin/users?emailPrefix=x%40".into(), &root, None).await;
+    assert_eq!(none["users"].as_array().unwrap().len(), 0, "a refused create wrote nothing");
+    assert_eq!(call("GET", "/admin/users?limit=0".into(), &root, None).await.0, 400);
+
+    // The last admin cannot be demoted, disabled or deleted.
+    let (_, listed) = call("GET", "/admin/users?emailPrefix=root".into(), &root, None).await;
+    let root_id = listed["users"][0]["id"].as_str().unwrap().to_owned();
+    for (method, body) in
+        [("PATCH", Some(json!({"role": "member"}))), ("PATCH", Some(json!({"disabled": true}))), ("DELETE", None)]
+    {
+        let (status, answer) = call(method, format!("/admin/users/{root_id}"), &root, body).await;
+        assert_eq!((status, answer["error"].as_str()), (409, Some("last_admin")), "{method}");
+    }
+    let (status, unknown) = call("PATCH", format!("/admin/users/{root_id}"), &root, Some(json!({"rol": "x"}))).await;
+    assert_eq!(status, 400, "unknown field: {unknown}");
+
+    // A member's sessions, seen and ended by an admin; IDOR on the user routes.
+    let (_, demo) = call("GET", "/admin/users?emailPrefix=demo".into(), &root, None).await;
+    let demo_id = demo["users"][0]["id"].as_str().unwrap().to_owned();
+    let (status, sessions) = call("GET", format!("/admin/users/{demo_id}/sessions"), &root, None).await;
+    assert_eq!(status, 200, "{sessions}");
+    let demo_session = sessions["sessions"][0]["id"].as_str().unwrap().to_owned();
+    let (status, mine) = call("GET", "/sessions".into(), &root, None).await;
+    assert_eq!(status, 200, "{mine}");
+    let root_session = mine["sessions"][0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(mine["sessions"][0]["current"], true);
+    // Another user's session through the user route: the same 404 as an unknown id.
+    assert_eq!(call("DELETE", format!("/sessions/{demo_session}"), &root, None).await.0, 404);
+    assert_eq!(call("DELETE", format!("/sessions/{root_session}"), &member, None).await.0, 404);
+    assert_eq!(call("DELETE", "/sessions/not-a-session".into(), &member, None).await.0, 404);
+    assert_eq!(call("GET", "/me".into(), &member, None).await.0, 200, "nothing of the member's ended");
+    // Through the admin route, under the wrong user: 404.
+    assert_eq!(call("DELETE", format!("/admin/users/{root_id}/sessions/{demo_session}"), &root, None).await.0, 404);
+    assert_eq!(call("DELETE", format!("/admin/users/{demo_id}/sessions/{demo_session}"), &root, None).await.0, 204);
+    let (_, after) = call("GET", format!("/admin/users/{demo_id}/sessions"), &root, None).await;
+    assert!(after["sessions"].as_array().unwrap().iter().all(|s| s["id"] != demo_session.as_str()));
+
+    // Promote the member, then the old admin may step down; the demoted one is refused
+    // at once (stored role), even with a token that still says Admin.
+    let (status, promoted) =
+        call("PATCH", format!("/admin/users/{demo_id}"), &root, Some(json!({"role": "Admin"}))).await;
+    assert_eq!((status, promoted["role"].as_str()), (200, Some("Admin")));
+    let (status, _) = call("PATCH", format!("/admin/users/{root_id}"), &root, Some(json!({"role": "member"}))).await;
+    assert_eq!(status, 200);
+    let (status, answer) = call("GET", "/admin/users".into(), &root, None).await;
+    assert_eq!((status, answer["error"].as_str()), (403, Some("forbidden")), "{answer}");
+    // Deleting frees the email.
+    let fresh = login("demo@example.com", "correct horse battery staple").await;
+    assert_eq!(call("DELETE", format!("/admin/users/{root_id}"), &fresh, None).await.0, 204);
+    assert_eq!(call("GET", format!("/admin/users/{root_id}"), &fresh, None).await.0, 404);
+    let again = json!({"email": "root@example.com", "password": "a new passphrase"});
+    assert_eq!(call("POST", "/admin/users".into(), &fresh, Some(again)).await.0, 201, "the email is free");
+    let (status, _) = http
+        .call("POST", &url("/login"), &[], Some(json!({"email": "root@example.com", "password": "root passphrase 1"})))
+        .await;
+    assert_eq!(status, 401, "the deleted account's password is gone with it");
+}
+
+/// `latchkey api`: the operator CLI over HTTP, through the admin API of a running
+/// `latchkey dev`, signed in as an administrator; a member is refused.
+#[test]
+fn the_operator_cli_manages_users_over_http_as_an_administrator() {
+    let dev = start(&["--user", "root@example.com:root passphrase 1:Admin"], &[]);
+    let as_root = |args: &[&str], stdin: &str| {
+        let mut all = vec!["api", "--url", dev.base.as_str(), "--email", "root@example.com", "--password-stdin"];
+        all.extend_from_slice(args);
+        common::latchkey(&all, &[], Some(&format!("root passphrase 1\n{stdin}")))
+    };
+    let created =
+        common::ok(&as_root(&["create", "ops@example.com", "--role", "ops", "--with-password"], "ops passphrase 1\n"));
+    assert!(created.starts_with("created ops@example.com\t"), "{created}");
+    let listed = common::ok(&as_root(&["users"], ""));
+    let emails: Vec<&str> = listed.lines().map(|line| line.split('\t').next().unwrap()).collect();
+    assert_eq!(emails, ["demo@example.com", "ops@example.com", "root@example.com"], "{listed}");
+    let ops_id = listed.lines().find(|l| l.starts_with("ops@")).unwrap().split('\t').nth(1).unwrap().to_owned();
+    assert!(common::ok(&as_root(&["disable", &ops_id], "")).ends_with("\tdisabled\n"));
+    let root_id = listed.lines().find(|l| l.starts_with("root@")).unwrap().split('\t').nth(1).unwrap().to_owned();
+    let refused = as_root(&["set-role", &root_id, "member"], "");
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("409 last_admin"), "{refused:?}");
+    let member = common::latchkey(
+        &["api", "--url", &dev.base, "--email", "demo@example.com", "--password-stdin", "users"],
+        &[],
+        Some("correct horse battery staple\n"),
+    );
+    assert!(!member.status.success());
+    assert!(String::from_utf8_lossy(&member.stderr).contains("403"), "{member:?}");
+    common::ok(&as_root(&["delete", &ops_id], ""));
+    assert!(!common::ok(&as_root(&["users", "--prefix", "ops"], "")).contains("ops@"));
+}

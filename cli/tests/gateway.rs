@@ -166,6 +166,65 @@ async fn built_functions_serve_login_me_refresh_logout_through_the_gateway() {
     assert_eq!(http.call("DELETE", "/login", &[], None).await.0, 404, "only POST /login is a route");
 }
 
+/// The session routes and the admin API through the bootstraps `sam build` made,
+/// behind the translated template's two authorizers, on moto's DynamoDB.
+#[tokio::test]
+async fn built_functions_serve_the_session_routes_and_the_admin_api_through_the_gateway() {
+    let Some(functions) = built() else { return };
+    let Some(env) = fresh_stack(false).await else { return };
+    add_user(&env, "ada@example.com", "a long enough passphrase", "member");
+    add_user(&env, "root@example.com", "the root passphrase", "Admin");
+    let gateway = start_gateway(&["--functions", functions.to_str().unwrap()], &env);
+    let api = Api::new(&gateway.base);
+    let bearer = |tokens: &Value| format!("Bearer {}", tokens["accessToken"].as_str().unwrap());
+
+    // Where ada is signed in, from two devices; one ends the other.
+    let laptop = api.login("ada@example.com", "a long enough passphrase").await;
+    let phone = api.login("ada@example.com", "a long enough passphrase").await;
+    let (status, listed) = api.call("GET", "/sessions", &[("authorization", &bearer(&laptop))], None).await;
+    assert_eq!(status, 200, "{listed}");
+    let sessions = listed["sessions"].as_array().unwrap();
+    assert_eq!(sessions.len(), 2, "{listed}");
+    assert!(sessions.iter().all(|s| s["ip"].as_str() == Some("127.0.0.1")), "the source IP the gateway saw: {listed}");
+    let other = sessions.iter().find(|s| s["current"] == false).unwrap()["id"].as_str().unwrap().to_owned();
+    let path = format!("/sessions/{other}");
+    assert_eq!(api.call("DELETE", &path, &[("authorization", &bearer(&laptop))], None).await.0, 204);
+    assert_eq!(api.call("DELETE", &path, &[("authorization", &bearer(&laptop))], None).await.0, 404, "once");
+    let refresh = |tokens: &Value| json!({"refreshToken": tokens["refreshToken"]});
+    assert_eq!(api.call("POST", "/refresh-token", &[], Some(refresh(&phone))).await.0, 401, "the phone is signed out");
+    assert_eq!(api.call("GET", "/sessions", &[], None).await.0, 401, "the authorizer guards the route");
+
+    // The admin API: a member is denied by the admin authorizer; an admin lists, pages,
+    // disables and is kept from locking everyone out.
+    assert_eq!(api.call("GET", "/admin/users", &[("authorization", &bearer(&laptop))], None).await.0, 403);
+    let root = api.login("root@example.com", "the root passphrase").await;
+    let admin = [("authorization", bearer(&root))];
+    let admin: Vec<(&str, &str)> = admin.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (status, page) = api.call("GET", "/admin/users?limit=1", &admin, None).await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["users"][0]["email"], "ada@example.com");
+    let cursor = page["nextCursor"].as_str().unwrap().to_owned();
+    let (_, next) = api.call("GET", &format!("/admin/users?limit=1&cursor={cursor}"), &admin, None).await;
+    assert_eq!(next["users"][0]["email"], "root@example.com");
+    let ada = page["users"][0]["id"].as_str().unwrap().to_owned();
+    let root_id = next["users"][0]["id"].as_str().unwrap().to_owned();
+    let (status, sessions) = api.call("GET", &format!("/admin/users/{ada}/sessions"), &admin, None).await;
+    assert_eq!((status, sessions["sessions"].as_array().map(Vec::len)), (200, Some(1)), "{sessions}");
+    let disable = json!({"disabled": true});
+    let (status, disabled) = api.call("PATCH", &format!("/admin/users/{ada}"), &admin, Some(disable)).await;
+    assert_eq!((status, disabled["disabled"].as_bool()), (200, Some(true)), "{disabled}");
+    assert_eq!(api.call("POST", "/refresh-token", &[], Some(refresh(&laptop))).await.0, 401, "disabled: signed out");
+    let demote = json!({"role": "member"});
+    let (status, refused) = api.call("PATCH", &format!("/admin/users/{root_id}"), &admin, Some(demote)).await;
+    assert_eq!((status, refused["error"].as_str()), (409, Some("last_admin")));
+    let invite = json!({"email": "new@example.com", "role": "Admin"});
+    let (status, invited) = api.call("POST", "/admin/users", &admin, Some(invite)).await;
+    assert_eq!((status, invited["invited"].as_bool()), (201, Some(true)), "{invited}");
+    let (status, _) = api.call("DELETE", &format!("/admin/users/{ada}"), &admin, None).await;
+    assert_eq!(status, 204);
+    assert_eq!(api.call("GET", &format!("/admin/users/{ada}"), &admin, None).await.0, 404);
+}
+
 /// Mail moto's SES accepted for `to`, oldest first, as (subject, HTML body).
 async fn mail_to(to: &str) -> Vec<(String, String)> {
     let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap();
@@ -517,6 +576,7 @@ async fn every_sample_event_gives_its_documented_outcome_from_the_built_function
         "logout" => "LogoutFunction",
         "jwks" => "JwksFunction",
         "account" => "AccountFunction",
+        "admin" => "AdminFunction",
         "authorizer" => "AuthorizerFunction",
         other => panic!("unknown function {other}"),
     };

@@ -78,6 +78,46 @@ async fn setup_then_user_admin_then_the_handlers_use_the_printed_environment() {
     let listed = ok(&latchkey(&["user", "list"], &env, None));
     assert!(listed.contains("ops@example.com") && listed.contains("admin") && !listed.contains("weak@"), "{listed}");
 
+    // The last-admin rule is the same code in the CLI as in the admin API.
+    let boss = &["user", "add", "--email", "boss@example.com", "--role", "Admin", "--password-stdin"];
+    ok(&latchkey(boss, &env, Some("boss-passw0rd!\n")));
+    for refused in [
+        latchkey(&["user", "set-role", "--email", "boss@example.com", "--role", "member"], &env, None),
+        latchkey(&["user", "disable", "--email", "boss@example.com"], &env, None),
+        latchkey(&["user", "delete", "--email", "boss@example.com"], &env, None),
+    ] {
+        assert!(!refused.status.success());
+        assert!(String::from_utf8_lossy(&refused.stderr).contains("last active administrator"), "{refused:?}");
+    }
+    let second = &["user", "add", "--email", "second@example.com", "--role", "Admin", "--password-stdin"];
+    ok(&latchkey(second, &env, Some("second-passw0rd!\n")));
+    let deleted = ok(&latchkey(&["user", "delete", "--email", "boss@example.com"], &env, None));
+    assert!(deleted.contains("deleted boss@example.com"), "{deleted}");
+    assert!(!ok(&latchkey(&["user", "list"], &env, None)).contains("boss@"));
+
+    // A user item from before the users index: listed only after reindex.
+    let dynamodb = support::moto_dynamodb().await.unwrap();
+    let legacy = [
+        ("pk", "USER#legacy@example.com"),
+        ("gsi1sk", "USER"),
+        ("userId", "legacy-id"),
+        ("email", "legacy@example.com"),
+        ("role", "member"),
+    ];
+    let mut put = dynamodb.put_item().table_name(&table);
+    for (name, value) in legacy {
+        put = put.item(name, aws_sdk_dynamodb::types::AttributeValue::S(value.to_owned()));
+    }
+    for name in ["passwordChangedAt", "createdAt"] {
+        put = put.item(name, aws_sdk_dynamodb::types::AttributeValue::N("0".to_owned()));
+    }
+    put.send().await.unwrap();
+    assert!(!ok(&latchkey(&["user", "list"], &env, None)).contains("legacy@"));
+    let reindexed = ok(&latchkey(&["user", "reindex"], &env, None));
+    assert!(reindexed.contains("1 added"), "{reindexed}");
+    assert!(ok(&latchkey(&["user", "list", "--prefix", "leg"], &env, None)).contains("legacy@example.com\tlegacy-id"));
+    assert!(ok(&latchkey(&["user", "reindex"], &env, None)).contains("0 added"), "idempotent");
+
     let config = Config::from_lookup(|name| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())).unwrap();
     let login_state = LoginState::deployed(&config, &Aws::from_env().await).await.unwrap();
     assert_eq!(log_in(&login_state, "ops@example.com", "s3cret-passw0rd").await, 200);

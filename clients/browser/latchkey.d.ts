@@ -59,8 +59,15 @@ export interface Latchkey extends EventTarget {
   fetch(input: RequestInfo | URL, init?: RequestInit): Promise<Response>;
   /** Single-flight across tabs; resolves to the new access token. Rejects with LatchkeyError. */
   refresh(): Promise<string>;
-  /** POST /logout with the access token (every session of the user with `everywhere`); all tabs end. */
-  logout(options?: { everywhere?: boolean }): Promise<void>;
+  /** GET /sessions: where the user is signed in, newest first; `current` marks this session. */
+  sessions(): Promise<LatchkeySession[]>;
+  /** DELETE /sessions/{id}: ends that session (its next refresh fails). Rejects with `not_found` for an id that is not a live session of this user. */
+  endSession(id: string): Promise<void>;
+  /**
+   * POST /logout with the access token: this session, every session of the user with
+   * `everywhere` (all tabs end), or every session but this one with `others` (this one stays).
+   */
+  logout(options?: { everywhere?: boolean; others?: boolean }): Promise<void>;
   /** Expiry of the access token in memory, ms since the epoch, or null. */
   accessTokenExpiresAt(): number | null;
 
@@ -79,6 +86,22 @@ export interface Latchkey extends EventTarget {
 }
 
 export declare function createLatchkey(options: LatchkeyOptions): Latchkey;
+
+/** One of the user's live sessions, as GET /sessions lists it. */
+export interface LatchkeySession {
+  /** Opaque handle for endSession (not a token). */
+  id: string;
+  /** Sign-in time, Unix seconds. */
+  createdAt: number;
+  /** Last refresh (sign-in time before any), Unix seconds. */
+  lastUsedAt: number;
+  /** User-Agent of the last sign-in or refresh, cut to 256 characters; null if none was sent. */
+  userAgent: string | null;
+  /** Source IP API Gateway saw at the last sign-in or refresh; null if unknown. */
+  ip: string | null;
+  /** Whether this is the session making the call. */
+  current: boolean;
+}
 
 export interface LatchkeyLink {
   /** reset: a forgot-password link; invite: an invitation (set a first password); verify: a sign-up's email check. */

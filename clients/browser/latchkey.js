@@ -247,15 +247,33 @@ export function createLatchkey({ api, csrfHeader = 'X-Latchkey-CSRF', channel = 
     return retried ? send(retried) : response;
   }
 
+  // Where the user is signed in: GET /sessions, newest first, `current` marking this one.
+  async function sessions() {
+    const response = await authFetch('/sessions');
+    if (!response.ok) throw await errorOf(response);
+    return (await response.json()).sessions;
+  }
+
+  // Ends one of the user's sessions (its next refresh fails). Ending this one is a logout.
+  async function endSession(id) {
+    const response = await authFetch(`/sessions/${encodeURIComponent(id)}`, { method: 'DELETE' });
+    if (!response.ok) throw await errorOf(response);
+  }
+
   // The cookie is scoped to /refresh-token, so logout proves the session with the access
-  // token; the response still clears the cookie.
-  async function logout({ everywhere = false } = {}) {
+  // token; the response still clears the cookie. `others` ends every session but this one,
+  // which stays signed in.
+  async function logout({ everywhere = false, others = false } = {}) {
     const init = { method: 'POST', credentials: 'include' };
-    if (everywhere) {
+    if (everywhere || others) {
       init.headers = { 'Content-Type': 'application/json' };
-      init.body = JSON.stringify({ allSessions: true });
+      init.body = JSON.stringify(others ? { others: true } : { allSessions: true });
     }
     const response = await authFetch('/logout', init);
+    if (others) {
+      if (!response.ok) throw await errorOf(response);
+      return;
+    }
     // 401: no token of any kind, or the session is already over: nothing to end.
     if (!response.ok && response.status !== 401) throw await errorOf(response);
     end('logout', true);
@@ -268,6 +286,8 @@ export function createLatchkey({ api, csrfHeader = 'X-Latchkey-CSRF', channel = 
     resetPassword,
     signUp,
     verifyEmail,
+    sessions,
+    endSession,
     fetch: authFetch,
     refresh,
     logout,

@@ -8,8 +8,8 @@ use crate::encoding::{b64url, random_bytes};
 use crate::password::{Password, PasswordError, PasswordHasher, Verification};
 use crate::session::SessionManager;
 use crate::store::{
-    CredentialStore, InvalidEmail, LoginAttemptStore, PasswordChange, Session, StoreError, User, UserStore,
-    normalize_email,
+    CredentialStore, InvalidEmail, LoginAttemptStore, Membership, PasswordChange, Session, StandingChange,
+    StandingOutcome, StoreError, User, UserStore, normalize_email,
 };
 use crate::token::{RefreshToken, SessionId};
 
@@ -38,6 +38,14 @@ pub enum AccountError {
     /// The store failed, or the user does not exist / already exists.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The change would leave no active administrator (demoting, disabling or deleting
+    /// the last one).
+    #[error("the last active administrator cannot be demoted, disabled or deleted")]
+    LastAdmin,
+    /// The user changed between the read and the write (a concurrent change): nothing
+    /// was written; read again and retry.
+    #[error("the user changed meanwhile; nothing was written")]
+    Conflict,
 }
 
 /// The failed-login limit: at most `max_failures` per email in each fixed window.
@@ -84,6 +92,7 @@ pub struct Accounts {
     hasher: PasswordHasher,
     throttle: Option<LoginThrottle>,
     credentials: Option<Arc<dyn CredentialStore>>,
+    admin_role: String,
 }
 
 /// A password changed in a session that continues: the user and session as now
@@ -119,7 +128,29 @@ impl std::fmt::Debug for Accounts {
 impl Accounts {
     /// Accounts over `users`, ending sessions through `sessions`, hashing with `hasher`.
     pub fn new(users: Arc<dyn UserStore>, sessions: SessionManager, hasher: PasswordHasher) -> Self {
-        Self { users, sessions, hasher, throttle: None, credentials: None }
+        Self {
+            users,
+            sessions,
+            hasher,
+            throttle: None,
+            credentials: None,
+            admin_role: crate::config::DEFAULT_ADMIN_ROLE.to_owned(),
+        }
+    }
+
+    /// The same accounts with `role` as the administrators' role (`LATCHKEY_ADMIN_ROLE`).
+    pub fn with_admin_role(self, role: impl Into<String>) -> Self {
+        Self { admin_role: role.into(), ..self }
+    }
+
+    /// The administrators' role.
+    pub fn admin_role(&self) -> &str {
+        &self.admin_role
+    }
+
+    /// Whether a user with `role` and `disabled` is an active administrator.
+    pub fn is_active_admin(&self, role: &str, disabled: bool) -> bool {
+        role == self.admin_role && !disabled
     }
 
     /// The same accounts with a failed-login limit on [`Accounts::login`].
@@ -170,7 +201,7 @@ impl Accounts {
             email_verified: true,
             pending_expires_at: None,
         };
-        self.users.create_user(&user).await?;
+        self.create_user(&user).await?;
         tracing::info!(event = "user_created", user_id = %user.id, role = %user.role);
         Ok(user)
     }
@@ -321,10 +352,18 @@ impl Accounts {
     }
 
     /// Disables (revoking every session) or re-enables a user. Idempotent.
-    /// Returns how many live sessions were revoked.
+    /// Returns how many live sessions were revoked. Disabling the last active
+    /// administrator is [`AccountError::LastAdmin`].
     pub async fn set_disabled(&self, email: &str, disabled: bool) -> Result<usize, AccountError> {
         let user = self.existing(email).await?;
-        self.users.set_disabled(&user.email, disabled).await?;
+        self.set_disabled_of(&user, disabled).await
+    }
+
+    /// [`Accounts::set_disabled`] on a user already read.
+    pub async fn set_disabled_of(&self, user: &User, disabled: bool) -> Result<usize, AccountError> {
+        if user.disabled != disabled {
+            self.change_standing(user, StandingChange::Update { role: None, disabled: Some(disabled) }).await?;
+        }
         if !disabled {
             tracing::info!(event = "user_enabled", user_id = %user.id);
             return Ok(0);
@@ -333,13 +372,97 @@ impl Accounts {
         Ok(self.sessions.revoke_all(&user.id, &user.email, "user_disabled", None).await?)
     }
 
-    /// Sets a user's role; it reaches access tokens at the next refresh.
+    /// Sets a user's role; it reaches access tokens at the next refresh. Taking the
+    /// admin role from the last active administrator is [`AccountError::LastAdmin`].
     pub async fn set_role(&self, email: &str, role: &str) -> Result<(), AccountError> {
         check_role(role)?;
         let user = self.existing(email).await?;
-        self.users.set_role(&user.email, role).await?;
+        self.set_role_of(&user, role).await
+    }
+
+    /// [`Accounts::set_role`] on a user already read.
+    pub async fn set_role_of(&self, user: &User, role: &str) -> Result<(), AccountError> {
+        check_role(role)?;
+        if user.role != role {
+            self.change_standing(user, StandingChange::Update { role: Some(role.to_owned()), disabled: None }).await?;
+        }
         tracing::info!(event = "role_changed", user_id = %user.id, from = %user.role, to = role);
         Ok(())
+    }
+
+    /// Deletes a user: every session ends at once (its user is gone; the marks follow,
+    /// best effort) and the email is free for a new account. Deleting the last active
+    /// administrator is [`AccountError::LastAdmin`]. Returns how many live sessions
+    /// were marked revoked.
+    pub async fn delete_user(&self, user: &User) -> Result<usize, AccountError> {
+        self.change_standing(user, StandingChange::Delete).await?;
+        tracing::info!(event = "user_deleted", user_id = %user.id);
+        Ok(self.sessions.mark_all_revoked(&user.id, "user_deleted", None).await)
+    }
+
+    /// Stores a new user (refusing a taken email), counted among the administrators
+    /// when it is one.
+    pub(crate) async fn create_user(&self, user: &User) -> Result<(), AccountError> {
+        let admin = self.is_active_admin(&user.role, user.disabled);
+        if admin {
+            self.ensure_admin_set().await?;
+        }
+        self.users.create_user(user).await?;
+        if admin {
+            let joined = StandingChange::Update { role: None, disabled: None };
+            if self.users.change_standing(user, &joined, Membership::Join).await? != StandingOutcome::Applied {
+                return Err(AccountError::Conflict);
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes `change` to `user` as read, moving it in or out of the record of active
+    /// administrators in the same transaction; refuses the last one's leaving.
+    async fn change_standing(&self, user: &User, change: StandingChange) -> Result<(), AccountError> {
+        let was = self.is_active_admin(&user.role, user.disabled);
+        let will = match &change {
+            StandingChange::Delete => false,
+            StandingChange::Update { role, disabled } => {
+                self.is_active_admin(role.as_deref().unwrap_or(&user.role), disabled.unwrap_or(user.disabled))
+            }
+        };
+        let membership = match (was, will) {
+            (true, false) => Membership::Leave,
+            (false, true) => Membership::Join,
+            _ => Membership::Same,
+        };
+        if membership != Membership::Same {
+            self.ensure_admin_set().await?;
+        }
+        match self.users.change_standing(user, &change, membership).await? {
+            StandingOutcome::Applied => Ok(()),
+            StandingOutcome::Changed => Err(AccountError::Conflict),
+            StandingOutcome::LastAdmin => {
+                tracing::warn!(event = "last_admin_refused", user_id = %user.id);
+                Err(AccountError::LastAdmin)
+            }
+        }
+    }
+
+    /// Makes the record of active administrators if there is none yet (a table from
+    /// before it existed): built once from the `users` index, first writer wins.
+    pub async fn ensure_admin_set(&self) -> Result<(), StoreError> {
+        if self.users.admin_set().await?.is_some() {
+            return Ok(());
+        }
+        let (mut admins, mut after) = (Vec::new(), None);
+        loop {
+            let page = self.users.users_page("", after.as_deref(), 100).await?;
+            admins.extend(
+                page.users.iter().filter(|user| self.is_active_admin(&user.role, user.disabled)).map(|u| u.id.clone()),
+            );
+            match page.last {
+                Some(last) => after = Some(last),
+                None => break,
+            }
+        }
+        self.users.init_admin_set(&admins).await
     }
 
     /// The password hasher.
@@ -454,8 +577,7 @@ pub fn check_new_password(password: &Password) -> Result<(), AccountError> {
 /// Roles are opaque and case-preserving (`Admin` stays `Admin`; route rules compare
 /// them exactly), limited to a charset that is safe in logs, headers and policies.
 pub fn check_role(role: &str) -> Result<(), AccountError> {
-    let allowed = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b':' | b'.' | b'/');
-    if role.is_empty() || role.len() > 64 || !role.bytes().all(allowed) {
+    if !crate::config::is_role(role) {
         return Err(AccountError::InvalidRole);
     }
     Ok(())

@@ -37,7 +37,7 @@ impl From<Unauthorized> for lambda_runtime::Diagnostic {
 pub struct AuthorizerState {
     /// Verifies access tokens with keys loaded at cold start.
     pub verifier: Verifier,
-    /// `required_role` and `route_roles`.
+    /// `required_role`, `route_roles` and the admin role.
     pub edge: EdgeConfig,
     /// The time source for `exp`/`nbf`/`iat`.
     pub clock: Arc<dyn Clock>,
@@ -184,7 +184,7 @@ fn policy_response(
         vec![statement(IamPolicyEffect::Deny, format!("{stage_arn}/*/*"))]
     } else {
         let mut statements = vec![statement(IamPolicyEffect::Allow, format!("{stage_arn}/*/*"))];
-        for rule in state.edge.route_roles.iter().filter(|rule| rule.role != claims.role) {
+        for rule in state.edge.role_rules().filter(|rule| rule.role != claims.role) {
             let path = rule.path.trim_start_matches('/');
             statements.push(statement(IamPolicyEffect::Deny, format!("{stage_arn}/{}/{path}", rule.method)));
         }
@@ -211,13 +211,13 @@ fn statement(effect: IamPolicyEffect, resource: String) -> IamPolicyStatement {
 }
 
 /// The role rule a request breaks, if any: the required role, or a route rule.
-fn missing_role<'a>(edge: &'a EdgeConfig, role: &str, method: &str, path: &str) -> Option<&'a str> {
+fn missing_role(edge: &EdgeConfig, role: &str, method: &str, path: &str) -> Option<String> {
     if let Some(required) = &edge.required_role
         && required != role
     {
-        return Some(required);
+        return Some(required.clone());
     }
-    edge.route_roles.iter().find(|rule| rule.matches(method, path) && rule.role != role).map(|rule| rule.role.as_str())
+    edge.role_rules().find(|rule| rule.matches(method, path) && rule.role != role).map(|rule| rule.role)
 }
 
 /// Every form the request path of a payload 2.0 event may take, for role rules:

@@ -10,13 +10,14 @@ use std::time::Duration;
 use lambda_http::{Body, Request, Response};
 
 use crate::account::{Accounts, LoginThrottle};
+use crate::admin::Admin;
 use crate::authorizer::{AuthorizerState, authorize};
 use crate::clock::SystemClock;
 use crate::config::{Config, ConfigError, DeliveryKind};
 use crate::delivery::{Delivery, NoDelivery, SesDelivery, SnsDelivery};
 use crate::http::{
-    AccountState, JwksState, LoginState, LogoutState, RefreshState, TokenResponder, account, jwks, login, logout,
-    refresh,
+    AccountState, AdminState, JwksState, LoginState, LogoutState, RefreshState, TokenResponder, account, admin, jwks,
+    login, logout, refresh,
 };
 use crate::onetime::SecretKey;
 use crate::password::{PasswordError, PasswordHasher};
@@ -208,6 +209,7 @@ impl HttpFunction for LoginState {
         let users = Arc::new(DynamoStore::new(aws.dynamodb().clone(), config.table_name.clone()));
         Ok(Self {
             accounts: Accounts::new(users.clone(), sessions, PasswordHasher::new(config.password)?)
+                .with_admin_role(config.edge.admin_role.clone())
                 .with_throttle(LoginThrottle::from_config(users, config)),
             tokens,
             edge: config.edge.clone(),
@@ -256,6 +258,7 @@ impl HttpFunction for AccountState {
         let store = Arc::new(DynamoStore::new(aws.dynamodb().clone(), config.table_name.clone()));
         let key = SecretKey::derive(sessions.key());
         let accounts = Accounts::new(store.clone(), sessions, PasswordHasher::new(config.password)?)
+            .with_admin_role(config.edge.admin_role.clone())
             .with_throttle(LoginThrottle::from_config(store.clone(), config))
             .with_credentials(store.clone());
         let recovery =
@@ -265,6 +268,27 @@ impl HttpFunction for AccountState {
 
     async fn handle(&self, request: Request) -> Response<Body> {
         account(self, request).await
+    }
+}
+
+impl HttpFunction for AdminState {
+    /// The admin function's state: DynamoDB, the refresh key (and the cursor and
+    /// one-time secret keys derived from it), verification keys, argon2id (users
+    /// created with a password) and the delivery (invitations). No signing key: it
+    /// issues no token. The cold-start KMS calls run together.
+    async fn deployed(config: &Config, aws: &Aws) -> Result<Self, StartupError> {
+        let (sessions, verifier) = tokio::try_join!(session_manager(config, aws), verifier(config, aws))?;
+        let store = Arc::new(DynamoStore::new(aws.dynamodb().clone(), config.table_name.clone()));
+        let key = SecretKey::derive(sessions.key());
+        let accounts = Accounts::new(store.clone(), sessions, PasswordHasher::new(config.password)?)
+            .with_admin_role(config.edge.admin_role.clone());
+        let recovery =
+            Recovery::new(accounts, store.clone(), store, key, delivery(config, aws)?, config.accounts.clone());
+        Ok(Self { admin: Admin::new(recovery), verifier, edge: config.edge.clone() })
+    }
+
+    async fn handle(&self, request: Request) -> Response<Body> {
+        admin(self, request).await
     }
 }
 

@@ -15,12 +15,15 @@
 //! - [`deploy`], [`logging`]: cold-start wiring of each Lambda function, and its JSON log lines;
 //! - [`services`]: all five states over one set of components, for `latchkey dev` and tests;
 //! - [`account`]: creation, login, password changes, roles and disabling, with their effect on sessions;
+//! - [`admin`]: the admin API's rules (and the CLI's): who is an administrator, users in pages,
+//!   user and session operations;
 //! - [`recovery`], [`signup`], [`onetime`]: forgot and reset password, invitations, sign-up with a
 //!   verified email, and the one-time secrets in their links;
 //! - [`delivery`]: the outbound-message port (SES, an SNS topic, the terminal).
 #![deny(missing_docs)]
 
 pub mod account;
+pub mod admin;
 pub mod authorizer;
 pub mod clock;
 pub mod config;

@@ -20,7 +20,7 @@ pub const DEFAULT_NAMESPACE: &str = "Latchkey";
 
 /// Each counted event: the `event` field, the metric it counts, and which of its
 /// fields (bounded values only) become dimensions beside `Function`.
-pub const METRICS: [(&str, &str, &[&str]); 25] = [
+pub const METRICS: [(&str, &str, &[&str]); 28] = [
     ("login_succeeded", "LoginSucceeded", &[]),
     ("login_failed", "LoginFailed", &["reason"]),
     ("login_throttled", "LoginThrottled", &[]),
@@ -46,6 +46,9 @@ pub const METRICS: [(&str, &str, &[&str]); 25] = [
     ("email_verify_refused", "EmailVerifyRefused", &["reason"]),
     ("mail_sent", "MailSent", &["kind"]),
     ("mail_failed", "MailFailed", &["reason"]),
+    ("admin_action", "AdminAction", &["action", "outcome"]),
+    ("user_deleted", "UserDeleted", &[]),
+    ("last_admin_refused", "LastAdminRefused", &[]),
 ];
 
 /// Where EMF lines go: stdout in a function (Lambda sends it to CloudWatch Logs).

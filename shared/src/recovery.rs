@@ -360,7 +360,7 @@ impl Recovery {
                     email_verified: false,
                     pending_expires_at: None,
                 };
-                self.accounts.users().create_user(&user).await?;
+                self.accounts.create_user(&user).await?;
                 (user, true)
             }
         };

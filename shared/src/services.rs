@@ -4,12 +4,13 @@
 use std::sync::Arc;
 
 use crate::account::{Accounts, LoginThrottle};
+use crate::admin::Admin;
 use crate::authorizer::AuthorizerState;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::delivery::{Delivery, TerminalDelivery};
 use crate::deploy::{Aws, HttpFunction, StartupError, session_check};
-use crate::http::{AccountState, JwksState, LoginState, LogoutState, RefreshState, TokenResponder};
+use crate::http::{AccountState, AdminState, JwksState, LoginState, LogoutState, RefreshState, TokenResponder};
 use crate::onetime::SecretKey;
 use crate::password::PasswordHasher;
 use crate::recovery::Recovery;
@@ -57,6 +58,8 @@ pub struct Services {
     pub authorizer: AuthorizerState,
     /// The account routes.
     pub account: AccountState,
+    /// The admin API.
+    pub admin: AdminState,
 }
 
 impl Services {
@@ -76,11 +79,13 @@ impl Services {
         let verifier = Verifier::new(keys.clone(), config);
         let edge = config.edge.clone();
         let accounts = Accounts::new(users, manager.clone(), PasswordHasher::new(config.password)?)
+            .with_admin_role(config.edge.admin_role.clone())
             .with_throttle(LoginThrottle::from_config(attempts.clone(), config))
             .with_credentials(credentials.clone());
         let recovery =
             Recovery::new(accounts.clone(), credentials, attempts, secret_key, delivery, config.accounts.clone());
         Ok(Self {
+            admin: AdminState { admin: Admin::new(recovery.clone()), verifier: verifier.clone(), edge: edge.clone() },
             account: AccountState { recovery, tokens: tokens.clone(), verifier: verifier.clone(), edge: edge.clone() },
             login: LoginState { accounts, tokens: tokens.clone(), edge: edge.clone() },
             refresh: RefreshState { sessions: manager.clone(), tokens, edge: edge.clone() },
@@ -137,6 +142,7 @@ impl Services {
             jwks: JwksState::deployed(config, aws).await?,
             authorizer: AuthorizerState::deployed(config, aws).await?,
             account: AccountState::deployed(config, aws).await?,
+            admin: AdminState::deployed(config, aws).await?,
         })
     }
 

@@ -8,7 +8,9 @@ use std::sync::Arc;
 
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::store::{RotateOutcome, Session, SessionStore, StoreError, User, UserStanding, UserStore};
+use crate::store::{
+    ClientInfo, MAX_SESSIONS_READ, RotateOutcome, Session, SessionStore, StoreError, User, UserStanding, UserStore,
+};
 use crate::token::{RefreshKey, RefreshToken, RefreshTokenError, SessionId};
 
 /// Why a refresh token was refused. Precise, for logs; every variant is answered
@@ -195,9 +197,9 @@ impl SessionPolicy {
         }
     }
 
-    /// A live session `id` of `user` begun at `now`, generation 0, with this policy's
-    /// idle and absolute expiries: what a login stores.
-    pub fn new_session(&self, id: SessionId, user: &User, now: u64) -> Session {
+    /// A live session `id` of `user` begun at `now` from `client`, generation 0, with
+    /// this policy's idle and absolute expiries: what a login stores.
+    pub fn new_session(&self, id: SessionId, user: &User, now: u64, client: ClientInfo) -> Session {
         Session {
             id,
             user_id: user.id.clone(),
@@ -211,6 +213,7 @@ impl SessionPolicy {
             absolute_expires_at: now.saturating_add(self.absolute_secs),
             revoked_at: None,
             revoke_reason: None,
+            client,
         }
     }
 }
@@ -266,17 +269,18 @@ impl SessionManager {
     /// idle lifetime, absolute expiry now + absolute lifetime.
     /// [`SessionManager::open`] then [`SessionManager::save`].
     pub async fn start(&self, user: &User) -> Result<StartedSession, StoreError> {
-        let started = self.open(user)?;
+        let started = self.open(user, ClientInfo::default())?;
         self.save(&started).await?;
         Ok(started)
     }
 
-    /// A new session for `user` and its first refresh token, not yet stored: the
-    /// login signs the access token for it while [`SessionManager::save`] writes it.
-    pub fn open(&self, user: &User) -> Result<StartedSession, StoreError> {
+    /// A new session for `user` on `client` and its first refresh token, not yet
+    /// stored: the login signs the access token for it while
+    /// [`SessionManager::save`] writes it.
+    pub fn open(&self, user: &User, client: ClientInfo) -> Result<StartedSession, StoreError> {
         let now = self.clock.now();
         let session_id = SessionId::random().map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        let session = self.policy.new_session(session_id, user, now);
+        let session = self.policy.new_session(session_id, user, now, client);
         let refresh_token = self.key.mint(&RefreshToken { session_id, generation: 0 });
         Ok(StartedSession { session, refresh_token })
     }
@@ -329,9 +333,14 @@ impl SessionManager {
     }
 
     /// Completes a prepared refresh: the one conditional write that rotates the
-    /// session (nothing for a grace replay). Losing the race to another request
-    /// with the same token turns into a grace replay of that request's successor.
-    pub async fn commit_refresh(&self, pending: PendingRefresh) -> Result<Refreshed, RefreshError> {
+    /// session (nothing for a grace replay), recording `client` as where it was last
+    /// used. Losing the race to another request with the same token turns into a
+    /// grace replay of that request's successor.
+    pub async fn commit_refresh(
+        &self,
+        pending: PendingRefresh,
+        client: &ClientInfo,
+    ) -> Result<Refreshed, RefreshError> {
         let PendingRefresh { token, session, user, kind } = pending;
         // Read again: the signing in between took time, and the grace window of a
         // rotation runs from when it was written.
@@ -341,7 +350,7 @@ impl SessionManager {
             RefreshKind::Rotated => {
                 match self
                     .sessions
-                    .rotate_session(&token.session_id, token.generation, now, self.policy.idle_secs, &user.role)
+                    .rotate_session(&token.session_id, token.generation, now, self.policy.idle_secs, &user.role, client)
                     .await?
                 {
                     RotateOutcome::Rotated(session) => {
@@ -371,7 +380,7 @@ impl SessionManager {
     /// for callers with nothing fallible to do in between.
     pub async fn refresh(&self, presented: &str) -> Result<Refreshed, RefreshError> {
         let pending = self.prepare_refresh(presented).await?;
-        self.commit_refresh(pending).await
+        self.commit_refresh(pending, &ClientInfo::default()).await
     }
 
     /// Decides what `token` may do with `session` as stored: rotate it (the current
@@ -561,6 +570,78 @@ impl SessionManager {
         sessions.retain(|session| session.is_live(now));
         Ok(sessions)
     }
+
+    /// The sessions user `user_id` (email `email`) can use now, with where each was
+    /// last used, newest first: at most [`MAX_SESSIONS_READ`]. The index lists them
+    /// while the user's standing is read (one round trip), then the live ones in the
+    /// user's current epoch are read with their client details (a second, strongly
+    /// consistent one). A disabled or missing user has none.
+    pub async fn user_sessions(&self, user_id: &str, email: &str) -> Result<Vec<Session>, StoreError> {
+        let (standing, listed) =
+            tokio::join!(self.users.user_standing(email), self.sessions.list_user_sessions(user_id));
+        let Some(standing) = standing?.filter(|user| user.id == user_id && !user.disabled) else {
+            return Ok(Vec::new());
+        };
+        let now = self.clock.now();
+        let usable = |session: &Session| {
+            session.is_live(now) && session.user_id == user_id && session.user_epoch == standing.session_epoch
+        };
+        let mut listed: Vec<Session> = listed?.into_iter().filter(usable).collect();
+        listed.sort_by_key(|session| std::cmp::Reverse((session.created_at, session.id)));
+        listed.truncate(MAX_SESSIONS_READ);
+        let ids: Vec<SessionId> = listed.iter().map(|session| session.id).collect();
+        let mut sessions: Vec<Session> = self.sessions.get_sessions(&ids).await?.into_iter().filter(usable).collect();
+        sessions.sort_by_key(|session| std::cmp::Reverse((session.created_at, session.id)));
+        Ok(sessions)
+    }
+
+    /// Ends session `target` (as text, from a path) if it is a live session of user
+    /// `user_id`, and (when `caller` is given) the caller's own session is a live one
+    /// of that user; `reason` is its revoke reason. Anything else (malformed, unknown,
+    /// another user's, already ended) is `Ok(false)` and writes nothing, so the answer
+    /// cannot tell another user's session from no session. Both sessions are read at
+    /// once (one round trip), then the one write.
+    pub async fn end_session_of(
+        &self,
+        user_id: &str,
+        caller: Option<&SessionId>,
+        target: &str,
+        reason: &str,
+    ) -> Result<bool, StoreError> {
+        let Ok(target) = target.parse::<SessionId>() else { return Ok(false) };
+        let now = self.clock.now();
+        let owned = |session: &Option<Session>| {
+            session.as_ref().is_some_and(|session| session.user_id == user_id && session.is_live(now))
+        };
+        let (found, caller_found) = tokio::join!(self.sessions.get_session(&target), async {
+            match caller {
+                Some(caller) => self.sessions.get_session(caller).await.map(|found| owned(&found)),
+                None => Ok(true),
+            }
+        });
+        if !owned(&found?) || !caller_found? {
+            return Ok(false);
+        }
+        self.revoke_logged(&target, now, reason).await?;
+        Ok(true)
+    }
+
+    /// Ends every session of `session`'s user but `session` itself, at once (the
+    /// epoch moves and `session` moves with it, one transaction), then marks the
+    /// others revoked for the record (best effort). `Ok(None)` when `session` is not
+    /// one its user still allows, or it changed meanwhile; else how many were marked.
+    pub async fn end_others(&self, session: &Session) -> Result<Option<usize>, StoreError> {
+        let user = self.users.user_standing(&session.email).await?;
+        if user_refusal(session, user.as_ref()).is_some() {
+            return Ok(None);
+        }
+        let now = self.clock.now();
+        if !self.sessions.end_other_sessions(&session.email, session.user_epoch, &session.id, now).await? {
+            return Ok(None);
+        }
+        tracing::info!(event = "sessions_ended", user_id = %session.user_id, reason = "logout_others");
+        Ok(Some(self.mark_all_revoked(&session.user_id, "logout_others", Some(&session.id)).await))
+    }
 }
 
 #[cfg(test)]
@@ -592,6 +673,7 @@ mod tests {
             _: u64,
             _: u64,
             _: &str,
+            _: &ClientInfo,
         ) -> Result<RotateOutcome, StoreError> {
             down()
         }
@@ -599,6 +681,12 @@ mod tests {
             down()
         }
         async fn list_user_sessions(&self, _: &str) -> Result<Vec<Session>, StoreError> {
+            down()
+        }
+        async fn get_sessions(&self, _: &[SessionId]) -> Result<Vec<Session>, StoreError> {
+            down()
+        }
+        async fn end_other_sessions(&self, _: &str, _: u64, _: &SessionId, _: u64) -> Result<bool, StoreError> {
             down()
         }
     }
@@ -633,6 +721,23 @@ mod tests {
             down()
         }
         async fn list_users(&self) -> Result<Vec<User>, StoreError> {
+            down()
+        }
+        async fn users_page(&self, _: &str, _: Option<&str>, _: usize) -> Result<crate::store::UsersPage, StoreError> {
+            down()
+        }
+        async fn admin_set(&self) -> Result<Option<Vec<String>>, StoreError> {
+            down()
+        }
+        async fn init_admin_set(&self, _: &[String]) -> Result<(), StoreError> {
+            down()
+        }
+        async fn change_standing(
+            &self,
+            _: &User,
+            _: &crate::store::StandingChange,
+            _: crate::store::Membership,
+        ) -> Result<crate::store::StandingOutcome, StoreError> {
             down()
         }
     }
@@ -684,6 +789,7 @@ mod tests {
             absolute_expires_at: 1,
             revoked_at: None,
             revoke_reason: None,
+            client: ClientInfo::default(),
         };
         let started = StartedSession { session: session.clone(), refresh_token: "lk1.secret-token".into() };
         let shown = format!("{started:?}");

@@ -61,8 +61,8 @@ async fn roles_keep_their_case_and_stay_within_a_safe_charset(b: Backend) {
         let stored = accounts.existing(&user.email).await.unwrap();
         assert_eq!(stored.role, role, "the store kept the case");
     }
-    accounts.set_role("u0@example.com", "Owner").await.unwrap();
-    assert_eq!(accounts.existing("u0@example.com").await.unwrap().role, "Owner");
+    accounts.set_role("u1@example.com", "Owner").await.unwrap();
+    assert_eq!(accounts.existing("u1@example.com").await.unwrap().role, "Owner");
     let too_long = "R".repeat(65);
     for bad in ["", "Admin Role", "admin,ops", "role=x", "røle", "a\nb", too_long.as_str()] {
         let created = accounts.create("bad@example.com", &pw("long enough pw"), bad).await;
@@ -193,7 +193,83 @@ async fn a_string_that_is_no_email_is_refused_without_a_counter(b: Backend) {
 /// The fixed window the test clock is in: START (1_800_000_000 s) over 900 s windows.
 const WINDOW: u64 = 2_000_000;
 
+async fn the_last_active_admin_cannot_be_demoted_disabled_or_deleted(b: Backend) {
+    let accounts = b.accounts(PasswordParams::default());
+    let root = accounts.create("root@example.com", &pw("long enough pw"), "Admin").await.unwrap();
+    let refusals = [
+        accounts.set_role(&root.email, "member").await,
+        accounts.set_disabled(&root.email, true).await.map(|_| ()),
+        accounts.delete_user(&root).await.map(|_| ()),
+    ];
+    for refused in refusals {
+        assert!(matches!(refused, Err(AccountError::LastAdmin)), "{refused:?}");
+    }
+    let stored = accounts.existing(&root.email).await.unwrap();
+    assert_eq!((stored.role.as_str(), stored.disabled), ("Admin", false), "nothing was written");
+    let second = accounts.create("second@example.com", &pw("long enough pw"), "Admin").await.unwrap();
+    accounts.set_role(&root.email, "member").await.unwrap();
+    let last = accounts.set_disabled(&second.email, true).await;
+    assert!(matches!(last, Err(AccountError::LastAdmin)), "{last:?}");
+    accounts.set_role(&root.email, "Admin").await.unwrap();
+    accounts.set_disabled(&second.email, true).await.unwrap();
+    let refused = accounts.delete_user(&accounts.existing(&root.email).await.unwrap()).await;
+    assert!(matches!(refused, Err(AccountError::LastAdmin)), "a disabled admin is no active admin: {refused:?}");
+    accounts.set_disabled(&second.email, false).await.unwrap();
+    accounts.delete_user(&accounts.existing(&root.email).await.unwrap()).await.unwrap();
+    assert!(accounts.users().get_user_by_email(&root.email).await.unwrap().is_none());
+    accounts.create("root@example.com", &pw("long enough pw"), "member").await.unwrap();
+    let other = accounts.users().get_user_by_email(&root.email).await.unwrap().unwrap();
+    assert_ne!(other.id, root.id, "the email is free for a new account");
+    let stale = accounts.set_role_of(&root, "member").await;
+    assert!(matches!(stale, Err(AccountError::Conflict)), "a change to the user as read: {stale:?}");
+}
+
+async fn two_admins_demoting_each_other_at_once_leave_one(b: Backend) {
+    let accounts = b.accounts(PasswordParams::default());
+    let one = accounts.create("one@example.com", &pw("long enough pw"), "Admin").await.unwrap();
+    let two = accounts.create("two@example.com", &pw("long enough pw"), "Admin").await.unwrap();
+    let (a, b2) = tokio::join!(accounts.set_role_of(&one, "member"), accounts.set_disabled_of(&two, true));
+    let refused = [a.is_err(), b2.is_err()];
+    assert_eq!(refused.iter().filter(|r| **r).count(), 1, "{a:?} {b2:?}");
+    let admins = accounts.users().admin_set().await.unwrap().unwrap();
+    assert_eq!(admins.len(), 1, "{admins:?}");
+}
+
+async fn a_table_without_the_admin_record_builds_it_from_the_users(b: Backend) {
+    let accounts = b.accounts(PasswordParams::default());
+    // Written as an older version did: no admin record.
+    let old = b.user("old@example.com").await;
+    accounts.users().set_role(&old.email, "Admin").await.unwrap();
+    assert_eq!(accounts.users().admin_set().await.unwrap(), None);
+    let refused = accounts.set_role(&old.email, "member").await;
+    assert!(matches!(refused, Err(AccountError::LastAdmin)), "{refused:?}");
+    assert_eq!(accounts.users().admin_set().await.unwrap(), Some(vec![old.id.clone()]));
+}
+
+async fn users_are_listed_in_pages_by_email_prefix(b: Backend) {
+    let accounts = b.accounts(PasswordParams::default());
+    for email in ["a2@example.com", "a0@example.com", "b0@example.com", "a1@example.com", "a3@example.com"] {
+        b.user(email).await;
+    }
+    let users = accounts.users();
+    let first = users.users_page("a", None, 2).await.unwrap();
+    let emails = |page: &latchkey::store::UsersPage| page.users.iter().map(|u| u.email.clone()).collect::<Vec<_>>();
+    assert_eq!(emails(&first), ["a0@example.com", "a1@example.com"]);
+    assert_eq!(first.last.as_deref(), Some("a1@example.com"));
+    let second = users.users_page("a", first.last.as_deref(), 2).await.unwrap();
+    assert_eq!(emails(&second), ["a2@example.com", "a3@example.com"]);
+    assert_eq!(second.last, None, "no page after the last");
+    let all = users.users_page("", None, 10).await.unwrap();
+    assert_eq!(all.users.len(), 5);
+    assert_eq!(all.users[4].email, "b0@example.com");
+    assert!(all.users.iter().all(|u| !u.id.is_empty() && u.role == "member" && !u.disabled));
+}
+
 contract!(
+    the_last_active_admin_cannot_be_demoted_disabled_or_deleted,
+    two_admins_demoting_each_other_at_once_leave_one,
+    a_table_without_the_admin_record_builds_it_from_the_users,
+    users_are_listed_in_pages_by_email_prefix,
     create_normalises_email_and_refuses_bad_input,
     roles_keep_their_case_and_stay_within_a_safe_charset,
     authenticate_accepts_only_the_right_password_of_an_enabled_user,

@@ -8,7 +8,7 @@ mod support;
 
 use latchkey::Clock;
 use latchkey::session::{InvalidGrant, RefreshError, RefreshKind, Refreshed, SessionPolicy};
-use latchkey::store::{RotateOutcome, StoreError, User};
+use latchkey::store::{ClientInfo, RotateOutcome, StoreError, User};
 use latchkey::token::{RefreshKey, RefreshToken, SessionId};
 
 use support::{Backend, DAY, POLICY, START};
@@ -307,18 +307,91 @@ async fn conditional_rotation_reports_the_item_it_lost_to(b: Backend) {
     let id = started.session.id;
     assert_eq!(started.session.role.as_deref(), Some("member"), "the login's role snapshot");
     assert_eq!(b.sessions.get_session(&id).await.unwrap().unwrap().role.as_deref(), Some("member"));
-    let won = b.sessions.rotate_session(&id, 0, START, POLICY.idle_secs, "Admin").await.unwrap();
+    let won =
+        b.sessions.rotate_session(&id, 0, START, POLICY.idle_secs, "Admin", &ClientInfo::default()).await.unwrap();
     assert!(matches!(won, RotateOutcome::Rotated(ref s) if s.generation == 1 && s.role.as_deref() == Some("Admin")));
     assert_eq!(b.sessions.get_session(&id).await.unwrap().unwrap().role.as_deref(), Some("Admin"), "stored");
-    let lost = b.sessions.rotate_session(&id, 0, START, POLICY.idle_secs, "member").await.unwrap();
+    let lost =
+        b.sessions.rotate_session(&id, 0, START, POLICY.idle_secs, "member", &ClientInfo::default()).await.unwrap();
     assert!(
         matches!(lost, RotateOutcome::Conflict(Some(ref s)) if s.generation == 1 && s.role.as_deref() == Some("Admin"))
     );
-    let missing = b.sessions.rotate_session(&SessionId::random().unwrap(), 0, START, 1, "member").await.unwrap();
+    let missing = b
+        .sessions
+        .rotate_session(&SessionId::random().unwrap(), 0, START, 1, "member", &ClientInfo::default())
+        .await
+        .unwrap();
     assert_eq!(missing, RotateOutcome::Conflict(None));
 }
 
+async fn a_users_sessions_show_where_they_were_last_used_newest_first(b: Backend) {
+    let sessions = b.manager(POLICY);
+    let ada = b.user("ada@example.com").await;
+    let laptop = ClientInfo::new(Some("Firefox/130\n on a laptop"), Some("198.51.100.7"));
+    let older = sessions.open(&ada, laptop).unwrap();
+    sessions.save(&older).await.unwrap();
+    b.clock.advance(10);
+    let phone = sessions.start(&ada).await.unwrap();
+    let ended = sessions.start(&ada).await.unwrap();
+    sessions.revoke(&ended.session.id, "logout").await.unwrap();
+    sessions.start(&b.user("bob@example.com").await).await.unwrap();
+    b.clock.advance(5);
+    let moved = ClientInfo::new(Some("Safari"), Some("2001:db8::1"));
+    let pending = sessions.prepare_refresh(&phone.refresh_token).await.unwrap();
+    sessions.commit_refresh(pending, &moved).await.unwrap();
+    let listed = sessions.user_sessions(&ada.id, &ada.email).await.unwrap();
+    let ids: Vec<SessionId> = listed.iter().map(|s| s.id).collect();
+    assert_eq!(ids, [phone.session.id, older.session.id], "live ones, newest first");
+    assert_eq!(listed[0].client, moved, "a rotation records where it came from");
+    assert_eq!(listed[0].rotated_at, START + 15);
+    assert_eq!(listed[1].client.user_agent.as_deref(), Some("Firefox/130 on a laptop"), "control characters dropped");
+    assert_eq!(listed[1].client.ip.as_deref(), Some("198.51.100.7"));
+    assert!(sessions.user_sessions(&ada.id, "bob@example.com").await.unwrap().is_empty(), "id and email must agree");
+    sessions.revoke_all(&ada.id, &ada.email, "logout_all", None).await.unwrap();
+    assert!(sessions.user_sessions(&ada.id, &ada.email).await.unwrap().is_empty());
+}
+
+async fn a_session_ends_only_for_its_own_user(b: Backend) {
+    let sessions = b.manager(POLICY);
+    let ada = b.user("ada@example.com").await;
+    let bob = b.user("bob@example.com").await;
+    let (mine, other) = (sessions.start(&ada).await.unwrap(), sessions.start(&ada).await.unwrap());
+    let bobs = sessions.start(&bob).await.unwrap();
+    let (me, target) = (mine.session.id, other.session.id.to_string());
+    for refused in [bobs.session.id.to_string(), "not-a-session".to_owned(), SessionId::random().unwrap().to_string()] {
+        assert!(!sessions.end_session_of(&ada.id, Some(&me), &refused, "ended_by_user").await.unwrap(), "{refused}");
+    }
+    let untouched = b.sessions.get_session(&bobs.session.id).await.unwrap().unwrap();
+    assert_eq!(untouched.revoked_at, None, "another user's session is not written");
+    assert!(!sessions.end_session_of(&bob.id, Some(&bobs.session.id), &target, "x").await.unwrap());
+    assert!(sessions.end_session_of(&ada.id, Some(&me), &target, "ended_by_user").await.unwrap());
+    assert_eq!(refused(sessions.refresh(&other.refresh_token).await), InvalidGrant::Revoked);
+    assert!(!sessions.end_session_of(&ada.id, Some(&me), &target, "ended_by_user").await.unwrap(), "once");
+    sessions.revoke(&me, "logout").await.unwrap();
+    let third = sessions.start(&ada).await.unwrap().session.id.to_string();
+    assert!(!sessions.end_session_of(&ada.id, Some(&me), &third, "x").await.unwrap(), "an ended caller ends nothing");
+    assert!(sessions.end_session_of(&ada.id, None, &third, "admin").await.unwrap());
+}
+
+async fn ending_the_others_keeps_the_callers_session(b: Backend) {
+    let sessions = b.manager(POLICY);
+    let ada = b.user("ada@example.com").await;
+    let (mine, other) = (sessions.start(&ada).await.unwrap(), sessions.start(&ada).await.unwrap());
+    let bobs = sessions.start(&b.user("bob@example.com").await).await.unwrap();
+    assert_eq!(sessions.end_others(&mine.session).await.unwrap(), Some(1));
+    assert_eq!(refused(sessions.refresh(&other.refresh_token).await), InvalidGrant::Revoked);
+    let kept = sessions.refresh(&mine.refresh_token).await.unwrap();
+    assert_eq!(kept.session.user_epoch, 1, "the kept session moved with the epoch");
+    sessions.refresh(&bobs.refresh_token).await.unwrap();
+    // The session as it was before the epoch moved is no credential any more.
+    assert_eq!(sessions.end_others(&mine.session).await.unwrap(), None);
+    assert!(!b.sessions.end_other_sessions(&ada.email, 0, &mine.session.id, START).await.unwrap(), "stale epoch");
+}
+
 contract!(
+    a_users_sessions_show_where_they_were_last_used_newest_first,
+    a_session_ends_only_for_its_own_user,
+    ending_the_others_keeps_the_callers_session,
     rotation_returns_the_successor_of_the_same_session,
     replay_of_a_rotated_token_is_refused_and_revokes_the_session,
     grace_window_replay_returns_the_same_successor,

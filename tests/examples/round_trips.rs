@@ -1,4 +1,5 @@
-//! Login, refresh, logout, password change, forgot and reset end to end with every AWS call (store and KMS
+//! Login, refresh, logout, password change, forgot and reset, the session list, ending a
+//! session and an admin's page of users, end to end with every AWS call (store and KMS
 //! `Sign`) taking a fixed latency: prints each request's median latency, how many
 //! calls it made and how many it waited for in turn (the depth).
 //! Run: `cargo run --release -p latchkey-tests --example round_trips [latency_ms] [runs]`
@@ -23,7 +24,12 @@ async fn main() {
         ("change password", vec![], None),
         ("forgot password", vec![], None),
         ("reset password", vec![], None),
+        ("list sessions", vec![], None),
+        ("end a session", vec![], None),
+        ("admin: a page of users", vec![], None),
     ];
+    let (admin, _) = rig.admin_login().await;
+    let admin = admin["accessToken"].as_str().unwrap().to_owned();
     for _ in 0..runs {
         let started = Instant::now();
         let (tokens, trace) = rig.login().await;
@@ -44,6 +50,23 @@ async fn main() {
         let started = Instant::now();
         let (_, trace) = rig.reset().await;
         record(&mut rows[5], started, trace);
+        let (mine, _) = rig.login().await;
+        let (other, _) = rig.login().await;
+        let access = mine["accessToken"].as_str().unwrap();
+        let started = Instant::now();
+        let (listed, trace) = rig.sessions(access).await;
+        record(&mut rows[6], started, trace);
+        let other = other["accessToken"].as_str().unwrap();
+        let (_, claims) = latchkey::token::dangerous::decode_unverified(other).unwrap();
+        let started = Instant::now();
+        let (_, trace) = rig.end_session(access, claims["sid"].as_str().unwrap()).await;
+        record(&mut rows[7], started, trace);
+        assert!(listed["sessions"].as_array().is_some_and(|s| s.len() >= 2));
+        let started = Instant::now();
+        let (_, trace) = rig.list_users(&admin).await;
+        record(&mut rows[8], started, trace);
+        // So the next password change has no other live session to mark.
+        rig.logout(mine["refreshToken"].as_str().unwrap()).await;
     }
     println!(
         "AWS latency {} ms per call, {runs} runs each (in-memory store, local key, no response floor)",

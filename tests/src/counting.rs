@@ -9,8 +9,9 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use latchkey::onetime::Purpose;
 use latchkey::store::{
-    CredentialChange, CredentialStore, LoginAttemptStore, PasswordChange, RotateOutcome, SecretRecord, Session,
-    SessionLookup, SessionStore, StoreError, User, UserStanding, UserStore,
+    ClientInfo, CredentialChange, CredentialStore, LoginAttemptStore, Membership, PasswordChange, RotateOutcome,
+    SecretRecord, Session, SessionLookup, SessionStore, StandingChange, StandingOutcome, StoreError, User,
+    UserStanding, UserStore, UsersPage,
 };
 use latchkey::token::SessionId;
 
@@ -130,6 +131,31 @@ impl<S: UserStore> UserStore for CountingStore<S> {
         self.enter("list_users").await?;
         self.inner.list_users().await
     }
+
+    async fn users_page(&self, prefix: &str, after: Option<&str>, limit: usize) -> Result<UsersPage, StoreError> {
+        self.enter("users_page").await?;
+        self.inner.users_page(prefix, after, limit).await
+    }
+
+    async fn admin_set(&self) -> Result<Option<Vec<String>>, StoreError> {
+        self.enter("admin_set").await?;
+        self.inner.admin_set().await
+    }
+
+    async fn init_admin_set(&self, ids: &[String]) -> Result<(), StoreError> {
+        self.enter("init_admin_set").await?;
+        self.inner.init_admin_set(ids).await
+    }
+
+    async fn change_standing(
+        &self,
+        read: &User,
+        change: &StandingChange,
+        membership: Membership,
+    ) -> Result<StandingOutcome, StoreError> {
+        self.enter("change_standing").await?;
+        self.inner.change_standing(read, change, membership).await
+    }
 }
 
 #[async_trait]
@@ -151,9 +177,10 @@ impl<S: SessionStore> SessionStore for CountingStore<S> {
         now: u64,
         idle_secs: u64,
         role: &str,
+        client: &ClientInfo,
     ) -> Result<RotateOutcome, StoreError> {
         self.enter("rotate_session").await?;
-        self.inner.rotate_session(session_id, generation, now, idle_secs, role).await
+        self.inner.rotate_session(session_id, generation, now, idle_secs, role, client).await
     }
 
     async fn revoke_session(
@@ -169,6 +196,22 @@ impl<S: SessionStore> SessionStore for CountingStore<S> {
     async fn list_user_sessions(&self, user_id: &str) -> Result<Vec<Session>, StoreError> {
         self.enter("list_user_sessions").await?;
         self.inner.list_user_sessions(user_id).await
+    }
+
+    async fn get_sessions(&self, session_ids: &[SessionId]) -> Result<Vec<Session>, StoreError> {
+        self.enter("get_sessions").await?;
+        self.inner.get_sessions(session_ids).await
+    }
+
+    async fn end_other_sessions(
+        &self,
+        email: &str,
+        epoch: u64,
+        keep: &SessionId,
+        now: u64,
+    ) -> Result<bool, StoreError> {
+        self.enter("end_other_sessions").await?;
+        self.inner.end_other_sessions(email, epoch, keep, now).await
     }
 }
 

@@ -20,7 +20,7 @@ const ROUTE_ARN: &str = "arn:aws:execute-api:us-east-1:123456789012:abcdef1234/$
 pub struct SampleEvent {
     /// File name in `events/`.
     pub file: &'static str,
-    /// `login`, `refresh`, `logout`, `account`, `jwks` or `authorizer`.
+    /// `login`, `refresh`, `logout`, `account`, `admin`, `jwks` or `authorizer`.
     pub function: &'static str,
     /// HTTP status for the HTTP functions; `allow`, `deny` or `unauthorized` for the authorizer.
     pub expect: Value,
@@ -274,6 +274,52 @@ pub async fn sample_events() -> Vec<SampleEvent> {
             rest("POST", "/email/verify", &json_type, Some(&json!({"token": FORGED_LINK}).to_string())),
         ),
         sample(
+            "sessions-list-http-api.json",
+            "account",
+            json!(200),
+            "HTTP API: the demo user's live sessions, with where each was last used.",
+            http_api("GET", "/sessions", &[("authorization", &bearer)], &[], None),
+        ),
+        sample(
+            "session-end-unknown-rest.json",
+            "account",
+            json!(404),
+            "REST API: end a session that is not one of the caller's: 404, nothing written.",
+            rest("DELETE", "/sessions/AAAAAAAAAAAAAAAAAAAAAA", &[("authorization", &bearer)], None),
+        ),
+        sample(
+            "logout-others-http-api.json",
+            "logout",
+            json!(204),
+            "HTTP API: end every session of the user but this one.",
+            http_api(
+                "POST",
+                "/logout",
+                &[("content-type", "application/json"), ("authorization", &bearer)],
+                &[],
+                Some(&json!({"others": true}).to_string()),
+            ),
+        ),
+        sample(
+            "admin-users-list-member-http-api.json",
+            "admin",
+            json!(403),
+            "HTTP API: the admin user list with a member's token: 403 forbidden (the function checks the stored role).",
+            http_api("GET", "/admin/users", &[("authorization", &bearer)], &[], None),
+        ),
+        sample(
+            "admin-user-disable-expired-rest.json",
+            "admin",
+            json!(401),
+            "REST API: disabling a user with an expired access token: 401 invalid_token.",
+            rest(
+                "PATCH",
+                "/admin/users/user-demo",
+                &[("content-type", "application/json"), ("authorization", &expired_bearer)],
+                Some(&json!({"disabled": true}).to_string()),
+            ),
+        ),
+        sample(
             "jwks-http-api.json",
             "jwks",
             json!(200),
@@ -440,6 +486,12 @@ pub fn post_json(path: &str, headers: &[(&str, &str)], body: Value) -> lambda_ht
     let mut all = vec![("content-type", "application/json")];
     all.extend_from_slice(headers);
     let event = http_api("POST", path, &all, &[], Some(&body.to_string()));
+    lambda_http::request::from_str(&event.to_string()).unwrap()
+}
+
+/// An API Gateway (HTTP API) request with no body, as a handler receives it.
+pub fn bare(method: &str, path: &str, headers: &[(&str, &str)]) -> lambda_http::Request {
+    let event = http_api(method, path, headers, &[], None);
     lambda_http::request::from_str(&event.to_string()).unwrap()
 }
 

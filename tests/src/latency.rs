@@ -120,6 +120,9 @@ impl<S: Signer> Signer for SlowSigner<S> {
 /// The functions over the memory store and a local key, every store call and
 /// signature taking a fixed latency and recorded on one timeline: what a request
 /// waits for in AWS, without AWS.
+/// The administrator [`SlowServices`] makes beside the demo user (same password).
+pub const ADMIN_EMAIL: &str = "admin@example.com";
+
 pub struct SlowServices {
     /// The functions' states.
     pub services: latchkey::services::Services,
@@ -155,6 +158,7 @@ impl SlowServices {
         let services = latchkey::services::Services::assemble(&config, components).unwrap();
         let password = latchkey::password::Password::new(crate::DEMO_PASSWORD).unwrap();
         services.accounts().create(crate::DEMO_EMAIL, &password, "member").await.unwrap();
+        services.accounts().create(ADMIN_EMAIL, &password, "Admin").await.unwrap();
         timeline.take();
         Self { services, timeline, outbox }
     }
@@ -183,6 +187,39 @@ impl SlowServices {
         let bearer = format!("Bearer {access_token}");
         let request = crate::events::post_json("/password", &[("authorization", &bearer)], body);
         self.answered(latchkey::http::account(&self.services.account, request).await)
+    }
+
+    /// `GET /sessions` with `access_token`.
+    pub async fn sessions(&self, access_token: &str) -> (serde_json::Value, Trace) {
+        let bearer = format!("Bearer {access_token}");
+        let request = crate::events::bare("GET", "/sessions", &[("authorization", &bearer)]);
+        self.answered(latchkey::http::account(&self.services.account, request).await)
+    }
+
+    /// `DELETE /sessions/{session_id}` with `access_token`.
+    pub async fn end_session(&self, access_token: &str, session_id: &str) -> (serde_json::Value, Trace) {
+        let bearer = format!("Bearer {access_token}");
+        let request = crate::events::bare("DELETE", &format!("/sessions/{session_id}"), &[("authorization", &bearer)]);
+        self.answered(latchkey::http::account(&self.services.account, request).await)
+    }
+
+    /// `POST /login` as the administrator ([`ADMIN_EMAIL`], the demo password).
+    pub async fn admin_login(&self) -> (serde_json::Value, Trace) {
+        let credentials = serde_json::json!({"email": ADMIN_EMAIL, "password": crate::DEMO_PASSWORD});
+        let response =
+            latchkey::http::login(&self.services.login, crate::events::post_json("/login", &[], credentials));
+        self.answered(response.await)
+    }
+
+    /// `GET /admin/users?limit=100` with an administrator's `access_token`.
+    pub async fn list_users(&self, access_token: &str) -> (serde_json::Value, Trace) {
+        let bearer = format!("Bearer {access_token}");
+        let event = crate::events::http_api("GET", "/admin/users", &[("authorization", &bearer)], &[], None);
+        let mut event = event;
+        event["rawQueryString"] = serde_json::json!("limit=100");
+        event["queryStringParameters"] = serde_json::json!({"limit": "100"});
+        let request = lambda_http::request::from_str(&event.to_string()).unwrap();
+        self.answered(latchkey::http::admin(&self.services.admin, request).await)
     }
 
     /// `POST /login` as the demo user: the response body and the calls it made.

@@ -51,7 +51,7 @@ async fn every_security_event_writes_one_line_with_its_user_and_no_secret() {
     let third = body(&login(&services.login, sign_in(DEMO_PASSWORD)).await);
     let all = json!({"refreshToken": third["refreshToken"], "allSessions": true});
     assert_eq!(logout(&services.logout, post("/logout", all)).await.status(), 204);
-    accounts.set_role(DEMO_EMAIL, "Admin").await.unwrap();
+    accounts.set_role(DEMO_EMAIL, "Owner").await.unwrap();
     accounts.set_password(DEMO_EMAIL, &Password::new("a brand new password").unwrap()).await.unwrap();
     accounts.set_disabled(DEMO_EMAIL, true).await.unwrap();
     accounts.set_disabled(DEMO_EMAIL, false).await.unwrap();

@@ -266,10 +266,15 @@ async fn route_roles_add_explicit_denies_to_the_stage_wide_allow() {
     let bearer = access_token(&s).await;
     let policy = authorize(&s.authorizer, token_authorizer(&bearer)).await.unwrap();
     let statements = policy["policyDocument"]["Statement"].as_array().unwrap();
-    assert_eq!(statements.len(), 2, "{policy}");
+    assert_eq!(statements.len(), 3, "{policy}");
     assert_eq!(statements[0]["Effect"], "Allow");
     assert_eq!(statements[1]["Effect"], "Deny");
     assert_eq!(statements[1]["Resource"][0], "arn:aws:execute-api:us-east-1:123456789012:abcdef1234/prod/GET/orders");
+    // The built-in admin rule: a member is denied the admin API in the same policy.
+    assert_eq!(
+        (statements[2]["Effect"].as_str(), statements[2]["Resource"][0].as_str()),
+        (Some("Deny"), Some("arn:aws:execute-api:us-east-1:123456789012:abcdef1234/prod/*/admin/*"))
+    );
     let simple = authorize(&s.authorizer, v2_authorizer(&bearer)).await.unwrap();
     assert_eq!(simple["isAuthorized"], false, "GET /orders needs admin");
     // REST REQUEST and HTTP API payload 1.0 events get the same cache-safe policy.
@@ -277,7 +282,7 @@ async fn route_roles_add_explicit_denies_to_the_stage_wide_allow() {
         let answer = authorize(&s.authorizer, event).await.unwrap();
         let statements = answer["policyDocument"]["Statement"].as_array().unwrap();
         let effects: Vec<&str> = statements.iter().map(|s| s["Effect"].as_str().unwrap()).collect();
-        assert_eq!(effects, ["Allow", "Deny"], "{answer}");
+        assert_eq!(effects, ["Allow", "Deny", "Deny"], "{answer}");
         assert_eq!(statements[0]["Resource"][0], "arn:aws:execute-api:us-east-1:123456789012:abcdef1234/prod/*/*");
         assert_eq!(
             statements[1]["Resource"][0],

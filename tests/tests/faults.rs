@@ -413,7 +413,9 @@ async fn every_dynamodb_write_reports_an_outage_as_unavailable() {
     outage("end_sessions", store.end_sessions("ada@example.com").await);
     outage("upgrade_password_hash", store.upgrade_password_hash("ada@example.com", "a", "b").await.map(|_| ()));
     outage("revoke_session", store.revoke_session(&id, 1, "logout").await.map(|_| ()));
-    outage("rotate_session", store.rotate_session(&id, 0, 1, 60, "member").await.map(|_| ()));
+    outage("rotate_session", store.rotate_session(&id, 0, 1, 60, "member", &Default::default()).await.map(|_| ()));
+    outage("get_sessions", store.get_sessions(&[id]).await.map(|_| ()));
+    outage("end_other_sessions", store.end_other_sessions("ada@example.com", 0, &id, 1).await.map(|_| ()));
     outage("record_failure", store.record_failure("ada@example.com", 1, 2).await.map(|_| ()));
     outage("bump", store.bump("MAIL#ada@example.com", 1, 2).await.map(|_| ()));
     outage("create_signup", store.create_signup(&user, 1).await);

@@ -73,3 +73,30 @@ async fn account_routes_make_the_documented_calls_in_turn() {
     let (_, reset) = rig.reset().await;
     assert_eq!(reset.stages(), "secret → spend_secret → list_user_sessions → revoke_session");
 }
+
+/// The session list reads the index while it reads the user, then the live sessions
+/// with where each was used; ending one reads both sessions at once, then writes once.
+/// An admin's user page checks the caller (session and user at once), then queries.
+#[tokio::test(start_paused = true)]
+async fn session_routes_and_the_admin_list_are_two_round_trips_deep() {
+    let rig = SlowServices::new(LATENCY).await;
+    let (first, _) = rig.login().await;
+    let (second, _) = rig.login().await;
+    let access = first["accessToken"].as_str().unwrap();
+    let (listed, list) = rig.sessions(access).await;
+    assert_eq!(list.stages(), "user_standing+list_user_sessions → get_sessions");
+    assert_eq!((list.count(), list.depth()), (3, 2));
+    let sessions = listed["sessions"].as_array().unwrap();
+    assert_eq!(sessions.len(), 2);
+    let other = sessions.iter().find(|s| s["current"] == false).unwrap()["id"].as_str().unwrap().to_owned();
+    let (_, end) = rig.end_session(access, &other).await;
+    assert_eq!(end.stages(), "get_session+get_session → revoke_session");
+    assert_eq!((end.count(), end.depth()), (3, 2));
+    drop(second);
+
+    let (admin, _) = rig.admin_login().await;
+    let (page, users) = rig.list_users(admin["accessToken"].as_str().unwrap()).await;
+    assert_eq!(users.stages(), "get_session+user_standing → users_page");
+    assert_eq!((users.count(), users.depth()), (3, 2));
+    assert_eq!(page["users"].as_array().unwrap().len(), 2);
+}

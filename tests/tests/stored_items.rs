@@ -77,7 +77,8 @@ async fn items_match_docs_storage_md_and_hold_no_secret() {
             "pk",
             "role",
             "sessionEpoch",
-            "userId"
+            "userId",
+            "userList"
         ]
     );
     assert_eq!(s(user, "pk"), "USER#demo@example.com");
@@ -235,7 +236,8 @@ async fn account_flows_leave_the_documented_items_and_no_secret() {
             "pk",
             "role",
             "sessionEpoch",
-            "userId"
+            "userId",
+            "userList"
         ],
         "an invited user has no password hash at all"
     );

@@ -153,7 +153,10 @@ fn every_route_integration_has_an_invoke_permission_for_its_route_of_this_api() 
             assert_eq!(integration["type"], "aws_proxy", "{method} {path}");
             assert_eq!(integration["payloadFormatVersion"], "2.0", "{method} {path}");
             let function = invoked_function(&integration["uri"]);
-            let wanted = format!("${{__ApiId__}}/${{__Stage__}}/{}{path}", method.to_uppercase());
+            // A path parameter is `*` in the permission's SourceArn.
+            let arn_path: Vec<&str> =
+                path.split('/').map(|segment| if segment.starts_with('{') { "*" } else { segment }).collect();
+            let wanted = format!("${{__ApiId__}}/${{__Stage__}}/{}{}", method.to_uppercase(), arn_path.join("/"));
             assert!(
                 permissions.iter().any(|(f, pattern)| *f == function && pattern.ends_with(&wanted)),
                 "{method} {path}: API Gateway may not invoke {function} ({permissions:?})"
@@ -162,9 +165,9 @@ fn every_route_integration_has_an_invoke_permission_for_its_route_of_this_api() 
         }
     }
     assert_eq!(
-        routes, 10,
+        routes, 20,
         "POST /login, /refresh-token, /logout, /password, /password/forgot, /password/reset, /signup, \
-         /email/verify; GET /.well-known/jwks.json, /me"
+         /email/verify; GET /.well-known/jwks.json, /me, /sessions; DELETE /sessions/{{id}}; the 8 admin routes"
     );
 }
 
@@ -181,7 +184,23 @@ fn the_authorizer_is_configured_as_docs_deploy_md_states() {
     let template = translated();
     let body = &template["Resources"]["HttpApi"]["Properties"]["Body"];
     let schemes = body["components"]["securitySchemes"].as_object().unwrap();
-    assert_eq!(schemes.len(), 1);
+    assert_eq!(schemes.len(), 2, "LatchkeyAuthorizer and the admin API's LatchkeyAdminAuthorizer");
+    // The admin API's: the same function, a cache of its own keyed by token and route.
+    let admin = &schemes["LatchkeyAdminAuthorizer"]["x-amazon-apigateway-authorizer"];
+    assert_eq!(invoked_function(&admin["authorizerUri"]), "AuthorizerFunction");
+    assert_eq!(admin["identitySource"], serde_json::json!(["$request.header.Authorization", "$context.routeKey"]));
+    assert_eq!(
+        admin["authorizerResultTtlInSeconds"],
+        serde_json::json!({"Fn::If": ["HasSessionCheck", {"Ref": "AuthorizerSessionCheckSeconds"}, 300]})
+    );
+    for (path, operations) in body["paths"].as_object().unwrap() {
+        for (method, operation) in operations.as_object().unwrap() {
+            let expected = if path.starts_with("/admin/") { "LatchkeyAdminAuthorizer" } else { "LatchkeyAuthorizer" };
+            if let Some(security) = operation["security"].as_array() {
+                assert_eq!(security[0].as_object().unwrap().keys().next().unwrap(), expected, "{method} {path}");
+            }
+        }
+    }
     let spec = &schemes["LatchkeyAuthorizer"]["x-amazon-apigateway-authorizer"];
     assert_eq!(spec["type"], "request");
     assert_eq!(invoked_function(&spec["authorizerUri"]), "AuthorizerFunction");
@@ -214,12 +233,15 @@ fn the_authorizer_is_configured_as_docs_deploy_md_states() {
         template["Conditions"]["HasRouteRoles"],
         serde_json::json!({"Fn::Not": [{"Fn::Equals": [{"Ref": "RouteRoles"}, ""]}]})
     );
-    // Only GET /me and POST /password (which also verifies the token itself) are behind
-    // the authorizer; login, refresh, logout, JWKS and the link routes are public.
+    // GET /me and the signed-in routes (which also verify the token themselves) are
+    // behind the authorizer, the admin API behind its own; login, refresh, logout, JWKS
+    // and the link routes are public.
     for (path, operations) in body["paths"].as_object().unwrap() {
         for (method, operation) in operations.as_object().unwrap() {
-            let secured = operation["security"] == serde_json::json!([{"LatchkeyAuthorizer": []}]);
-            assert_eq!(secured, path == "/me" || path == "/password", "{method} {path}");
+            let secured = operation["security"] == serde_json::json!([{"LatchkeyAuthorizer": []}])
+                || operation["security"] == serde_json::json!([{"LatchkeyAdminAuthorizer": []}]);
+            let signed_in = ["/me", "/password", "/sessions", "/sessions/{id}"].contains(&path.as_str());
+            assert_eq!(secured, signed_in || path.starts_with("/admin/"), "{method} {path}");
         }
     }
     let deploy = std::fs::read_to_string(root().join("docs/deploy.md")).unwrap();
@@ -232,7 +254,7 @@ fn the_authorizer_is_configured_as_docs_deploy_md_states() {
 fn no_function_role_grants_a_wildcard_resource_or_action() {
     let template = translated();
     let roles = resources_of(template, "AWS::IAM::Role");
-    assert_eq!(roles.len(), 7, "one role per function");
+    assert_eq!(roles.len(), 8, "one role per function");
     let mut statements = 0;
     for (name, role) in roles {
         let managed = role["Properties"]["ManagedPolicyArns"].as_array().unwrap();
@@ -278,7 +300,7 @@ fn config_accepts_every_functions_environment_from_the_translated_template() {
     let template = translated();
     let parameters = template["Parameters"].as_object().unwrap();
     let functions = resources_of(template, "AWS::Lambda::Function");
-    assert_eq!(functions.len(), 7);
+    assert_eq!(functions.len(), 8);
     for (name, function) in functions {
         let variables = function["Properties"]["Environment"]["Variables"].as_object().unwrap();
         assert!(!variables.contains_key("RUST_LOG"), "{name}: RUST_LOG would replace the safe default filter");

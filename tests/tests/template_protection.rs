@@ -6,7 +6,7 @@
 
 use std::collections::BTreeSet;
 
-use latchkey::store::{SESSION_ATTRIBUTES, USER_INDEX_ATTRIBUTES, USER_STANDING_ATTRIBUTES};
+use latchkey::store::{SESSION_ATTRIBUTES, SESSION_LIST_ATTRIBUTES, USER_INDEX_ATTRIBUTES, USER_STANDING_ATTRIBUTES};
 use latchkey_tests::cfn::{invoked_function, referenced, resources_of, translate, translated};
 use serde_json::{Value, json};
 
@@ -49,7 +49,10 @@ fn operations(body: &Value) -> BTreeSet<(String, String, bool)> {
     for (path, operations) in body["paths"].as_object().unwrap() {
         for (method, operation) in operations.as_object().unwrap() {
             let function = invoked_function(&operation["x-amazon-apigateway-integration"]["uri"]);
-            let secured = operation["security"] == json!([{"LatchkeyAuthorizer": []}]);
+            // The admin routes' authorizer on the HTTP API is the same function with a
+            // cache of its own (docs/deploy.md); on REST the one authorizer's policy guards them.
+            let secured = operation["security"] == json!([{"LatchkeyAuthorizer": []}])
+                || operation["security"] == json!([{"LatchkeyAdminAuthorizer": []}]);
             found.insert((format!("{} {path}", method.to_uppercase()), function, secured));
         }
     }
@@ -132,12 +135,20 @@ fn the_rest_front_door_serves_every_route_behind_per_ip_waf_rules_and_nothing_by
     assert_eq!(rest, http);
     // Every REST integration may invoke its function from this API.
     for (route, function, _) in operations(&resources["RestApi"]["Properties"]["Body"]) {
-        let path = route.split_once(' ').unwrap().1;
+        // A path parameter is `*` in the SourceArn.
+        let path: Vec<&str> = route
+            .split_once(' ')
+            .unwrap()
+            .1
+            .split('/')
+            .map(|segment| if segment.starts_with('{') { "*" } else { segment })
+            .collect();
+        let path = path.join("/");
         let allowed = resources_of(template, "AWS::Lambda::Permission").into_iter().any(|(_, p)| {
             let arn = p["Properties"]["SourceArn"]["Fn::Sub"].as_str().unwrap_or("");
             referenced(&p["Properties"]["FunctionName"]) == Some(function.as_str())
                 && arn.contains("${RestApi}/*/*")
-                && arn.ends_with(path)
+                && arn.ends_with(&path)
         });
         assert!(allowed, "{route}: API Gateway may not invoke {function}");
     }
@@ -251,6 +262,14 @@ fn functions_read_only_the_attributes_their_code_requests() {
         names(&batch["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]),
         set(&["SESSION#*", "USER#*"])
     );
+    // The session list's read: session items only, their list attributes only.
+    let listing = statements(template, "AccountFunctionRole")
+        .into_iter()
+        .find(|s| actions(s).contains(&"dynamodb:BatchGetItem".to_owned()))
+        .unwrap();
+    assert_eq!(attributes_of(&listing), set(&SESSION_LIST_ATTRIBUTES));
+    assert_eq!(select_of(&listing), "SPECIFIC_ATTRIBUTES");
+    assert_eq!(names(&listing["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]), set(&["SESSION#*"]));
     let index = &template["Resources"]["Table"]["Properties"]["GlobalSecondaryIndexes"][0];
     assert_eq!(index["Projection"]["ProjectionType"], "INCLUDE");
     assert_eq!(names(&index["Projection"]["NonKeyAttributes"]), set(&USER_INDEX_ATTRIBUTES));

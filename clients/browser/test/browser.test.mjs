@@ -122,8 +122,8 @@ function suite() {
   const REFRESH_POST = /^POST \/refresh-token \d{3} \d+ms$/;
   const ROTATED = /event="refresh_rotated"/;
 
-  async function newContext() {
-    const context = await browser.newContext({ viewport: { width: 980, height: 760 } });
+  async function newContext(options = {}) {
+    const context = await browser.newContext({ viewport: { width: 980, height: 760 }, ...options });
     if (fromDisk) {
       const page = demoPage.replaceAll('__LATCHKEY_API__', server.api);
       await context.route(`${server.app}/`, (route) => route.fulfill({ body: page, contentType: 'text/html' }));
@@ -397,6 +397,64 @@ function suite() {
     await waitForStatus(other, 'Signed out');
     await device.close();
     await context.close();
+  });
+
+  // A verified account of its own, so no other test's sessions show in its list.
+  async function newAccount(page, password) {
+    const email = `sessions-${Date.now()}-${Math.random().toString(36).slice(2, 8)}@example.com`;
+    await page.evaluate(({ e, p }) => window.latchkey.signUp(e, p), { e: email, p: password });
+    const token = new URL(await mailedLink(email, 'verify_email')).hash.match(/token=([^&]+)/)[1];
+    await page.evaluate((t) => window.latchkey.verifyEmail(t), token);
+    return email;
+  }
+
+  const sessionRows = (page) => page.$$eval('#sessions li', (rows) => rows.map((row) => ({
+    id: row.dataset.session, text: row.querySelector('.where').textContent, button: row.querySelector('button').textContent,
+  })));
+
+  test('where you are signed in: two devices listed, one ends the other, which is signed out at its next refresh', async () => {
+    const password = 'sessions long passphrase';
+    const laptop = await newContext({ userAgent: 'Laptop-Browser/1.0' });
+    const email = await newAccount(await openDemo(laptop, 'Signed out'), password);
+    const mine = await signInAs(laptop, email, password);
+    const phone = await newContext({ userAgent: 'Phone-Browser/2.0' });
+    const other = await signInAs(phone, email, password);
+
+    await mine.click('#list-sessions');
+    await logHas(mine, '2 live session(s)');
+    const rows = await sessionRows(mine);
+    assert.equal(rows.length, 2, JSON.stringify(rows));
+    // Both signed in within the same second: their order is the API's tie-break, so
+    // the rows are found by device.
+    const phoneRow = rows.find((row) => row.text.includes('Phone-Browser/2.0'));
+    const laptopRow = rows.find((row) => row.text.includes('Laptop-Browser/1.0'));
+    assert.match(phoneRow.text, /^Phone-Browser\/2\.0 · 127\.0\.0\.1 · last used/, 'its device and address');
+    assert.match(laptopRow.text, /^This session · Laptop-Browser\/1\.0/);
+    assert.deepEqual([phoneRow.button, laptopRow.button], ['End', 'Sign out']);
+    const listed = await other.evaluate(() => window.latchkey.sessions());
+    assert.equal(listed.find((s) => s.current).userAgent, 'Phone-Browser/2.0', 'current is per caller');
+    assert.ok(listed[0].createdAt >= listed[1].createdAt, 'newest first');
+
+    const from = mark();
+    await mine.click(`#sessions li[data-session="${phoneRow.id}"] button`);
+    await logHas(mine, 'ended session');
+    assert.equal((await sessionRows(mine)).length, 1, 'the list shows the ended one gone');
+    assert.equal(count(logSince(from), /^DELETE \/sessions\/\S+ 204 /), 1, logSince(from).join('\n'));
+    const ended = await other.evaluate(() => window.latchkey.refresh().then(() => 'ok', (error) => error.code));
+    assert.equal(ended, 'invalid_grant', 'the ended device is signed out at its next refresh');
+    await waitForStatus(other, 'Signed out');
+    const again = await mine.evaluate((id) => window.latchkey.endSession(id).then(() => 'ok', (error) => error.status), phoneRow.id);
+    assert.equal(again, 404, 'an ended session cannot be ended again');
+    assert.equal(await meStatus(mine), 200, 'this device is still signed in');
+
+    const third = await newContext();
+    const stranger = await signInAs(third, email, password);
+    await mine.click('#logout-others');
+    await logHas(mine, 'every other session has ended');
+    assert.equal((await sessionRows(mine)).length, 1);
+    assert.equal(await stranger.evaluate(() => window.latchkey.refresh().then(() => 'ok', (error) => error.code)), 'invalid_grant');
+    assert.equal(typeof await mine.evaluate(() => window.latchkey.refresh()), 'string', 'this session continues');
+    for (const context of [laptop, phone, third]) await context.close();
   });
 
   test('forgot password: the mailed link opens the form, leaves no token on screen and ends every session', async () => {

@@ -72,6 +72,12 @@ impl RouteRole {
     }
 }
 
+/// Whether `role` is 1-64 characters of `A-Z a-z 0-9 _ - : . /` (the role charset).
+pub fn is_role(role: &str) -> bool {
+    let allowed = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b':' | b'.' | b'/');
+    !role.is_empty() && role.len() <= 64 && role.bytes().all(allowed)
+}
+
 /// `path` percent-decoded (invalid UTF-8 replaced), with runs of `/` collapsed and
 /// no trailing `/` (unless it is `/`).
 pub fn normal_path(path: &str) -> String {
@@ -122,6 +128,25 @@ pub struct EdgeConfig {
     pub session_check_secs: u64,
     /// `LATCHKEY_AUTHORIZER_SESSION_CHECK_FAILURE`: `deny` (default) or `allow`.
     pub session_check_failure: SessionCheckFailure,
+    /// The role of administrators: the admin API (`/admin/*`) answers only its
+    /// holders, and the authorizer enforces it on `/admin/*` beside `route_roles`.
+    /// `LATCHKEY_ADMIN_ROLE`, default `Admin`; compared exactly, case kept.
+    pub admin_role: String,
+}
+
+/// The administrators' role when `LATCHKEY_ADMIN_ROLE` is unset.
+pub const DEFAULT_ADMIN_ROLE: &str = "Admin";
+
+/// The paths the admin role guards (the admin API's routes).
+pub const ADMIN_PATHS: &str = "/admin/*";
+
+impl EdgeConfig {
+    /// Every role rule the authorizer enforces: `route_roles`, then the built-in
+    /// `* /admin/*=<admin_role>`.
+    pub fn role_rules(&self) -> impl Iterator<Item = RouteRole> + '_ {
+        let admin = RouteRole { method: "*".to_owned(), path: ADMIN_PATHS.to_owned(), role: self.admin_role.clone() };
+        self.route_roles.iter().cloned().chain(std::iter::once(admin))
+    }
 }
 
 impl Default for EdgeConfig {
@@ -136,6 +161,7 @@ impl Default for EdgeConfig {
             route_roles: Vec::new(),
             session_check_secs: 30,
             session_check_failure: SessionCheckFailure::Deny,
+            admin_role: DEFAULT_ADMIN_ROLE.to_owned(),
         }
     }
 }
@@ -175,6 +201,13 @@ impl EdgeConfig {
             },
             required_role: get("LATCHKEY_REQUIRED_ROLE").map(|role| role.trim().to_owned()),
             route_roles: list(get("LATCHKEY_ROUTE_ROLES")).into_iter().map(route_role).collect::<Result<_, _>>()?,
+            admin_role: match get("LATCHKEY_ADMIN_ROLE").map(|role| role.trim().to_owned()) {
+                None => defaults.admin_role.clone(),
+                Some(role) if is_role(&role) => role,
+                Some(_) => {
+                    return Err(problem("LATCHKEY_ADMIN_ROLE", "must be 1-64 characters of A-Z a-z 0-9 _ - : . /"));
+                }
+            },
             session_check_secs: match get("LATCHKEY_AUTHORIZER_SESSION_CHECK_SECONDS") {
                 None => defaults.session_check_secs,
                 Some(raw) => super::parse_in_range("LATCHKEY_AUTHORIZER_SESSION_CHECK_SECONDS", &raw, 0, 3600)?,

@@ -10,7 +10,9 @@ mod edge;
 use std::time::Duration;
 
 pub use accounts::{AccountConfig, DeliveryKind, SignupMode};
-pub use edge::{EdgeConfig, RefreshDelivery, RouteRole, SessionCheckFailure, normal_path};
+pub use edge::{
+    ADMIN_PATHS, DEFAULT_ADMIN_ROLE, EdgeConfig, RefreshDelivery, RouteRole, SessionCheckFailure, is_role, normal_path,
+};
 
 use crate::password::PasswordParams;
 
@@ -45,6 +47,7 @@ pub const VARIABLES: &[&str] = &[
     "LATCHKEY_JWKS_MAX_AGE_SECONDS",
     "LATCHKEY_REQUIRED_ROLE",
     "LATCHKEY_ROUTE_ROLES",
+    "LATCHKEY_ADMIN_ROLE",
     "LATCHKEY_AUTHORIZER_SESSION_CHECK_SECONDS",
     "LATCHKEY_AUTHORIZER_SESSION_CHECK_FAILURE",
     "LATCHKEY_DELIVERY",
@@ -241,7 +244,7 @@ impl Config {
             365 * DAY,
         )?;
 
-        Ok(Self {
+        Self {
             issuer: identifier("LATCHKEY_ISSUER", get("LATCHKEY_ISSUER"), defaults.issuer)?,
             audience: identifier("LATCHKEY_AUDIENCE", get("LATCHKEY_AUDIENCE"), defaults.audience)?,
             access_token_ttl: seconds(
@@ -282,7 +285,20 @@ impl Config {
             login_lockout: seconds("LATCHKEY_LOGIN_LOCKOUT_SECONDS", defaults.login_lockout, MINUTE, DAY)?,
             edge: EdgeConfig::from_lookup(&get)?,
             accounts: AccountConfig::from_lookup(&get)?,
-        })
+        }
+        .with_roles_apart()
+    }
+
+    /// Refuses a sign-up role that is the administrators' role: anyone could make
+    /// themselves an administrator by signing up.
+    fn with_roles_apart(self) -> Result<Self, ConfigError> {
+        if self.accounts.signup_role == self.edge.admin_role {
+            return Err(problem(
+                "LATCHKEY_SIGNUP_ROLE",
+                "must not be LATCHKEY_ADMIN_ROLE: sign-ups would be administrators",
+            ));
+        }
+        Ok(self)
     }
 
     /// The signing key id, or an error naming the variable that must be set.
@@ -383,6 +399,20 @@ mod tests {
         assert!(config.edge.allowed_origins.is_empty() && config.edge.route_roles.is_empty());
         assert_eq!(config.edge.required_role, None);
         assert!(config.kms_key_id.is_none() && config.jwks.is_none() && config.refresh_mac_key.is_none());
+    }
+
+    #[test]
+    fn a_sign_up_role_may_not_be_the_admin_role() {
+        let read = |pairs: &[(&str, &str)]| {
+            Config::from_lookup(|name| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned()))
+        };
+        let error = read(&[("LATCHKEY_SIGNUP_ROLE", "Admin")]).unwrap_err();
+        assert_eq!(error.variable, "LATCHKEY_SIGNUP_ROLE");
+        let error = read(&[("LATCHKEY_ADMIN_ROLE", "member")]).unwrap_err();
+        assert_eq!(error.variable, "LATCHKEY_SIGNUP_ROLE");
+        let config = read(&[("LATCHKEY_ADMIN_ROLE", "ops"), ("LATCHKEY_SIGNUP_ROLE", "Admin")]).unwrap();
+        assert_eq!((config.edge.admin_role.as_str(), config.accounts.signup_role.as_str()), ("ops", "Admin"));
+        assert!(read(&[("LATCHKEY_ADMIN_ROLE", "two words")]).is_err());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The account routes, served by one function: `POST /password` (change, with the
-//! access token), `POST /password/forgot`, `POST /password/reset`, `POST /signup` and
-//! `POST /email/verify`. The rules live in [`crate::account`], [`crate::recovery`]
+//! access token), `POST /password/forgot`, `POST /password/reset`, `POST /signup`,
+//! `POST /email/verify`, and the signed-in user's sessions (`GET /sessions`,
+//! `DELETE /sessions/{id}`). The rules live in [`crate::account`], [`crate::recovery`]
 //! and [`crate::signup`]; this module reads requests and shapes answers.
 
 use std::time::Duration;
@@ -47,11 +48,23 @@ pub enum AccountRoute {
     Signup,
     /// `POST /email/verify`.
     VerifyEmail,
+    /// `GET /sessions`.
+    Sessions,
+    /// `DELETE /sessions/{id}`.
+    EndSession,
 }
 
 impl AccountRoute {
     /// Every account route.
-    pub const ALL: [Self; 5] = [Self::ChangePassword, Self::Forgot, Self::Reset, Self::Signup, Self::VerifyEmail];
+    pub const ALL: [Self; 7] = [
+        Self::ChangePassword,
+        Self::Forgot,
+        Self::Reset,
+        Self::Signup,
+        Self::VerifyEmail,
+        Self::Sessions,
+        Self::EndSession,
+    ];
 
     /// `METHOD /path`.
     pub fn key(self) -> &'static str {
@@ -61,6 +74,17 @@ impl AccountRoute {
             Self::Reset => super::RESET_PASSWORD_ROUTE,
             Self::Signup => super::SIGNUP_ROUTE,
             Self::VerifyEmail => super::VERIFY_EMAIL_ROUTE,
+            Self::Sessions => super::SESSIONS_ROUTE,
+            Self::EndSession => super::END_SESSION_ROUTE,
+        }
+    }
+
+    /// The route's method.
+    pub fn method(self) -> Method {
+        match self {
+            Self::Sessions => Method::GET,
+            Self::EndSession => Method::DELETE,
+            _ => Method::POST,
         }
     }
 
@@ -68,7 +92,10 @@ impl AccountRoute {
     /// prefix (`/api/password/reset` on a REST API stage) does not matter.
     pub fn of_path(path: &str) -> Option<Self> {
         let path = path.trim_end_matches('/');
-        Self::ALL.into_iter().find(|route| {
+        if path.rsplit_once('/').is_some_and(|(parent, id)| parent.ends_with("/sessions") && !id.is_empty()) {
+            return Some(Self::EndSession);
+        }
+        Self::ALL.into_iter().filter(|route| *route != Self::EndSession).find(|route| {
             let own = route.key().split_once(' ').map(|(_, path)| path).unwrap_or_default();
             path.ends_with(own)
         })
@@ -80,7 +107,7 @@ pub async fn account(state: &AccountState, request: Request) -> Response<Body> {
     let Some(route) = AccountRoute::of_path(request.uri().path()) else {
         return ApiError::NotFound.into_response();
     };
-    serve(route.key(), Method::POST, &state.edge, request, |request| async move {
+    serve(route.key(), route.method(), &state.edge, request, |request| async move {
         let started = tokio::time::Instant::now();
         let outcome = match route {
             AccountRoute::ChangePassword => change_password(state, &request).await,
@@ -88,6 +115,8 @@ pub async fn account(state: &AccountState, request: Request) -> Response<Body> {
             AccountRoute::Reset => reset(state, &request).await,
             AccountRoute::Signup => sign_up(state, &request, started).await,
             AccountRoute::VerifyEmail => verify_email(state, &request).await,
+            AccountRoute::Sessions => list_sessions(state, &request).await,
+            AccountRoute::EndSession => end_session(state, &request).await,
         };
         outcome.unwrap_or_else(Outcome::from)
     })
@@ -125,16 +154,60 @@ struct ChangeBody {
     new_password: String,
 }
 
+/// The verified access token of a signed-in route: its claims and session.
+fn signed_in(state: &AccountState, request: &Request) -> Result<(crate::token::AccessClaims, SessionId), ApiError> {
+    let token = bearer_token(request).ok_or_else(|| ApiError::InvalidToken("no bearer token".to_owned()))?;
+    let now = state.recovery.accounts().sessions().clock().now();
+    let claims = state.verifier.verify(token, now).map_err(|error| ApiError::InvalidToken(error.to_string()))?;
+    let session_id: SessionId =
+        claims.sid.parse().map_err(|_| ApiError::InvalidToken("sid is not a session id".to_owned()))?;
+    Ok((claims, session_id))
+}
+
+/// `GET /sessions`: the caller's live sessions, newest first, with where each was
+/// last used; 401 when the caller's own session is not among them (ended).
+async fn list_sessions(state: &AccountState, request: &Request) -> Result<Outcome, ApiError> {
+    let (claims, current) = signed_in(state, request)?;
+    let sessions = state.recovery.accounts().sessions().user_sessions(&claims.sub, &claims.email).await?;
+    if !sessions.iter().any(|session| session.id == current) {
+        return Err(ApiError::InvalidToken("session ended".to_owned()));
+    }
+    let listed: Vec<serde_json::Value> = sessions
+        .iter()
+        .map(|session| {
+            serde_json::json!({
+                "id": session.id.to_string(),
+                "createdAt": session.created_at,
+                "lastUsedAt": session.rotated_at,
+                "userAgent": session.client.user_agent,
+                "ip": session.client.ip,
+                "current": session.id == current,
+            })
+        })
+        .collect();
+    tracing::info!(event = "sessions_listed", user_id = %claims.sub, count = listed.len());
+    Ok(Outcome::ok(json_response(StatusCode::OK, &serde_json::json!({ "sessions": listed })), Some(claims.sub)))
+}
+
+/// `DELETE /sessions/{id}`: 204 when it was one of the caller's live sessions (the
+/// caller's own included: that is a logout); 404 for anything else, with no write.
+async fn end_session(state: &AccountState, request: &Request) -> Result<Outcome, ApiError> {
+    let (claims, current) = signed_in(state, request)?;
+    let target = request.uri().path().trim_end_matches('/').rsplit('/').next().unwrap_or_default();
+    let sessions = state.recovery.accounts().sessions();
+    if !sessions.end_session_of(&claims.sub, Some(&current), target, "ended_by_user").await? {
+        return Err(ApiError::NotFound);
+    }
+    Ok(Outcome::ok(empty_response(StatusCode::NO_CONTENT), Some(claims.sub)))
+}
+
 /// `POST /password`: the access token names the user and session; the current
 /// password is checked as a login is (counted by its throttle); the user's other
 /// sessions end and this one continues with fresh tokens.
 async fn change_password(state: &AccountState, request: &Request) -> Result<Outcome, ApiError> {
-    let token = bearer_token(request).ok_or_else(|| ApiError::InvalidToken("no bearer token".to_owned()))?;
+    let (claims, session_id) = signed_in(state, request)?;
     let accounts = state.recovery.accounts();
     let now = accounts.sessions().clock().now();
-    let claims = state.verifier.verify(token, now).map_err(|error| ApiError::InvalidToken(error.to_string()))?;
-    let session_id: SessionId =
-        claims.sid.parse().map_err(|_| ApiError::InvalidToken("sid is not a session id".to_owned()))?;
     let body: ChangeBody =
         json_body(request)?.ok_or(ApiError::InvalidRequest("Body must be {\"currentPassword\", \"newPassword\"}."))?;
     let (current, new) = (password(body.current_password)?, password(body.new_password)?);
@@ -246,5 +319,8 @@ mod tests {
         assert_eq!(AccountRoute::of_path("/api/password"), Some(AccountRoute::ChangePassword));
         assert_eq!(AccountRoute::of_path("/passwords"), None);
         assert_eq!(AccountRoute::of_path("/me"), None);
+        assert_eq!(AccountRoute::of_path("/sessions"), Some(AccountRoute::Sessions));
+        assert_eq!(AccountRoute::of_path("/api/sessions/abc"), Some(AccountRoute::EndSession));
+        assert_eq!(AccountRoute::of_path("/sessions/"), Some(AccountRoute::Sessions));
     }
 }

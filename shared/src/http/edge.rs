@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 
 use super::ApiError;
 use crate::config::EdgeConfig;
+use crate::store::ClientInfo;
 
 /// Bodies longer than this are refused with 400 before parsing.
 pub const MAX_BODY_BYTES: usize = 8 * 1024;
@@ -191,7 +192,7 @@ pub fn preflight(request: &Request, edge: &EdgeConfig) -> Response<Body> {
     apply_cors(request, edge, &mut response);
     let allow_headers = format!("Content-Type, Authorization, {}", edge.csrf_header);
     let headers = response.headers_mut();
-    headers.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("POST, GET, OPTIONS"));
+    headers.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST, PATCH, DELETE, OPTIONS"));
     if let Ok(value) = HeaderValue::from_str(&allow_headers) {
         headers.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, value);
     }
@@ -203,6 +204,21 @@ fn allowed_origin(request: &Request, edge: &EdgeConfig) -> Option<HeaderValue> {
     let origin = request.headers().get(header::ORIGIN)?;
     let text = origin.to_str().ok()?;
     edge.allowed_origins.iter().any(|allowed| allowed == text).then(|| origin.clone())
+}
+
+/// Where the request came from, as API Gateway saw it: the `User-Agent` header and
+/// the request context's source IP (HTTP API `http.sourceIp`, REST API
+/// `identity.sourceIp`), cleaned by [`ClientInfo::new`].
+pub fn client_of(request: &Request) -> ClientInfo {
+    use lambda_http::RequestExt;
+    use lambda_http::request::RequestContext;
+    let ip = match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(context)) => context.http.source_ip.clone(),
+        Some(RequestContext::ApiGatewayV1(context)) => context.identity.source_ip.clone(),
+        _ => None,
+    };
+    let agent = request.headers().get(header::USER_AGENT).and_then(|value| value.to_str().ok());
+    ClientInfo::new(agent, ip.as_deref())
 }
 
 /// What a handler found, for the request log line: who (when known) and the result.

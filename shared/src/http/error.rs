@@ -38,15 +38,25 @@ pub enum ApiError {
     EmailUnverified,
     /// 403 `signup_disabled`: `LATCHKEY_SIGNUP=off`.
     SignupOff,
-    /// 404 `not_found`: no such route in this function.
+    /// 404 `not_found`: no such route in this function, or no such resource.
     NotFound,
+    /// 403 `forbidden`: a valid access token whose user is not an active
+    /// administrator (the admin API).
+    NotAdmin,
+    /// 409 with a code of its own: `last_admin` (the change would leave no active
+    /// administrator), `email_taken` (a user has this email), `conflict` (the user
+    /// changed meanwhile; nothing was written).
+    Conflict(&'static str),
+    /// 400 `invalid_cursor`: a listing cursor that was not issued for this listing or
+    /// was altered.
+    InvalidCursor,
     /// 500 `server_error`: storage or KMS failed; the detail is for logs.
     Server(String),
 }
 
 impl ApiError {
     /// Every code [`ApiError::code`] can return.
-    pub const CODES: [&'static str; 11] = [
+    pub const CODES: [&'static str; 16] = [
         "invalid_request",
         "invalid_credentials",
         "invalid_grant",
@@ -58,13 +68,21 @@ impl ApiError {
         "email_unverified",
         "signup_disabled",
         "not_found",
+        "forbidden",
+        "last_admin",
+        "email_taken",
+        "conflict",
+        "invalid_cursor",
     ];
 
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::InvalidRequest(_) | Self::WeakPassword(_) | Self::InvalidLink(_) => StatusCode::BAD_REQUEST,
-            Self::Forbidden(_) | Self::EmailUnverified | Self::SignupOff => StatusCode::FORBIDDEN,
+            Self::InvalidRequest(_) | Self::WeakPassword(_) | Self::InvalidLink(_) | Self::InvalidCursor => {
+                StatusCode::BAD_REQUEST
+            }
+            Self::Forbidden(_) | Self::EmailUnverified | Self::SignupOff | Self::NotAdmin => StatusCode::FORBIDDEN,
+            Self::Conflict(_) => StatusCode::CONFLICT,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::InvalidCredentials | Self::InvalidGrant(_) | Self::InvalidToken(_) => StatusCode::UNAUTHORIZED,
             Self::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -87,6 +105,9 @@ impl ApiError {
             Self::EmailUnverified => "email_unverified",
             Self::SignupOff => "signup_disabled",
             Self::NotFound => "not_found",
+            Self::NotAdmin => "forbidden",
+            Self::Conflict(code) => code,
+            Self::InvalidCursor => "invalid_cursor",
         }
     }
 
@@ -98,6 +119,11 @@ impl ApiError {
             Self::EmailUnverified => "Confirm your email address first, with the link sent when you signed up.",
             Self::SignupOff => "Sign-up is off.",
             Self::NotFound => "Not Found",
+            Self::NotAdmin => "This needs an active administrator.",
+            Self::Conflict("last_admin") => "This would leave no active administrator.",
+            Self::Conflict("email_taken") => "A user with this email already exists.",
+            Self::Conflict(_) => "The user changed meanwhile. Read it again and retry.",
+            Self::InvalidCursor => "The cursor is invalid for this listing.",
             Self::InvalidCredentials => "The email or password is incorrect.",
             Self::InvalidGrant(_) => "The refresh token is invalid, expired or revoked.",
             Self::InvalidToken(_) => "The access token is invalid.",
@@ -167,6 +193,11 @@ mod tests {
             (ApiError::EmailUnverified, 403, "email_unverified"),
             (ApiError::SignupOff, 403, "signup_disabled"),
             (ApiError::NotFound, 404, "not_found"),
+            (ApiError::NotAdmin, 403, "forbidden"),
+            (ApiError::Conflict("last_admin"), 409, "last_admin"),
+            (ApiError::Conflict("email_taken"), 409, "email_taken"),
+            (ApiError::Conflict("conflict"), 409, "conflict"),
+            (ApiError::InvalidCursor, 400, "invalid_cursor"),
         ];
         for (error, status, code) in cases {
             let detail = error.log_detail().to_owned();

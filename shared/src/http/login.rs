@@ -4,7 +4,7 @@ use http::Method;
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 
-use super::edge::{Outcome, json_body, serve};
+use super::edge::{Outcome, client_of, json_body, serve};
 use super::tokens::subject_of;
 use super::{ApiError, TokenResponder};
 use crate::account::{Accounts, Authentication};
@@ -47,11 +47,13 @@ async fn attempt(state: &LoginState, request: &Request) -> Result<Outcome, ApiEr
     let password =
         Password::new(body.password).map_err(|_| ApiError::InvalidRequest("Password is longer than 1 KiB."))?;
     let sessions = state.accounts.sessions();
+    let client = client_of(request);
     let attempt = state
         .accounts
         .login_then(&body.email, &password, |user| async move {
             // The session is written while its access token is signed.
-            let started = sessions.open(&user).map_err(|error| ApiError::Server(format!("start session: {error}")))?;
+            let started =
+                sessions.open(&user, client).map_err(|error| ApiError::Server(format!("start session: {error}")))?;
             let now = started.session.created_at;
             let subject = subject_of(&UserStanding::from(&user), started.session.id);
             let (saved, access) = tokio::join!(sessions.save(&started), state.tokens.issue(&subject, now));

@@ -1,5 +1,5 @@
 //! `POST /logout`: revoke the session named by a refresh token or an access
-//! token, or every session of that user; idempotent.
+//! token, every session of that user, or every one but it (`others`); idempotent.
 
 use http::{Method, StatusCode, header};
 use lambda_http::{Body, Request, Response};
@@ -31,6 +31,9 @@ struct LogoutBody {
     refresh_token: Option<String>,
     #[serde(default)]
     all_sessions: bool,
+    /// End every session but the caller's (the caller stays signed in).
+    #[serde(default)]
+    others: bool,
 }
 
 /// Handles `POST /logout` (and its CORS preflight): 204 and a cleared cookie,
@@ -44,12 +47,16 @@ pub async fn logout(state: &LogoutState, request: Request) -> Response<Body> {
 
 async fn attempt(state: &LogoutState, request: &Request) -> Result<Outcome, ApiError> {
     let body: LogoutBody = json_body(request)?.unwrap_or_default();
+    if body.all_sessions && body.others {
+        return Err(ApiError::InvalidRequest("allSessions and others cannot both be true."));
+    }
+    let needs_live = body.all_sessions || body.others;
     let server = |error: crate::store::StoreError| ApiError::Server(format!("logout: {error}"));
     let (session_id, usable) = match presented_refresh_token(request, &state.edge, body.refresh_token)? {
         Some((token, _)) => {
             let named = state.sessions.identify(&token).map_err(grant_error)?;
             // Ending every session takes a usable token, not an old spent one.
-            let usable = match body.all_sessions {
+            let usable = match needs_live {
                 true => state.sessions.current_session(&named).await.map_err(server)?,
                 false => None,
             };
@@ -66,13 +73,25 @@ async fn attempt(state: &LogoutState, request: &Request) -> Result<Outcome, ApiE
                 claims.sid.parse().map_err(|_| ApiError::InvalidToken("sid is not a session id".to_owned()))?;
             // An access token outlives its session's revocation by up to its
             // lifetime; it may end its own session, but all of them only while live.
-            let usable = match body.all_sessions {
+            let usable = match needs_live {
                 true => state.sessions.session(&session_id).await.map_err(server)?.filter(|s| s.is_live(now)),
                 false => None,
             };
             (session_id, usable)
         }
     };
+    if body.others {
+        let session = usable.ok_or_else(|| ApiError::InvalidGrant("others needs a live session".to_owned()))?;
+        let user_id = session.user_id.clone();
+        state
+            .sessions
+            .end_others(&session)
+            .await
+            .map_err(server)?
+            .ok_or_else(|| ApiError::InvalidGrant("others needs a session its user still allows".to_owned()))?;
+        // The caller's own session continues: its cookie stays.
+        return Ok(Outcome::ok(empty_response(StatusCode::NO_CONTENT), Some(user_id)));
+    }
     let user_id = if body.all_sessions {
         let session = usable.ok_or_else(|| ApiError::InvalidGrant("allSessions needs a live session".to_owned()))?;
         // A session ended only by its user's epoch (one the index missed when the

@@ -1,9 +1,10 @@
 //! The HTTP functions: `POST /login`, `POST /refresh-token`, `POST /logout`,
-//! `GET /.well-known/jwks.json` and the account routes (`/password`, `/signup`,
-//! `/email/verify`), as plain async handlers over `lambda_http` requests, so the
+//! `GET /.well-known/jwks.json`, the account routes (`/password`, `/signup`,
+//! `/email/verify`, `/sessions`) and the admin API (`/admin/users...`), as plain async handlers over `lambda_http` requests, so the
 //! Lambda binaries, `latchkey dev` and tests all run the same code.
 
 mod account;
+mod admin;
 mod echo;
 mod edge;
 mod error;
@@ -14,6 +15,7 @@ mod refresh;
 mod tokens;
 
 pub use account::{AccountRoute, AccountState, account};
+pub use admin::{ADMIN_ROUTES, AdminRoute, AdminState, admin};
 pub use echo::echo_authorizer_context;
 pub use edge::{
     AmbiguousCookie, HOST_REFRESH_COOKIE, MAX_BODY_BYTES, Outcome, REFRESH_COOKIE, apply_cors, check_cookie_request,
@@ -44,8 +46,12 @@ pub const RESET_PASSWORD_ROUTE: &str = "POST /password/reset";
 pub const SIGNUP_ROUTE: &str = "POST /signup";
 /// `POST /email/verify`.
 pub const VERIFY_EMAIL_ROUTE: &str = "POST /email/verify";
+/// `GET /sessions` (the signed-in user's sessions).
+pub const SESSIONS_ROUTE: &str = "GET /sessions";
+/// `DELETE /sessions/{id}`.
+pub const END_SESSION_ROUTE: &str = "DELETE /sessions/{id}";
 /// Every route the HTTP functions serve, as `METHOD /path`.
-pub const ROUTES: [&str; 9] = [
+pub const ROUTES: [&str; 19] = [
     LOGIN_ROUTE,
     REFRESH_ROUTE,
     LOGOUT_ROUTE,
@@ -55,4 +61,14 @@ pub const ROUTES: [&str; 9] = [
     RESET_PASSWORD_ROUTE,
     SIGNUP_ROUTE,
     VERIFY_EMAIL_ROUTE,
+    SESSIONS_ROUTE,
+    END_SESSION_ROUTE,
+    ADMIN_ROUTES[0],
+    ADMIN_ROUTES[1],
+    ADMIN_ROUTES[2],
+    ADMIN_ROUTES[3],
+    ADMIN_ROUTES[4],
+    ADMIN_ROUTES[5],
+    ADMIN_ROUTES[6],
+    ADMIN_ROUTES[7],
 ];

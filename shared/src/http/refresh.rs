@@ -4,7 +4,7 @@ use http::Method;
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 
-use super::edge::{Outcome, check_cookie_request, clear_refresh_cookie, json_body, refresh_cookie, serve};
+use super::edge::{Outcome, check_cookie_request, clear_refresh_cookie, client_of, json_body, refresh_cookie, serve};
 use super::tokens::{snapshot_subject, subject_of};
 use super::{ApiError, TokenResponder};
 use crate::config::EdgeConfig;
@@ -107,7 +107,7 @@ async fn attempt(state: &RefreshState, request: &Request) -> Result<Outcome, Api
         (Some(guess), Some(signed)) if guess == subject => signed?,
         _ => state.tokens.issue(&subject, now).await?,
     };
-    let refreshed = match state.sessions.commit_refresh(pending).await {
+    let refreshed = match state.sessions.commit_refresh(pending, &client_of(request)).await {
         Ok(refreshed) => refreshed,
         Err(error) => return refused(error),
     };

@@ -19,8 +19,9 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem, Update};
 
 use super::{
-    CredentialChange, CredentialStore, LoginAttemptStore, PasswordChange, RotateOutcome, SecretRecord, Session,
-    SessionLookup, SessionStore, StoreError, User, UserStanding, UserStore,
+    ClientInfo, CredentialChange, CredentialStore, ListedUser, LoginAttemptStore, MAX_SESSIONS_READ, Membership,
+    PasswordChange, RotateOutcome, SecretRecord, Session, SessionLookup, SessionStore, StandingChange, StandingOutcome,
+    StoreError, User, UserStanding, UserStore, UsersPage,
 };
 use crate::onetime::Purpose;
 use crate::token::SessionId;
@@ -29,6 +30,13 @@ type Item = HashMap<String, AttributeValue>;
 
 /// Name of the global secondary index that lists a user's items by `userId`.
 pub const USER_INDEX: &str = "byUser";
+/// Name of the global secondary index that lists users in email order: partition
+/// key `userList` (always `USER`, on user items only), sort key `email`.
+pub const USERS_INDEX: &str = "users";
+/// The non-key attributes the `users` index holds (projection `INCLUDE`): what an
+/// administrator's user list shows, no secret, and nothing that changes per login or
+/// logout, so a sign-in never writes to the index.
+pub const USERS_INDEX_ATTRIBUTES: [&str; 5] = ["userId", "role", "disabled", "createdAt", "emailVerified"];
 /// The table's TTL attribute (epoch seconds).
 pub const TTL_ATTRIBUTE: &str = "ttl";
 
@@ -50,6 +58,23 @@ pub const SESSION_ATTRIBUTES: [&str; 13] = [
     "revokedAt",
     "revokeReason",
 ];
+
+/// What a session list reads of each session: [`SESSION_ATTRIBUTES`] and where it
+/// was last used. Only the account function's `BatchGetItem` may read these two.
+pub const SESSION_LIST_ATTRIBUTES: [&str; 15] = with_client_details(SESSION_ATTRIBUTES);
+
+/// `attributes` and the two client-detail attributes after them.
+const fn with_client_details(attributes: [&'static str; 13]) -> [&'static str; 15] {
+    let mut all = [""; 15];
+    let mut i = 0;
+    while i < attributes.len() {
+        all[i] = attributes[i];
+        i += 1;
+    }
+    all[13] = "userAgent";
+    all[14] = "ip";
+    all
+}
 
 /// The attributes of a user item that a [`UserStanding`] is read from: never the
 /// password hash.
@@ -82,6 +107,10 @@ const SECRET_PREFIX: &str = "SECRET#";
 /// sign-up's user item after its pending expiry (both are checked in code).
 const TIDY_AFTER_SECS: u64 = 24 * 60 * 60;
 const USER_SORT_KEY: &str = "USER";
+/// The `userList` value of every user item (the `users` index's one partition).
+const USER_LIST: &str = "USER";
+/// The item recording the active administrators' ids (a string set `ids`).
+const ADMINS_KEY: &str = "ADMINS";
 
 /// Users and sessions in one DynamoDB table (see `docs/storage.md`).
 #[derive(Debug, Clone)]
@@ -128,6 +157,18 @@ impl DynamoStore {
                 )
                 .build()
                 .map_err(build_error)?;
+            let users = GlobalSecondaryIndex::builder()
+                .index_name(USERS_INDEX)
+                .key_schema(key("userList", KeyType::Hash)?)
+                .key_schema(key("email", KeyType::Range)?)
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::Include)
+                        .set_non_key_attributes(Some(USERS_INDEX_ATTRIBUTES.map(str::to_owned).to_vec()))
+                        .build(),
+                )
+                .build()
+                .map_err(build_error)?;
             client
                 .create_table()
                 .table_name(table)
@@ -136,7 +177,10 @@ impl DynamoStore {
                 .attribute_definitions(attribute("pk")?)
                 .attribute_definitions(attribute("userId")?)
                 .attribute_definitions(attribute("gsi1sk")?)
+                .attribute_definitions(attribute("userList")?)
+                .attribute_definitions(attribute("email")?)
                 .global_secondary_indexes(index)
+                .global_secondary_indexes(users)
                 .send()
                 .await
                 .map_err(|error| unavailable("CreateTable", &error))?;
@@ -169,6 +213,71 @@ impl DynamoStore {
                 .map_err(|error| unavailable("UpdateTimeToLive", &error))?;
         }
         Ok(!exists)
+    }
+
+    /// Puts every user item that lacks `userList` (written before the `users` index
+    /// existed) into the index: one scan of the table, then one conditional
+    /// `UpdateItem` per such user. Returns (users seen, users added). Safe to repeat.
+    pub async fn reindex_users(&self) -> Result<(usize, usize), StoreError> {
+        let items = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .filter_expression("begins_with(pk, :user)")
+            .projection_expression("pk, userList")
+            .expression_attribute_values(":user", s(USER_PREFIX))
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<Item>, _>>()
+            .await
+            .map_err(|error| unavailable("Scan", &error))?;
+        let mut added = 0;
+        for item in items.iter().filter(|item| !item.contains_key("userList")) {
+            let Some(pk) = item.get("pk") else { continue };
+            let outcome = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", pk.clone())
+                .update_expression("SET userList = :u")
+                .condition_expression("attribute_exists(pk)")
+                .expression_attribute_values(":u", s(USER_LIST))
+                .send()
+                .await;
+            match outcome {
+                Ok(_) => added += 1,
+                Err(error) if is_update_condition_failure(&error) => {}
+                Err(error) => return Err(unavailable("UpdateItem", &error)),
+            }
+        }
+        Ok((items.len(), added))
+    }
+
+    /// One strongly consistent `BatchGetItem` of the items with these partition keys
+    /// (at most 100), of `attributes` only; unprocessed keys (throttling) are an error.
+    async fn batch_get(&self, keys: Vec<String>, attributes: &[&str]) -> Result<Vec<Item>, StoreError> {
+        let (projection, names) = projection(attributes);
+        let keys = keys.into_iter().map(|pk| HashMap::from([("pk".to_owned(), s(pk))])).collect();
+        let keys = KeysAndAttributes::builder()
+            .set_keys(Some(keys))
+            .projection_expression(projection)
+            .set_expression_attribute_names(Some(names))
+            .consistent_read(true)
+            .build()
+            .map_err(build_error)?;
+        let output = self
+            .client
+            .batch_get_item()
+            .request_items(&self.table, keys)
+            .send()
+            .await
+            .map_err(|error| unavailable("BatchGetItem", &error))?;
+        if output.unprocessed_keys().is_some_and(|unprocessed| !unprocessed.is_empty()) {
+            return Err(StoreError::Unavailable("BatchGetItem: unprocessed keys (throttled)".to_owned()));
+        }
+        let mut responses = output.responses;
+        Ok(responses.as_mut().and_then(|tables| tables.remove(&self.table)).unwrap_or_default())
     }
 
     /// One strongly consistent `GetItem` by partition key, of `attributes` only
@@ -311,6 +420,169 @@ impl UserStore for DynamoStore {
         users.sort_by(|a, b| a.email.cmp(&b.email));
         Ok(users)
     }
+
+    /// One `Query` of `limit + 1` items: the extra one only tells whether more follow.
+    async fn users_page(&self, prefix: &str, after: Option<&str>, limit: usize) -> Result<UsersPage, StoreError> {
+        let mut names: Vec<&str> = vec!["userList", "email"];
+        names.extend(USERS_INDEX_ATTRIBUTES);
+        let (attributes, placeholders) = projection(&names);
+        let mut request = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(USERS_INDEX)
+            .projection_expression(attributes)
+            .set_expression_attribute_names(Some(placeholders))
+            .expression_attribute_values(":u", s(USER_LIST))
+            .limit(i32::try_from(limit.saturating_add(1)).unwrap_or(i32::MAX));
+        request = if prefix.is_empty() {
+            request.key_condition_expression("userList = :u")
+        } else {
+            request
+                .key_condition_expression("userList = :u AND begins_with(email, :prefix)")
+                .expression_attribute_values(":prefix", s(prefix))
+        };
+        if let Some(after) = after {
+            request = request.set_exclusive_start_key(Some(HashMap::from([
+                ("pk".to_owned(), s(format!("{USER_PREFIX}{after}"))),
+                ("userList".to_owned(), s(USER_LIST)),
+                ("email".to_owned(), s(after)),
+            ])));
+        }
+        let output = request.send().await.map_err(|error| unavailable("Query", &error))?;
+        let mut users = output.items().iter().map(listed_from_item).collect::<Result<Vec<_>, _>>()?;
+        let more = users.len() > limit;
+        users.truncate(limit);
+        let last = if more { users.last().map(|user| user.email.clone()) } else { None };
+        Ok(UsersPage { users, last })
+    }
+
+    async fn admin_set(&self) -> Result<Option<Vec<String>>, StoreError> {
+        let Some(item) = self.get_item(s(ADMINS_KEY), Some(&["pk", "ids"])).await? else { return Ok(None) };
+        match item.get("ids") {
+            None => Ok(Some(Vec::new())),
+            Some(AttributeValue::Ss(ids)) => Ok(Some(ids.clone())),
+            Some(_) => Err(StoreError::Corrupt("ids is not a string set".to_owned())),
+        }
+    }
+
+    async fn init_admin_set(&self, ids: &[String]) -> Result<(), StoreError> {
+        let mut item = HashMap::from([("pk".to_owned(), s(ADMINS_KEY))]);
+        if !ids.is_empty() {
+            item.insert("ids".to_owned(), AttributeValue::Ss(ids.to_vec()));
+        }
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)");
+        match put.send().await {
+            Ok(_) => Ok(()),
+            Err(error)
+                if matches!(error.as_service_error(), Some(PutItemError::ConditionalCheckFailedException(_))) =>
+            {
+                Ok(())
+            }
+            Err(error) => Err(unavailable("PutItem", &error)),
+        }
+    }
+
+    async fn change_standing(
+        &self,
+        read: &User,
+        change: &StandingChange,
+        membership: Membership,
+    ) -> Result<StandingOutcome, StoreError> {
+        let key = s(format!("{USER_PREFIX}{}", read.email));
+        let as_read = if read.disabled {
+            "userId = :id AND #role = :was AND disabled = :true"
+        } else {
+            "userId = :id AND #role = :was AND (attribute_not_exists(disabled) OR disabled = :false)"
+        };
+        let mut values = HashMap::from([(":id".to_owned(), s(&read.id)), (":was".to_owned(), s(&read.role))]);
+        values.insert(if read.disabled { ":true" } else { ":false" }.to_owned(), AttributeValue::Bool(read.disabled));
+        let names = HashMap::from([("#role".to_owned(), "role".to_owned())]);
+        let user = match change {
+            StandingChange::Delete => TransactWriteItem::builder()
+                .delete(
+                    Delete::builder()
+                        .table_name(&self.table)
+                        .key("pk", key)
+                        .condition_expression(as_read)
+                        .set_expression_attribute_names(Some(names))
+                        .set_expression_attribute_values(Some(values))
+                        .build()
+                        .map_err(build_error)?,
+                )
+                .build(),
+            StandingChange::Update { role, disabled } => {
+                let mut sets = Vec::new();
+                if let Some(role) = role {
+                    sets.push("#role = :role");
+                    values.insert(":role".to_owned(), s(role));
+                }
+                if let Some(disabled) = disabled {
+                    sets.push("disabled = :disabled");
+                    values.insert(":disabled".to_owned(), AttributeValue::Bool(*disabled));
+                }
+                // Always a valid update: SET the id to itself when nothing else changes.
+                sets.push("userId = :id");
+                let mut expression = format!("SET {}", sets.join(", "));
+                if *disabled == Some(true) {
+                    expression.push_str(" ADD sessionEpoch :one");
+                    values.insert(":one".to_owned(), n(1));
+                }
+                update_item(
+                    Update::builder()
+                        .table_name(&self.table)
+                        .key("pk", key)
+                        .update_expression(expression)
+                        .condition_expression(as_read)
+                        .set_expression_attribute_names(Some(names))
+                        .set_expression_attribute_values(Some(values))
+                        .build()
+                        .map_err(build_error)?,
+                )
+            }
+        };
+        let me = AttributeValue::Ss(vec![read.id.clone()]);
+        let admins = match membership {
+            Membership::Same => None,
+            Membership::Join => Some(
+                Update::builder()
+                    .table_name(&self.table)
+                    .key("pk", s(ADMINS_KEY))
+                    .update_expression("ADD ids :me")
+                    .expression_attribute_values(":me", me),
+            ),
+            Membership::Leave => Some(
+                Update::builder()
+                    .table_name(&self.table)
+                    .key("pk", s(ADMINS_KEY))
+                    .update_expression("DELETE ids :me")
+                    .condition_expression("size(ids) > :one OR NOT contains(ids, :id)")
+                    .expression_attribute_values(":me", me)
+                    .expression_attribute_values(":one", n(1))
+                    .expression_attribute_values(":id", s(&read.id)),
+            ),
+        };
+        let mut items = vec![user];
+        if let Some(admins) = admins {
+            items.push(update_item(admins.build().map_err(build_error)?));
+        }
+        match self.transact_codes(items).await? {
+            None => Ok(StandingOutcome::Applied),
+            Some(codes) if codes.first().is_some_and(|code| code == "ConditionalCheckFailed") => {
+                Ok(StandingOutcome::Changed)
+            }
+            Some(codes) if codes.get(1).is_some_and(|code| code == "ConditionalCheckFailed") => {
+                Ok(StandingOutcome::LastAdmin)
+            }
+            // A concurrent transaction on the same items won: as if the user changed.
+            Some(_) => Ok(StandingOutcome::Changed),
+        }
+    }
 }
 
 #[async_trait]
@@ -339,17 +611,22 @@ impl SessionStore for DynamoStore {
         now: u64,
         idle_secs: u64,
         role: &str,
+        client: &ClientInfo,
     ) -> Result<RotateOutcome, StoreError> {
         let Some(next) = generation.checked_add(1) else {
             return Ok(RotateOutcome::Conflict(self.get_session(session_id).await?));
         };
         let idle_expires_at = now.saturating_add(idle_secs);
+        let (client_update, client_values) = client_sets(client);
         let outcome = self
             .client
             .update_item()
             .table_name(&self.table)
             .key("pk", s(format!("{SESSION_PREFIX}{session_id}")))
-            .update_expression("SET #gen = :next, rotatedAt = :now, idleExpiresAt = :idle, #ttl = :idle, #role = :role")
+            .update_expression(format!(
+                "SET #gen = :next, rotatedAt = :now, idleExpiresAt = :idle, #ttl = :idle, #role = :role{client_update}"
+            ))
+            .set_expression_attribute_values(Some(client_values))
             .condition_expression(
                 "attribute_exists(pk) AND #gen = :g AND attribute_not_exists(revokedAt) \
                  AND idleExpiresAt > :now AND absExpiresAt > :now",
@@ -410,6 +687,53 @@ impl SessionStore for DynamoStore {
         }
     }
 
+    async fn get_sessions(&self, session_ids: &[SessionId]) -> Result<Vec<Session>, StoreError> {
+        if session_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        if session_ids.len() > MAX_SESSIONS_READ {
+            return Err(StoreError::Unavailable(format!("at most {MAX_SESSIONS_READ} sessions per read")));
+        }
+        let keys = session_ids.iter().map(|id| format!("{SESSION_PREFIX}{id}")).collect();
+        let items = self.batch_get(keys, &SESSION_LIST_ATTRIBUTES).await?;
+        items.iter().map(session_from_item).collect()
+    }
+
+    async fn end_other_sessions(
+        &self,
+        email: &str,
+        epoch: u64,
+        keep: &SessionId,
+        now: u64,
+    ) -> Result<bool, StoreError> {
+        let next = epoch.saturating_add(1);
+        let user = Update::builder()
+            .table_name(&self.table)
+            .key("pk", s(format!("{USER_PREFIX}{email}")))
+            .update_expression("SET sessionEpoch = :next")
+            .condition_expression(
+                "attribute_exists(pk) AND (sessionEpoch = :epoch OR attribute_not_exists(sessionEpoch))",
+            )
+            .expression_attribute_values(":epoch", n(epoch))
+            .expression_attribute_values(":next", n(next))
+            .build()
+            .map_err(build_error)?;
+        let session = Update::builder()
+            .table_name(&self.table)
+            .key("pk", s(format!("{SESSION_PREFIX}{keep}")))
+            .update_expression("SET userEpoch = :next")
+            .condition_expression(
+                "attribute_exists(pk) AND attribute_not_exists(revokedAt) AND idleExpiresAt > :now \
+                 AND absExpiresAt > :now AND (userEpoch = :epoch OR attribute_not_exists(userEpoch))",
+            )
+            .expression_attribute_values(":epoch", n(epoch))
+            .expression_attribute_values(":next", n(next))
+            .expression_attribute_values(":now", n(now))
+            .build()
+            .map_err(build_error)?;
+        self.transact(vec![update_item(user), update_item(session)]).await
+    }
+
     async fn list_user_sessions(&self, user_id: &str) -> Result<Vec<Session>, StoreError> {
         let (attributes, names) = projection(&SESSION_ATTRIBUTES);
         let items = self
@@ -443,30 +767,10 @@ impl SessionLookup for DynamoStore {
         session_id: &SessionId,
         email: &str,
     ) -> Result<(Option<Session>, Option<UserStanding>), StoreError> {
-        let key = |pk: String| HashMap::from([("pk".to_owned(), s(pk))]);
         let mut attributes: Vec<&str> = SESSION_ATTRIBUTES.to_vec();
         attributes.extend(USER_STANDING_ATTRIBUTES.iter().filter(|name| !SESSION_ATTRIBUTES.contains(name)));
-        let (projection, names) = projection(&attributes);
-        let keys = KeysAndAttributes::builder()
-            .keys(key(format!("{SESSION_PREFIX}{session_id}")))
-            .keys(key(format!("{USER_PREFIX}{email}")))
-            .projection_expression(projection)
-            .set_expression_attribute_names(Some(names))
-            .consistent_read(true)
-            .build()
-            .map_err(build_error)?;
-        let output = self
-            .client
-            .batch_get_item()
-            .request_items(&self.table, keys)
-            .send()
-            .await
-            .map_err(|error| unavailable("BatchGetItem", &error))?;
-        if output.unprocessed_keys().is_some_and(|unprocessed| !unprocessed.is_empty()) {
-            return Err(StoreError::Unavailable("BatchGetItem: unprocessed keys (throttled)".to_owned()));
-        }
-        let items =
-            output.responses().and_then(|tables| tables.get(&self.table)).map(Vec::as_slice).unwrap_or_default();
+        let keys = vec![format!("{SESSION_PREFIX}{session_id}"), format!("{USER_PREFIX}{email}")];
+        let items = self.batch_get(keys, &attributes).await?;
         let with_prefix = |prefix: &str| {
             items.iter().find(|item| matches!(item.get("pk"), Some(AttributeValue::S(pk)) if pk.starts_with(prefix)))
         };
@@ -676,6 +980,29 @@ impl CredentialStore for DynamoStore {
 }
 
 impl DynamoStore {
+    /// One `TransactWriteItems`: `Ok(None)` when it committed; when it was cancelled
+    /// because a condition failed or a concurrent transaction won, each item's
+    /// cancellation code (`None` for the items that were not the reason).
+    async fn transact_codes(&self, items: Vec<TransactWriteItem>) -> Result<Option<Vec<String>>, StoreError> {
+        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
+            Ok(_) => Ok(None),
+            Err(error) => match error.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
+                    let codes: Vec<String> = cancelled
+                        .cancellation_reasons()
+                        .iter()
+                        .map(|reason| reason.code().unwrap_or_default().to_owned())
+                        .collect();
+                    let lost = codes
+                        .iter()
+                        .any(|code| matches!(code.as_str(), "ConditionalCheckFailed" | "TransactionConflict"));
+                    if lost { Ok(Some(codes)) } else { Err(unavailable("TransactWriteItems", &error)) }
+                }
+                _ => Err(unavailable("TransactWriteItems", &error)),
+            },
+        }
+    }
+
     /// One `TransactWriteItems`: `Ok(true)` when it committed, `Ok(false)` when it
     /// was cancelled because a condition failed or a concurrent transaction on the
     /// same items won (the caller's answer to both is the same).
@@ -748,6 +1075,7 @@ fn user_to_item(user: &User) -> Item {
     let mut item = HashMap::from([
         ("pk".to_owned(), s(format!("{USER_PREFIX}{}", user.email))),
         ("gsi1sk".to_owned(), s(USER_SORT_KEY)),
+        ("userList".to_owned(), s(USER_LIST)),
         ("userId".to_owned(), s(&user.id)),
         ("email".to_owned(), s(&user.email)),
         ("role".to_owned(), s(&user.role)),
@@ -785,6 +1113,20 @@ fn user_from_item(item: &Item) -> Result<User, StoreError> {
             Some(_) => get_bool_or_false(item, "emailVerified")?,
         },
         pending_expires_at: item.get("pendingExpiresAt").map(|_| get_n(item, "pendingExpiresAt")).transpose()?,
+    })
+}
+
+fn listed_from_item(item: &Item) -> Result<ListedUser, StoreError> {
+    Ok(ListedUser {
+        id: get_s(item, "userId")?,
+        email: get_s(item, "email")?,
+        role: get_s(item, "role")?,
+        disabled: get_bool_or_false(item, "disabled")?,
+        created_at: get_n(item, "createdAt")?,
+        email_verified: match item.get("emailVerified") {
+            None => true,
+            Some(_) => get_bool_or_false(item, "emailVerified")?,
+        },
     })
 }
 
@@ -830,7 +1172,29 @@ fn session_to_item(session: &Session) -> Item {
     if let Some(role) = &session.role {
         item.insert("role".to_owned(), s(role));
     }
+    if let Some(agent) = &session.client.user_agent {
+        item.insert("userAgent".to_owned(), s(agent));
+    }
+    if let Some(ip) = &session.client.ip {
+        item.insert("ip".to_owned(), s(ip));
+    }
     item
+}
+
+/// The `SET` clauses (`, userAgent = :ua, ip = :ip`) and values of the client
+/// details a rotation has; a missing one keeps what the item holds.
+fn client_sets(client: &ClientInfo) -> (String, HashMap<String, AttributeValue>) {
+    let mut clauses = String::new();
+    let mut values = HashMap::new();
+    if let Some(agent) = &client.user_agent {
+        clauses.push_str(", userAgent = :ua");
+        values.insert(":ua".to_owned(), s(agent));
+    }
+    if let Some(ip) = &client.ip {
+        clauses.push_str(", ip = :ip");
+        values.insert(":ip".to_owned(), s(ip));
+    }
+    (clauses, values)
 }
 
 fn session_from_item(item: &Item) -> Result<Session, StoreError> {
@@ -847,6 +1211,10 @@ fn session_from_item(item: &Item) -> Result<Session, StoreError> {
         absolute_expires_at: get_n(item, "absExpiresAt")?,
         revoked_at: item.get("revokedAt").map(|_| get_n(item, "revokedAt")).transpose()?,
         revoke_reason: item.get("revokeReason").map(|_| get_s(item, "revokeReason")).transpose()?,
+        client: ClientInfo {
+            user_agent: item.get("userAgent").map(|_| get_s(item, "userAgent")).transpose()?,
+            ip: item.get("ip").map(|_| get_s(item, "ip")).transpose()?,
+        },
     })
 }
 

@@ -7,8 +7,9 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 
 use super::{
-    CredentialChange, CredentialStore, LoginAttemptStore, PasswordChange, RotateOutcome, SecretRecord, Session,
-    SessionLookup, SessionStore, StoreError, User, UserStanding, UserStore,
+    ClientInfo, CredentialChange, CredentialStore, ListedUser, LoginAttemptStore, MAX_SESSIONS_READ, Membership,
+    PasswordChange, RotateOutcome, SecretRecord, Session, SessionLookup, SessionStore, StandingChange, StandingOutcome,
+    StoreError, User, UserStanding, UserStore, UsersPage,
 };
 use crate::onetime::Purpose;
 use crate::token::SessionId;
@@ -28,6 +29,8 @@ struct State {
     secrets: HashMap<(Purpose, String), SecretRecord>,
     /// The newest secret of each purpose, per user email (the user item's pointer).
     pointers: HashMap<(String, Purpose), String>,
+    /// The recorded active administrators (`None`: no record yet).
+    admins: Option<std::collections::BTreeSet<String>>,
 }
 
 impl MemoryStore {
@@ -109,6 +112,81 @@ impl UserStore for MemoryStore {
         users.sort_by(|a, b| a.email.cmp(&b.email));
         Ok(users)
     }
+
+    async fn users_page(&self, prefix: &str, after: Option<&str>, limit: usize) -> Result<UsersPage, StoreError> {
+        let mut users: Vec<ListedUser> = self
+            .lock()
+            .users
+            .values()
+            .filter(|user| user.email.starts_with(prefix) && after.is_none_or(|after| user.email.as_str() > after))
+            .map(ListedUser::from)
+            .collect();
+        users.sort_by(|a, b| a.email.cmp(&b.email));
+        let more = users.len() > limit;
+        users.truncate(limit);
+        let last = if more { users.last().map(|user| user.email.clone()) } else { None };
+        Ok(UsersPage { users, last })
+    }
+
+    async fn admin_set(&self) -> Result<Option<Vec<String>>, StoreError> {
+        Ok(self.lock().admins.as_ref().map(|ids| ids.iter().cloned().collect()))
+    }
+
+    async fn init_admin_set(&self, ids: &[String]) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        if state.admins.is_none() {
+            state.admins = Some(ids.iter().cloned().collect());
+        }
+        Ok(())
+    }
+
+    async fn change_standing(
+        &self,
+        read: &User,
+        change: &StandingChange,
+        membership: Membership,
+    ) -> Result<StandingOutcome, StoreError> {
+        let mut state = self.lock();
+        let as_read = state
+            .users
+            .get(&read.email)
+            .is_some_and(|user| user.id == read.id && user.role == read.role && user.disabled == read.disabled);
+        if !as_read {
+            return Ok(StandingOutcome::Changed);
+        }
+        let admins = state.admins.get_or_insert_with(Default::default);
+        match membership {
+            Membership::Leave if admins.len() <= 1 && admins.contains(&read.id) => {
+                return Ok(StandingOutcome::LastAdmin);
+            }
+            Membership::Leave => {
+                admins.remove(&read.id);
+            }
+            Membership::Join => {
+                admins.insert(read.id.clone());
+            }
+            Membership::Same => {}
+        }
+        match change {
+            StandingChange::Delete => {
+                state.users.remove(&read.email);
+            }
+            StandingChange::Update { role, disabled } => {
+                if let Some(user) = state.users.get_mut(&read.email) {
+                    if let Some(role) = role {
+                        user.role.clone_from(role);
+                    }
+                    if let Some(disabled) = disabled {
+                        user.disabled = *disabled;
+                        if *disabled {
+                            user.session_epoch = user.session_epoch.saturating_add(1);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(StandingOutcome::Applied)
+    }
 }
 
 #[async_trait]
@@ -133,6 +211,7 @@ impl SessionStore for MemoryStore {
         now: u64,
         idle_secs: u64,
         role: &str,
+        client: &ClientInfo,
     ) -> Result<RotateOutcome, StoreError> {
         let mut state = self.lock();
         let Some(session) = state.sessions.get_mut(session_id) else {
@@ -145,6 +224,12 @@ impl SessionStore for MemoryStore {
                 session.rotated_at = now;
                 session.idle_expires_at = now.saturating_add(idle_secs);
                 session.role = Some(role.to_owned());
+                if client.user_agent.is_some() {
+                    session.client.user_agent.clone_from(&client.user_agent);
+                }
+                if client.ip.is_some() {
+                    session.client.ip.clone_from(&client.ip);
+                }
                 Ok(RotateOutcome::Rotated(session.clone()))
             }
             _ => Ok(RotateOutcome::Conflict(Some(session.clone()))),
@@ -167,9 +252,47 @@ impl SessionStore for MemoryStore {
         }))
     }
 
+    async fn get_sessions(&self, session_ids: &[SessionId]) -> Result<Vec<Session>, StoreError> {
+        if session_ids.len() > MAX_SESSIONS_READ {
+            return Err(StoreError::Unavailable(format!("at most {MAX_SESSIONS_READ} sessions per read")));
+        }
+        let state = self.lock();
+        Ok(session_ids.iter().filter_map(|id| state.sessions.get(id).cloned()).collect())
+    }
+
+    async fn end_other_sessions(
+        &self,
+        email: &str,
+        epoch: u64,
+        keep: &SessionId,
+        now: u64,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.lock();
+        let user_ok = state.users.get(email).is_some_and(|user| user.session_epoch == epoch);
+        let kept_ok =
+            state.sessions.get(keep).is_some_and(|session| session.is_live(now) && session.user_epoch == epoch);
+        if !(user_ok && kept_ok) {
+            return Ok(false);
+        }
+        let next = epoch.saturating_add(1);
+        if let Some(user) = state.users.get_mut(email) {
+            user.session_epoch = next;
+        }
+        if let Some(session) = state.sessions.get_mut(keep) {
+            session.user_epoch = next;
+        }
+        Ok(true)
+    }
+
     async fn list_user_sessions(&self, user_id: &str) -> Result<Vec<Session>, StoreError> {
-        let mut sessions: Vec<Session> =
-            self.lock().sessions.values().filter(|session| session.user_id == user_id).cloned().collect();
+        // As the index: without client details.
+        let mut sessions: Vec<Session> = self
+            .lock()
+            .sessions
+            .values()
+            .filter(|session| session.user_id == user_id)
+            .map(|session| Session { client: ClientInfo::default(), ..session.clone() })
+            .collect();
         sessions.sort_by_key(|session| (session.created_at, session.id));
         Ok(sessions)
     }

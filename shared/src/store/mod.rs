@@ -14,7 +14,8 @@ use crate::onetime::Purpose;
 use crate::token::SessionId;
 
 pub use dynamodb::{
-    DynamoStore, SESSION_ATTRIBUTES, TTL_ATTRIBUTE, USER_INDEX, USER_INDEX_ATTRIBUTES, USER_STANDING_ATTRIBUTES,
+    DynamoStore, SESSION_ATTRIBUTES, SESSION_LIST_ATTRIBUTES, TTL_ATTRIBUTE, USER_INDEX, USER_INDEX_ATTRIBUTES,
+    USER_STANDING_ATTRIBUTES, USERS_INDEX, USERS_INDEX_ATTRIBUTES,
 };
 pub use memory::MemoryStore;
 
@@ -178,6 +179,37 @@ pub struct Session {
     pub revoked_at: Option<u64>,
     /// Why it was revoked (`logout`, `reuse`, `password_changed`, `user_disabled`, ...).
     pub revoke_reason: Option<String>,
+    /// The device it was last used from: written at login and at each rotation,
+    /// shown to its user by `GET /sessions`.
+    pub client: ClientInfo,
+}
+
+/// Longest user agent kept with a session, in characters.
+pub const MAX_USER_AGENT_CHARS: usize = 256;
+
+/// Where a session was last used from, as API Gateway saw the request: shown to
+/// the user in their session list, never used for a decision.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientInfo {
+    /// The `User-Agent` header: control characters dropped, at most
+    /// [`MAX_USER_AGENT_CHARS`] characters.
+    pub user_agent: Option<String>,
+    /// The source IP of the request context (`requestContext.http.sourceIp` or
+    /// `requestContext.identity.sourceIp`), when it parses as an address.
+    pub ip: Option<String>,
+}
+
+impl ClientInfo {
+    /// Client details from raw request values, cleaned: a user agent without control
+    /// characters and cut to [`MAX_USER_AGENT_CHARS`], an IP only if it is one.
+    pub fn new(user_agent: Option<&str>, ip: Option<&str>) -> Self {
+        let user_agent = user_agent
+            .map(|raw| raw.chars().filter(|c| !c.is_control()).take(MAX_USER_AGENT_CHARS).collect::<String>())
+            .map(|agent| agent.trim().to_owned())
+            .filter(|agent| !agent.is_empty());
+        let ip = ip.and_then(|raw| raw.trim().parse::<std::net::IpAddr>().ok()).map(|ip| ip.to_string());
+        Self { user_agent, ip }
+    }
 }
 
 impl Session {
@@ -202,6 +234,82 @@ pub enum RotateOutcome {
     /// The condition failed: the session is not at the expected generation, is
     /// revoked or has expired. Carries the item as it was (`None`: no such session).
     Conflict(Option<Session>),
+}
+
+/// One page of users in email order, as the `users` index holds them (no secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsersPage {
+    /// The users, email ascending.
+    pub users: Vec<ListedUser>,
+    /// The last email of the page when more may follow (the next page starts after it).
+    pub last: Option<String>,
+}
+
+/// A user as the `users` index lists it: everything an administrator sees, no hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedUser {
+    /// The user id.
+    pub id: String,
+    /// Normalised email.
+    pub email: String,
+    /// Current role.
+    pub role: String,
+    /// Whether the user is disabled.
+    pub disabled: bool,
+    /// When the account was created (Unix seconds).
+    pub created_at: u64,
+    /// See [`User::email_verified`].
+    pub email_verified: bool,
+}
+
+impl From<&User> for ListedUser {
+    fn from(user: &User) -> Self {
+        Self {
+            id: user.id.clone(),
+            email: user.email.clone(),
+            role: user.role.clone(),
+            disabled: user.disabled,
+            created_at: user.created_at,
+            email_verified: user.email_verified,
+        }
+    }
+}
+
+/// A change of who a user is to the system: see [`UserStore::change_standing`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StandingChange {
+    /// Set the role and/or the disabled flag (`None`: unchanged). Disabling also moves
+    /// the session epoch on, ending every session.
+    Update {
+        /// The new role.
+        role: Option<String>,
+        /// Disable or enable.
+        disabled: Option<bool>,
+    },
+    /// Delete the user item: every session ends (its user is gone) and the email is free.
+    Delete,
+}
+
+/// How a standing change moves the user in or out of the set of active administrators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Membership {
+    /// Not an active admin before or after, or one both before and after.
+    Same,
+    /// Becomes an active admin.
+    Join,
+    /// Stops being an active admin: refused if the user is the set's last member.
+    Leave,
+}
+
+/// What [`UserStore::change_standing`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StandingOutcome {
+    /// The change and the admin set's move were written together.
+    Applied,
+    /// The user is no longer as read (or is gone): nothing was written.
+    Changed,
+    /// The user is the last active admin and would leave: nothing was written.
+    LastAdmin,
 }
 
 /// Users, keyed by normalised email.
@@ -242,6 +350,30 @@ pub trait UserStore: Send + Sync {
 
     /// Every user, ordered by email (administration only: a full scan).
     async fn list_users(&self) -> Result<Vec<User>, StoreError>;
+
+    /// Up to `limit` users whose email starts with `prefix`, after the email `after`,
+    /// in email order: one `Query` of the `users` index, never a scan.
+    async fn users_page(&self, prefix: &str, after: Option<&str>, limit: usize) -> Result<UsersPage, StoreError>;
+
+    /// The ids of the active administrators as recorded; `None` when no record has
+    /// been made yet (a table from before the record existed).
+    async fn admin_set(&self) -> Result<Option<Vec<String>>, StoreError>;
+
+    /// Records `ids` as the active administrators unless a record exists (the first
+    /// writer wins; later changes go through [`UserStore::change_standing`]).
+    async fn init_admin_set(&self, ids: &[String]) -> Result<(), StoreError>;
+
+    /// Applies `change` to `read`'s user on condition that its id, role and disabled
+    /// flag are still as read, and moves it in or out of the admin record as
+    /// `membership` says, in one transaction. A `Leave` of the record's last member is
+    /// [`StandingOutcome::LastAdmin`]; concurrent leaves of the last two cannot both
+    /// succeed.
+    async fn change_standing(
+        &self,
+        read: &User,
+        change: &StandingChange,
+        membership: Membership,
+    ) -> Result<StandingOutcome, StoreError>;
 }
 
 /// Sessions, keyed by session id, listable by user.
@@ -255,8 +387,8 @@ pub trait SessionStore: Send + Sync {
 
     /// Atomically: if the session is at `generation`, not revoked, and both
     /// expiries are after `now`, set generation + 1, `rotated_at = now`,
-    /// `idle_expires_at = now + idle_secs` and the role snapshot to `role`.
-    /// Otherwise report the item as it was.
+    /// `idle_expires_at = now + idle_secs`, the role snapshot to `role` and the
+    /// client details to `client` (those it has). Otherwise report the item as it was.
     async fn rotate_session(
         &self,
         session_id: &SessionId,
@@ -264,6 +396,7 @@ pub trait SessionStore: Send + Sync {
         now: u64,
         idle_secs: u64,
         role: &str,
+        client: &ClientInfo,
     ) -> Result<RotateOutcome, StoreError>;
 
     /// Marks the session revoked at `now` for `reason`, unless it already is
@@ -277,9 +410,24 @@ pub trait SessionStore: Send + Sync {
     ) -> Result<Option<Session>, StoreError>;
 
     /// Every session of the user, live or not (revoked and expired ones remain
-    /// until TTL removes them).
+    /// until TTL removes them), from the eventually consistent `byUser` index: no
+    /// client details (the index does not hold them).
     async fn list_user_sessions(&self, user_id: &str) -> Result<Vec<Session>, StoreError>;
+
+    /// The sessions with these ids that exist, with their client details (strongly
+    /// consistent; at most [`MAX_SESSIONS_READ`] ids, in any order).
+    async fn get_sessions(&self, session_ids: &[SessionId]) -> Result<Vec<Session>, StoreError>;
+
+    /// Ends every session of the user but `keep`, in one transaction: the user's
+    /// session epoch moves from `epoch` to the next, and `keep` moves with it, on
+    /// condition that the user is still at `epoch` and `keep` is live at `now`,
+    /// unrevoked and in that epoch. `Ok(false)` when a condition failed: nothing changed.
+    async fn end_other_sessions(&self, email: &str, epoch: u64, keep: &SessionId, now: u64)
+    -> Result<bool, StoreError>;
 }
+
+/// Most session ids one [`SessionStore::get_sessions`] reads (one `BatchGetItem`).
+pub const MAX_SESSIONS_READ: usize = 100;
 
 /// The authorizer's read: a session and its user together, to tell whether an
 /// access token's session is still live.
