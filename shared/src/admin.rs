@@ -221,22 +221,24 @@ impl Admin {
     }
 
     /// Sets the role and/or the disabled flag of user `user_id` (disabling ends every
-    /// session), under the last-admin rule. Returns the user as now stored.
+    /// session), under the last-admin rule. Returns the user as now stored: one read,
+    /// then the conditional writes, each on the user as the previous one left it.
     pub async fn update_user(
         &self,
         user_id: &str,
         role: Option<&str>,
         disabled: Option<bool>,
     ) -> Result<User, AdminError> {
-        let user = self.user(user_id).await?;
+        let mut user = self.user(user_id).await?;
         if let Some(role) = role {
             self.accounts().set_role_of(&user, role).await?;
+            role.clone_into(&mut user.role);
         }
         if let Some(disabled) = disabled {
-            let user = self.user(user_id).await?;
             self.accounts().set_disabled_of(&user, disabled).await?;
+            user.disabled = disabled;
         }
-        self.user(user_id).await
+        Ok(user)
     }
 
     /// Deletes user `user_id`, under the last-admin rule: every session ends and the

@@ -145,30 +145,23 @@ impl DynamoStore {
                     .build()
                     .map_err(build_error)
             };
-            let index = GlobalSecondaryIndex::builder()
-                .index_name(USER_INDEX)
-                .key_schema(key("userId", KeyType::Hash)?)
-                .key_schema(key("gsi1sk", KeyType::Range)?)
-                .projection(
-                    Projection::builder()
-                        .projection_type(ProjectionType::Include)
-                        .set_non_key_attributes(Some(USER_INDEX_ATTRIBUTES.map(str::to_owned).to_vec()))
-                        .build(),
-                )
-                .build()
-                .map_err(build_error)?;
-            let users = GlobalSecondaryIndex::builder()
-                .index_name(USERS_INDEX)
-                .key_schema(key("userList", KeyType::Hash)?)
-                .key_schema(key("email", KeyType::Range)?)
-                .projection(
-                    Projection::builder()
-                        .projection_type(ProjectionType::Include)
-                        .set_non_key_attributes(Some(USERS_INDEX_ATTRIBUTES.map(str::to_owned).to_vec()))
-                        .build(),
-                )
-                .build()
-                .map_err(build_error)?;
+            // Both indexes project `INCLUDE` of the attributes their readers need.
+            let included = |name: &str, hash: &str, range: &str, attributes: &[&str]| {
+                GlobalSecondaryIndex::builder()
+                    .index_name(name)
+                    .key_schema(key(hash, KeyType::Hash)?)
+                    .key_schema(key(range, KeyType::Range)?)
+                    .projection(
+                        Projection::builder()
+                            .projection_type(ProjectionType::Include)
+                            .set_non_key_attributes(Some(attributes.iter().map(|a| (*a).to_owned()).collect()))
+                            .build(),
+                    )
+                    .build()
+                    .map_err(build_error)
+            };
+            let index = included(USER_INDEX, "userId", "gsi1sk", &USER_INDEX_ATTRIBUTES)?;
+            let users = included(USERS_INDEX, "userList", "email", &USERS_INDEX_ATTRIBUTES)?;
             client
                 .create_table()
                 .table_name(table)
@@ -219,19 +212,7 @@ impl DynamoStore {
     /// existed) into the index: one scan of the table, then one conditional
     /// `UpdateItem` per such user. Returns (users seen, users added). Safe to repeat.
     pub async fn reindex_users(&self) -> Result<(usize, usize), StoreError> {
-        let items = self
-            .client
-            .scan()
-            .table_name(&self.table)
-            .filter_expression("begins_with(pk, :user)")
-            .projection_expression("pk, userList")
-            .expression_attribute_values(":user", s(USER_PREFIX))
-            .into_paginator()
-            .items()
-            .send()
-            .collect::<Result<Vec<Item>, _>>()
-            .await
-            .map_err(|error| unavailable("Scan", &error))?;
+        let items = self.scan_users(Some("pk, userList")).await?;
         let mut added = 0;
         for item in items.iter().filter(|item| !item.contains_key("userList")) {
             let Some(pk) = item.get("pk") else { continue };
@@ -252,6 +233,23 @@ impl DynamoStore {
             }
         }
         Ok((items.len(), added))
+    }
+
+    /// Every user item (a paginated `Scan` of the whole table), of `projection` only
+    /// when given: administration only.
+    async fn scan_users(&self, projection: Option<&str>) -> Result<Vec<Item>, StoreError> {
+        self.client
+            .scan()
+            .table_name(&self.table)
+            .filter_expression("begins_with(pk, :user)")
+            .set_projection_expression(projection.map(str::to_owned))
+            .expression_attribute_values(":user", s(USER_PREFIX))
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<Item>, _>>()
+            .await
+            .map_err(|error| unavailable("Scan", &error))
     }
 
     /// One strongly consistent `BatchGetItem` of the items with these partition keys
@@ -404,18 +402,7 @@ impl UserStore for DynamoStore {
     }
 
     async fn list_users(&self) -> Result<Vec<User>, StoreError> {
-        let pages = self
-            .client
-            .scan()
-            .table_name(&self.table)
-            .filter_expression("begins_with(pk, :user)")
-            .expression_attribute_values(":user", s(USER_PREFIX))
-            .into_paginator()
-            .items()
-            .send()
-            .collect::<Result<Vec<Item>, _>>()
-            .await
-            .map_err(|error| unavailable("Scan", &error))?;
+        let pages = self.scan_users(None).await?;
         let mut users = pages.iter().map(user_from_item).collect::<Result<Vec<_>, _>>()?;
         users.sort_by(|a, b| a.email.cmp(&b.email));
         Ok(users)
@@ -1007,19 +994,7 @@ impl DynamoStore {
     /// was cancelled because a condition failed or a concurrent transaction on the
     /// same items won (the caller's answer to both is the same).
     async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<bool, StoreError> {
-        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
-            Ok(_) => Ok(true),
-            Err(error) => match error.as_service_error() {
-                Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
-                    let lost = cancelled
-                        .cancellation_reasons()
-                        .iter()
-                        .any(|reason| matches!(reason.code(), Some("ConditionalCheckFailed" | "TransactionConflict")));
-                    if lost { Ok(false) } else { Err(unavailable("TransactWriteItems", &error)) }
-                }
-                _ => Err(unavailable("TransactWriteItems", &error)),
-            },
-        }
+        Ok(self.transact_codes(items).await?.is_none())
     }
 }
 
