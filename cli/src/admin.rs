@@ -13,6 +13,7 @@ use latchkey::account::{Accounts, DEFAULT_ROLE};
 use latchkey::admin::{Admin, MAX_PAGE_SIZE};
 use latchkey::delivery::{Delivery, TerminalDelivery};
 use latchkey::deploy::{Aws, delivery, session_manager};
+use latchkey::mfa::Mfa;
 use latchkey::onetime::SecretKey;
 use latchkey::password::{Password, PasswordHasher};
 use latchkey::recovery::Recovery;
@@ -93,6 +94,13 @@ pub enum UserCommand {
     /// Put users written before the admin API into its `users` index (a table scan;
     /// run once after upgrading; safe to repeat).
     Reindex,
+    /// Remove a user's second factor (a lost device): they sign in with the password
+    /// alone, or enrol again at their next login if their role must.
+    ResetMfa {
+        /// The user's email.
+        #[arg(long)]
+        email: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -199,6 +207,16 @@ pub async fn user(command: UserCommand) -> anyhow::Result<ExitCode> {
             let store = DynamoStore::new(aws.dynamodb().clone(), config.table_name.clone());
             let (seen, added) = store.reindex_users().await?;
             println!("{seen} user(s); {added} added to the users index");
+        }
+        UserCommand::ResetMfa { email } => {
+            let config = Config::from_env()?;
+            let aws = Aws::from_env().await;
+            let store = Arc::new(DynamoStore::new(aws.dynamodb().clone(), config.table_name.clone()));
+            let accounts = accounts().await?;
+            let user = accounts.existing(&email).await?;
+            let mfa = Mfa::over(accounts, store.clone(), store, config.mfa)?;
+            let reset = mfa.reset(&user).await?;
+            println!("{}", if reset { "second factor removed" } else { "no second factor to remove" });
         }
     }
     Ok(ExitCode::SUCCESS)

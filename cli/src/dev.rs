@@ -251,8 +251,10 @@ async fn landing(axum::Extension(landing): axum::Extension<Arc<Landing>>, header
 }
 
 /// The routes `GET /` lists.
-const ROUTES_SHOWN: [&str; 13] = [
+const ROUTES_SHOWN: [&str; 16] = [
     "POST /login",
+    "POST /login/mfa",
+    "POST /login/mfa/setup",
     "POST /refresh-token",
     "POST /logout",
     "GET /.well-known/jwks.json",
@@ -263,6 +265,7 @@ const ROUTES_SHOWN: [&str; 13] = [
     "POST /email/verify",
     "GET /sessions",
     "DELETE /sessions/{id}",
+    "POST|DELETE /mfa/totp, POST /mfa/totp/confirm",
     "GET|POST /admin/users (and /{id}, /{id}/sessions; role LATCHKEY_ADMIN_ROLE)",
     "GET /me",
 ];
@@ -271,10 +274,9 @@ const ROUTES_SHOWN: [&str; 13] = [
 pub fn router(services: Arc<Services>, front_page: Landing) -> Router {
     Router::new()
         .route("/", axum::routing::get(landing))
-        .route(
-            "/login",
-            any(|State(s): State<Arc<Services>>, r: Request| async move { lambda(r, |r| login(&s.login, r)).await }),
-        )
+        .route("/login", any(login_route))
+        .route("/login/mfa", any(login_route))
+        .route("/login/mfa/setup", any(login_route))
         .route(
             "/refresh-token",
             any(
@@ -292,10 +294,13 @@ pub fn router(services: Arc<Services>, front_page: Landing) -> Router {
         .route("/email/verify", any(account_route))
         .route("/sessions", any(account_route))
         .route("/sessions/{id}", any(account_route))
+        .route("/mfa/totp", any(account_route))
+        .route("/mfa/totp/confirm", any(account_route))
         .route("/admin/users", any(admin_route))
         .route("/admin/users/{id}", any(admin_route))
         .route("/admin/users/{id}/sessions", any(admin_route))
         .route("/admin/users/{id}/sessions/{session}", any(admin_route))
+        .route("/admin/users/{id}/mfa", any(admin_route))
         .route(
             "/.well-known/jwks.json",
             any(|State(s): State<Arc<Services>>, r: Request| async move { lambda(r, |r| jwks(&s.jwks, r)).await }),
@@ -305,6 +310,12 @@ pub fn router(services: Arc<Services>, front_page: Landing) -> Router {
         .layer(axum::Extension(Arc::new(front_page)))
         .layer(middleware::from_fn(log_line))
         .with_state(services)
+}
+
+/// The login routes (the password, and a second factor's two routes), through the
+/// login function's handler.
+async fn login_route(State(s): State<Arc<Services>>, r: Request) -> Response {
+    lambda(r, |r| login(&s.login, r)).await
 }
 
 /// The account routes, through the account function's handler. `POST /password`

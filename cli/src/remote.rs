@@ -28,6 +28,10 @@ pub struct ApiArgs {
     /// Read the administrator's password from the first line of standard input.
     #[arg(long, requires = "email")]
     password_stdin: bool,
+    /// The code from the administrator's authenticator app (or a recovery code), for an
+    /// account with two-factor sign-in.
+    #[arg(long, requires = "email", env = "LATCHKEY_MFA_CODE")]
+    code: Option<String>,
     #[command(subcommand)]
     command: ApiCommand,
 }
@@ -81,6 +85,11 @@ enum ApiCommand {
     },
     /// List a user's live sessions.
     Sessions {
+        /// The user id.
+        id: String,
+    },
+    /// Remove a user's second factor (a lost device).
+    ResetMfa {
         /// The user id.
         id: String,
     },
@@ -173,6 +182,22 @@ pub async fn run(args: ApiArgs) -> anyhow::Result<ExitCode> {
             if status != 200 {
                 bail!("sign-in refused: {status} {}", answer["error"].as_str().unwrap_or("error"));
             }
+            let answer = if answer["mfaRequired"] == true {
+                let Some(code) = &args.code else {
+                    bail!("this account signs in with a second factor: pass --code (or LATCHKEY_MFA_CODE)");
+                };
+                // Six digits are an app's code; anything else is taken for a recovery code.
+                let proof =
+                    if code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()) { "code" } else { "recoveryCode" };
+                let body = json!({"mfaToken": answer["mfaToken"], proof: code});
+                let (status, answer) = login.call("POST", "/login/mfa", Some(body)).await?;
+                if status != 200 {
+                    bail!("second step refused: {status} {}", answer["error"].as_str().unwrap_or("error"));
+                }
+                answer
+            } else {
+                answer
+            };
             answer["accessToken"].as_str().context("no access token in the login answer")?.to_owned()
         }
         None => std::env::var("LATCHKEY_ACCESS_TOKEN")
@@ -241,6 +266,10 @@ pub async fn run(args: ApiArgs) -> anyhow::Result<ExitCode> {
                 let text = |name: &str| session[name].as_str().unwrap_or("-").to_owned();
                 println!("{}\tlast used {}\t{}\t{}", text("id"), session["lastUsedAt"], text("ip"), text("userAgent"));
             }
+        }
+        ApiCommand::ResetMfa { id } => {
+            remote.expect("DELETE", &format!("/admin/users/{}/mfa", segment(&id)), None).await?;
+            println!("second factor removed");
         }
         ApiCommand::EndSessions { id, session, all } => {
             let path = match (&session, all) {

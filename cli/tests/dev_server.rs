@@ -3,6 +3,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
+#[path = "../../shared/tests/support/totp.rs"]
+mod totp;
 
 use std::process::{Child, Command, Stdio};
 
@@ -405,4 +407,147 @@ fn the_operator_cli_manages_users_over_http_as_an_administrator() {
     assert!(String::from_utf8_lossy(&member.stderr).contains("403"), "{member:?}");
     common::ok(&as_root(&["delete", &ops_id], ""));
     assert!(!common::ok(&as_root(&["users", "--prefix", "ops"], "")).contains("ops@"));
+}
+
+/// The whole second factor over HTTP: enrol and confirm, the two-step login with a
+/// code computed independently, `amr` through refresh and in the authorizer's
+/// context, a route that requires it (403, then a step-up), replay, recovery codes,
+/// removal, and an administrator's reset.
+#[tokio::test]
+async fn the_second_factor_works_end_to_end_over_http() {
+    let dev = start(&["--user", "root@example.com:root passphrase 1:Admin"], &[("LATCHKEY_ROUTE_MFA", "GET /me")]);
+    let http = Http::new();
+    let url = |path: &str| format!("{}{path}", dev.base);
+    let demo = json!({"email": "demo@example.com", "password": "correct horse battery staple"});
+    let bearer = |tokens: &Value| format!("Bearer {}", tokens["accessToken"].as_str().unwrap());
+    let claims = |tokens: &Value| {
+        let payload = tokens["accessToken"].as_str().unwrap().split('.').nth(1).unwrap().to_owned();
+        use base64::Engine as _;
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap();
+        serde_json::from_slice::<Value>(&bytes).unwrap()
+    };
+    let now = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+
+    // A password-only session: amr pwd, denied on the route that needs a second factor.
+    let (status, tokens) = http.call("POST", &url("/login"), &[], Some(demo.clone())).await;
+    assert_eq!(status, 200, "{tokens}");
+    assert_eq!(claims(&tokens)["amr"], json!(["pwd"]));
+    let signed_in = bearer(&tokens);
+    assert_eq!(http.call("GET", &url("/me"), &[("authorization", &signed_in)], None).await.0, 403);
+
+    // A token whose session has ended changes no second factor (the function checks
+    // the session itself, whatever an authorizer's cache says).
+    let (_, ended) = http.call("POST", &url("/login"), &[], Some(demo.clone())).await;
+    let ended = bearer(&ended);
+    assert_eq!(http.call("POST", &url("/logout"), &[("authorization", &ended)], None).await.0, 204);
+    let (status, refused) = http.call("POST", &url("/mfa/totp"), &[("authorization", &ended)], None).await;
+    assert_eq!((status, refused["error"].as_str()), (401, Some("invalid_token")), "{refused}");
+
+    // Enrol: the secret, its URI and QR code; confirmation with an independent code.
+    let (status, enrolment) = http.call("POST", &url("/mfa/totp"), &[("authorization", &signed_in)], None).await;
+    assert_eq!(status, 200, "{enrolment}");
+    let secret = enrolment["secret"].as_str().unwrap().to_owned();
+    assert!(enrolment["otpauthUri"].as_str().unwrap().contains(&secret));
+    assert!(enrolment["qrSvg"].as_str().unwrap().contains("<svg"));
+    let wrong = json!({"code": "000000"});
+    let (status, refused) =
+        http.call("POST", &url("/mfa/totp/confirm"), &[("authorization", &signed_in)], Some(wrong)).await;
+    assert_eq!((status, refused["error"].as_str()), (401, Some("invalid_code")));
+    // One instant for the confirmation and the replay below, so a step boundary
+    // between them cannot turn the replay into a fresh code.
+    let confirmed_at = now();
+    let code = json!({"code": totp::totp_code(&secret, confirmed_at)});
+    let (status, confirmed) =
+        http.call("POST", &url("/mfa/totp/confirm"), &[("authorization", &signed_in)], Some(code)).await;
+    assert_eq!(status, 200, "{confirmed}");
+    let recovery: Vec<String> =
+        confirmed["recoveryCodes"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_owned()).collect();
+    assert_eq!(recovery.len(), 10);
+
+    // Two steps: the password gives an mfaToken and no tokens; the token is no access token.
+    let (status, challenge) = http.call("POST", &url("/login"), &[], Some(demo.clone())).await;
+    assert_eq!(status, 200, "{challenge}");
+    assert_eq!((challenge["mfaRequired"].as_bool(), challenge.get("accessToken")), (Some(true), None));
+    let mfa_token = challenge["mfaToken"].as_str().unwrap().to_owned();
+    let as_bearer = format!("Bearer {mfa_token}");
+    assert_eq!(http.call("GET", &url("/me"), &[("authorization", &as_bearer)], None).await.0, 401);
+    assert_eq!(http.call("GET", &url("/sessions"), &[("authorization", &as_bearer)], None).await.0, 401);
+    // The code confirmed above was of this step: a replay is refused, the next step's is not.
+    let replay = json!({"mfaToken": mfa_token, "code": totp::totp_code(&secret, confirmed_at)});
+    let (status, refused) = http.call("POST", &url("/login/mfa"), &[], Some(replay)).await;
+    assert_eq!((status, refused["error"].as_str()), (401, Some("invalid_code")), "{refused}");
+    let next = json!({"mfaToken": mfa_token, "code": totp::totp_code(&secret, confirmed_at + 30)});
+    let (status, tokens) = http.call("POST", &url("/login/mfa"), &[], Some(next.clone())).await;
+    assert_eq!(status, 200, "{tokens}");
+    assert_eq!(claims(&tokens)["amr"], json!(["pwd", "otp"]));
+    let (status, me) = http.call("GET", &url("/me"), &[("authorization", &bearer(&tokens))], None).await;
+    assert_eq!((status, me["amr"].as_str()), (200, Some("pwd otp")), "{me}");
+    let (_, used) = http.call("POST", &url("/login/mfa"), &[], Some(next)).await;
+    assert_eq!(used["error"], "invalid_mfa_token", "single use");
+    // amr survives the refresh.
+    let refresh = json!({"refreshToken": tokens["refreshToken"]});
+    let (status, refreshed) = http.call("POST", &url("/refresh-token"), &[], Some(refresh)).await;
+    assert_eq!(status, 200, "{refreshed}");
+    assert_eq!(claims(&refreshed)["amr"], json!(["pwd", "otp"]));
+
+    // A recovery code signs in once, with mfa in amr.
+    let (_, challenge) = http.call("POST", &url("/login"), &[], Some(demo.clone())).await;
+    let body = json!({"mfaToken": challenge["mfaToken"], "recoveryCode": recovery[0].to_uppercase()});
+    let (status, tokens) = http.call("POST", &url("/login/mfa"), &[], Some(body)).await;
+    assert_eq!(status, 200, "{tokens}");
+    assert_eq!(claims(&tokens)["amr"], json!(["pwd", "mfa"]));
+    assert_eq!(http.call("GET", &url("/me"), &[("authorization", &bearer(&tokens))], None).await.0, 200);
+    let (_, challenge) = http.call("POST", &url("/login"), &[], Some(demo.clone())).await;
+    let body = json!({"mfaToken": challenge["mfaToken"], "recoveryCode": recovery[0]});
+    assert_eq!(http.call("POST", &url("/login/mfa"), &[], Some(body)).await.1["error"], "invalid_code");
+
+    // Removal needs the password and a code; then an administrator can reset a re-enrolment.
+    let signed_in = bearer(&tokens);
+    let body = json!({"password": "wrong password", "recoveryCode": recovery[1]});
+    let (status, _) = http.call("DELETE", &url("/mfa/totp"), &[("authorization", &signed_in)], Some(body)).await;
+    assert_eq!(status, 401);
+    let body = json!({"password": "correct horse battery staple", "recoveryCode": recovery[1]});
+    let (status, removed) = http.call("DELETE", &url("/mfa/totp"), &[("authorization", &signed_in)], Some(body)).await;
+    assert_eq!(status, 204, "{removed}");
+    let (_, tokens) = http.call("POST", &url("/login"), &[], Some(demo.clone())).await;
+    assert_eq!(claims(&tokens)["amr"], json!(["pwd"]), "the password alone again");
+    let (_, enrolment) = http.call("POST", &url("/mfa/totp"), &[("authorization", &bearer(&tokens))], None).await;
+    let code = json!({"code": totp::totp_code(enrolment["secret"].as_str().unwrap(), now())});
+    let (status, _) =
+        http.call("POST", &url("/mfa/totp/confirm"), &[("authorization", &bearer(&tokens))], Some(code)).await;
+    assert_eq!(status, 200);
+    let (_, root) = http
+        .call("POST", &url("/login"), &[], Some(json!({"email": "root@example.com", "password": "root passphrase 1"})))
+        .await;
+    let demo_id = claims(&tokens)["sub"].as_str().unwrap().to_owned();
+    let reset = url(&format!("/admin/users/{demo_id}/mfa"));
+    let (status, shown) =
+        http.call("GET", &url(&format!("/admin/users/{demo_id}")), &[("authorization", &bearer(&root))], None).await;
+    assert_eq!((status, shown["mfaEnabled"].as_bool()), (200, Some(true)), "{shown}");
+    assert_eq!(http.call("DELETE", &reset, &[("authorization", &bearer(&root))], None).await.0, 204);
+    assert_eq!(
+        http.call("DELETE", &reset, &[("authorization", &bearer(&root))], None).await.1["error"],
+        "mfa_not_enabled"
+    );
+    let (_, tokens) = http.call("POST", &url("/login"), &[], Some(demo)).await;
+    assert!(tokens["accessToken"].is_string(), "reset: the password alone again: {tokens}");
+
+    // The operator CLI signs in an administrator with a second factor: a code is needed.
+    let (_, enrolment) = http.call("POST", &url("/mfa/totp"), &[("authorization", &bearer(&root))], None).await;
+    let code = json!({"code": totp::totp_code(enrolment["secret"].as_str().unwrap(), now())});
+    let (_, confirmed) =
+        http.call("POST", &url("/mfa/totp/confirm"), &[("authorization", &bearer(&root))], Some(code)).await;
+    let recovery = confirmed["recoveryCodes"][0].as_str().unwrap().to_owned();
+    let operator = |extra: &[&str]| {
+        let mut args = vec!["api", "--url", dev.base.as_str(), "--email", "root@example.com", "--password-stdin"];
+        args.extend_from_slice(extra);
+        common::latchkey(&args, &[], Some("root passphrase 1\n"))
+    };
+    let refused = operator(&["users"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("pass --code"), "{refused:?}");
+    let listed = common::ok(&operator(&["--code", &recovery, "users"]));
+    assert!(listed.contains("demo@example.com"), "{listed}");
+    let again = operator(&["--code", &recovery, "reset-mfa", &demo_id]);
+    assert!(String::from_utf8_lossy(&again.stderr).contains("invalid_code"), "a recovery code works once: {again:?}");
 }

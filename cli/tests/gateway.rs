@@ -225,6 +225,85 @@ async fn built_functions_serve_the_session_routes_and_the_admin_api_through_the_
     assert_eq!(api.call("GET", &format!("/admin/users/{ada}"), &admin, None).await.0, 404);
 }
 
+/// The second factor through the bootstraps `sam build` made, with the template's
+/// `RouteMfa` and `MfaRoles` parameters: enrolment, the two-step login with a code
+/// computed by the test's own RFC 6238, `amr` in the authorizer's context, a route
+/// that requires it, an administrator who must enrol doing so during the login, and
+/// a reset through the admin API.
+#[tokio::test]
+async fn built_functions_serve_the_second_factor_through_the_gateway() {
+    let Some(functions) = built() else { return };
+    let Some(env) = fresh_stack(false).await else { return };
+    add_user(&env, "ada@example.com", "a long enough passphrase", "member");
+    add_user(&env, "root@example.com", "the root passphrase", "Admin");
+    let gateway = start_gateway(
+        &[
+            "--functions",
+            functions.to_str().unwrap(),
+            "--parameter",
+            "RouteMfa=GET /me",
+            "--parameter",
+            "MfaRoles=Admin",
+        ],
+        &env,
+    );
+    let api = Api::new(&gateway.base);
+    let bearer = |tokens: &Value| format!("Bearer {}", tokens["accessToken"].as_str().unwrap());
+    let now = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let ada = json!({"email": "ada@example.com", "password": "a long enough passphrase"});
+
+    // A password alone: the route that needs a second factor is denied; ada enrols.
+    let tokens = api.login("ada@example.com", "a long enough passphrase").await;
+    assert_eq!(api.get("/me", tokens["accessToken"].as_str().unwrap()).await.0, 403);
+    let signed_in = [("authorization", bearer(&tokens))];
+    let signed_in: Vec<(&str, &str)> = signed_in.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (status, enrolment) = api.call("POST", "/mfa/totp", &signed_in, None).await;
+    assert_eq!(status, 200, "{enrolment}");
+    let secret = enrolment["secret"].as_str().unwrap().to_owned();
+    let confirmed_at = now();
+    let code = json!({"code": support::totp_code(&secret, confirmed_at)});
+    let (status, confirmed) = api.call("POST", "/mfa/totp/confirm", &signed_in, Some(code)).await;
+    assert_eq!((status, confirmed["recoveryCodes"].as_array().map(Vec::len)), (200, Some(10)), "{confirmed}");
+
+    // Two steps, then the route opens, with amr in the context.
+    let (status, challenge) = api.call("POST", "/login", &[], Some(ada.clone())).await;
+    assert_eq!((status, challenge["mfaRequired"].as_bool()), (200, Some(true)), "{challenge}");
+    let replay = json!({"mfaToken": challenge["mfaToken"], "code": support::totp_code(&secret, confirmed_at)});
+    let (status, refused) = api.call("POST", "/login/mfa", &[], Some(replay)).await;
+    assert_eq!((status, refused["error"].as_str()), (401, Some("invalid_code")), "a replay: {refused}");
+    let next = json!({"mfaToken": challenge["mfaToken"], "code": support::totp_code(&secret, confirmed_at + 30)});
+    let (status, tokens) = api.call("POST", "/login/mfa", &[], Some(next)).await;
+    assert_eq!(status, 200, "{tokens}");
+    let (status, me) = api.get("/me", tokens["accessToken"].as_str().unwrap()).await;
+    assert_eq!((status, me["amr"].as_str()), (200, Some("pwd otp")), "{me}");
+    let (status, refreshed) =
+        api.call("POST", "/refresh-token", &[], Some(json!({"refreshToken": tokens["refreshToken"]}))).await;
+    assert_eq!(status, 200, "{refreshed}");
+    assert_eq!(api.get("/me", refreshed["accessToken"].as_str().unwrap()).await.1["amr"], "pwd otp");
+
+    // An administrator must enrol: the password gives an enrolment-only token.
+    let root = json!({"email": "root@example.com", "password": "the root passphrase"});
+    let (_, challenge) = api.call("POST", "/login", &[], Some(root)).await;
+    assert_eq!(challenge["mfaEnrollmentRequired"], true, "{challenge}");
+    assert_eq!(api.get("/admin/users", challenge["mfaToken"].as_str().unwrap()).await.0, 401);
+    let setup = json!({"mfaToken": challenge["mfaToken"]});
+    let (status, enrolment) = api.call("POST", "/login/mfa/setup", &[], Some(setup)).await;
+    assert_eq!(status, 200, "{enrolment}");
+    let code = support::totp_code(enrolment["secret"].as_str().unwrap(), now());
+    let (status, root) =
+        api.call("POST", "/login/mfa", &[], Some(json!({"mfaToken": challenge["mfaToken"], "code": code}))).await;
+    assert_eq!((status, root["recoveryCodes"].as_array().map(Vec::len)), (200, Some(10)), "{root}");
+
+    // The administrator resets ada's second factor: the password alone again.
+    let admin = [("authorization", bearer(&root))];
+    let admin: Vec<(&str, &str)> = admin.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (_, page) = api.call("GET", "/admin/users?emailPrefix=ada", &admin, None).await;
+    let ada_id = page["users"][0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(api.call("DELETE", &format!("/admin/users/{ada_id}/mfa"), &admin, None).await.0, 204);
+    let tokens = api.login("ada@example.com", "a long enough passphrase").await;
+    assert!(tokens["accessToken"].is_string(), "{tokens}");
+}
+
 /// Mail moto's SES accepted for `to`, oldest first, as (subject, HTML body).
 async fn mail_to(to: &str) -> Vec<(String, String)> {
     let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap();

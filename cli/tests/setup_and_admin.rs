@@ -137,6 +137,19 @@ async fn setup_then_user_admin_then_the_handlers_use_the_printed_environment() {
     assert_eq!(log_in(&login_state, "ops@example.com", "s3cret-passw0rd").await, 401);
     assert_eq!(log_in(&login_state, "ops@example.com", "new-passw0rd!").await, 200);
 
+    // An operator's reset of a second factor (a lost phone), on the same table.
+    let account = latchkey::http::AccountState::deployed(&config, &Aws::from_env().await).await.unwrap();
+    let ops = account.recovery.accounts().existing("ops@example.com").await.unwrap();
+    let enrolment = account.mfa.begin(&ops).await.unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    account.mfa.confirm(&ops.id, &ops.email, &support::totp_code(&enrolment.secret, now)).await.unwrap();
+    let reset = ok(&latchkey(&["user", "reset-mfa", "--email", "ops@example.com"], &env, None));
+    assert_eq!(reset.trim(), "second factor removed");
+    let ops = account.recovery.accounts().existing("ops@example.com").await.unwrap();
+    assert!(!ops.totp.enabled());
+    let again = ok(&latchkey(&["user", "reset-mfa", "--email", "ops@example.com"], &env, None));
+    assert_eq!(again.trim(), "no second factor to remove");
+
     // `latchkey dev --aws` serves the same table and keys over HTTP.
     let mut dev = Command::new(env!("CARGO_BIN_EXE_latchkey"))
         .args(["dev", "--aws", "--port", "0"])
@@ -186,6 +199,7 @@ fn every_command_has_help() {
         vec!["setup", "--help"],
         vec!["user", "add", "--help"],
         vec!["user", "set-password", "--help"],
+        vec!["user", "reset-mfa", "--help"],
         vec!["sessions", "revoke", "--help"],
         vec!["token", "verify", "--help"],
     ] {

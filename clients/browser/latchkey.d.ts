@@ -34,8 +34,32 @@ export declare class LatchkeyError extends Error {
 }
 
 export interface Latchkey extends EventTarget {
-  /** POST /login; the refresh token arrives as an HttpOnly cookie. Rejects with LatchkeyError. */
-  login(email: string, password: string): Promise<{ expiresAt: number }>;
+  /**
+   * POST /login; the refresh token arrives as an HttpOnly cookie. For a user with a second
+   * factor (or one who must enrol one) it resolves to `{ mfaRequired: true, enrollmentRequired }`
+   * and no session yet: finish with `completeLogin` (after `setupLogin` when enrolling).
+   * Rejects with LatchkeyError.
+   */
+  login(email: string, password: string): Promise<{ expiresAt: number } | LatchkeyMfaRequired>;
+  /**
+   * POST /login/mfa: the second step of the pending login, with a code from the app or a
+   * recovery code. Rejects with `invalid_code` (wrong or already used; the login stays
+   * pending), `invalid_mfa_token` (expired after 5 minutes: call `login` again) or
+   * `too_many_attempts`. After an enrolment during the login it also returns the recovery codes.
+   */
+  completeLogin(proof: { code: string } | { recoveryCode: string }): Promise<{ expiresAt: number; recoveryCodes?: string[] }>;
+  /** POST /login/mfa/setup: enrolment material for a pending login with `enrollmentRequired`. */
+  setupLogin(): Promise<LatchkeyTotpEnrolment>;
+  /** POST /mfa/totp (signed in): a new secret, not active until `confirmTotp`. Rejects with `mfa_enabled`. */
+  enrollTotp(): Promise<LatchkeyTotpEnrolment>;
+  /** POST /mfa/totp/confirm: enables the second factor; resolves to the ten recovery codes (shown once). */
+  confirmTotp(code: string): Promise<string[]>;
+  /** DELETE /mfa/totp: removes the second factor, with the password and a code or a recovery code. */
+  removeTotp(password: string, proof: { code: string } | { recoveryCode: string }): Promise<void>;
+  /** The `amr` of the access token in memory (`['pwd']`, `['pwd', 'otp']`, `['pwd', 'mfa']`), or null. */
+  amr(): string[] | null;
+  /** Whether the access token in memory carries a second factor (`otp` or `mfa` in `amr`): what routes in LATCHKEY_ROUTE_MFA require. */
+  hasSecondFactor(): boolean;
   /**
    * POST /password with the access token: the current password proves the user. Resolves
    * once the new password is set: this session continues with fresh tokens (a `token`
@@ -86,6 +110,23 @@ export interface Latchkey extends EventTarget {
 }
 
 export declare function createLatchkey(options: LatchkeyOptions): Latchkey;
+
+/** What `login` resolves to when a second step is needed. */
+export interface LatchkeyMfaRequired {
+  mfaRequired: true;
+  /** The user must enrol first: `setupLogin`, then `completeLogin` with the app's first code. */
+  enrollmentRequired: boolean;
+}
+
+/** A TOTP enrolment: add it to an authenticator app by the QR code or the secret. */
+export interface LatchkeyTotpEnrolment {
+  /** The secret, base32 without padding (160 bits). */
+  secret: string;
+  /** otpauth://totp/... (SHA-1, 6 digits, 30 s). */
+  otpauthUri: string;
+  /** The URI as a QR code, an SVG document (show it as an image: `data:image/svg+xml`). */
+  qrSvg: string;
+}
 
 /** One of the user's live sessions, as GET /sessions lists it. */
 export interface LatchkeySession {

@@ -42,6 +42,7 @@ export function createLatchkey({ api, csrfHeader = 'X-Latchkey-CSRF', channel = 
   let waiters = []; // resolved by the next outcome broadcast (fallback and lock hand-over)
   let claim = null; // the fallback lock's state while this tab competes or refreshes
   let rivals = []; // fallback: claims heard since the last outcome, as [id, time]
+  let mfaToken = null; // a login's second step: kept here, never handed to the page
 
   function adopt(token, expiry, from) {
     accessToken = token;
@@ -195,8 +196,39 @@ export function createLatchkey({ api, csrfHeader = 'X-Latchkey-CSRF', channel = 
     return { expiresAt: expiry };
   }
 
+  // Resolves to { expiresAt } when signed in, or to { mfaRequired: true,
+  // enrollmentRequired } when the user has (or must enrol) a second factor: then
+  // completeLogin() with a code finishes it (after setupLogin() when enrolling).
   async function login(email, password) {
-    return signedIn(await send('/login', { email, password }), 'login');
+    mfaToken = null;
+    const response = await send('/login', { email, password });
+    const body = await response.clone().json();
+    if (body.mfaRequired) {
+      mfaToken = body.mfaToken;
+      return { mfaRequired: true, enrollmentRequired: Boolean(body.mfaEnrollmentRequired) };
+    }
+    return signedIn(response, 'login');
+  }
+
+  function pendingLogin() {
+    if (!mfaToken) throw new LatchkeyError('no_pending_login', 0, 'call login() first: no sign-in awaits a code');
+    return mfaToken;
+  }
+
+  // The second step: { code } from the authenticator app or { recoveryCode }. The
+  // answer of a login that also confirmed an enrolment carries the recovery codes.
+  async function completeLogin({ code, recoveryCode } = {}) {
+    const body = recoveryCode === undefined ? { mfaToken: pendingLogin(), code } : { mfaToken: pendingLogin(), recoveryCode };
+    const response = await send('/login/mfa', body);
+    mfaToken = null;
+    const { recoveryCodes } = await response.clone().json();
+    const signed = await signedIn(response, 'login');
+    return recoveryCodes ? { ...signed, recoveryCodes } : signed;
+  }
+
+  // A user who must enrol before signing in: the secret, otpauth URI and QR code.
+  async function setupLogin() {
+    return (await send('/login/mfa/setup', { mfaToken: pendingLogin() })).json();
   }
 
   // The current password proves it is the user; the answer carries fresh tokens for this
@@ -204,18 +236,7 @@ export function createLatchkey({ api, csrfHeader = 'X-Latchkey-CSRF', channel = 
   // would send a wrong password twice (each counted by the login throttle). It refreshes
   // only when the API says the access token itself was refused.
   async function changePassword(currentPassword, newPassword) {
-    const attempt = async (token) => call('/password', {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
-      body: JSON.stringify({ currentPassword, newPassword }),
-    });
-    let response = await attempt(accessToken ?? await refresh());
-    if (response.status === 401) {
-      const error = await errorOf(response.clone());
-      if (error.code === 'invalid_token') response = await attempt(await refresh());
-    }
-    if (!response.ok) throw await errorOf(response);
-    return signedIn(response, 'password');
+    return signedIn(await once('/password', 'POST', { currentPassword, newPassword }), 'password');
   }
 
   // These four answer the same whatever the address: no account state is revealed.
@@ -246,6 +267,47 @@ export function createLatchkey({ api, csrfHeader = 'X-Latchkey-CSRF', channel = 
     const retried = accessToken && accessToken !== token ? accessToken : await fresh();
     return retried ? send(retried) : response;
   }
+
+  // A signed-in call whose body must not be sent twice blindly (a password or a code
+  // counted by a limit): it refreshes and retries only when the access token itself
+  // was refused.
+  async function once(path, method, body) {
+    const attempt = async (token) => call(path, {
+      method,
+      headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    let response = await attempt(accessToken ?? await refresh());
+    if (response.status === 401) {
+      const error = await errorOf(response.clone());
+      if (error.code === 'invalid_token') response = await attempt(await refresh());
+    }
+    if (!response.ok) throw await errorOf(response);
+    return response;
+  }
+
+  // Second factor, signed in: start enrolling (secret, otpauth URI, QR code as SVG),
+  // confirm with a code (resolves to the ten recovery codes, shown once), remove with
+  // the password and a code or a recovery code.
+  const enrollTotp = async () => (await once('/mfa/totp', 'POST')).json();
+  const confirmTotp = async (code) => (await (await once('/mfa/totp/confirm', 'POST', { code })).json()).recoveryCodes;
+  async function removeTotp(password, { code, recoveryCode } = {}) {
+    await once('/mfa/totp', 'DELETE', recoveryCode === undefined ? { password, code } : { password, recoveryCode });
+  }
+
+  // How the session in memory was signed in (the access token's `amr`): ['pwd'],
+  // ['pwd', 'otp'] or ['pwd', 'mfa'] (a recovery code); null without a token. Routes
+  // that require a second factor (LATCHKEY_ROUTE_MFA) answer 403 unless it has otp or mfa.
+  function amr() {
+    if (!accessToken) return null;
+    try {
+      const payload = accessToken.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+      return JSON.parse(atob(payload)).amr ?? ['pwd'];
+    } catch {
+      return null;
+    }
+  }
+  const hasSecondFactor = () => (amr() ?? []).some((method) => method === 'otp' || method === 'mfa');
 
   // Where the user is signed in: GET /sessions, newest first, `current` marking this one.
   async function sessions() {
@@ -281,6 +343,13 @@ export function createLatchkey({ api, csrfHeader = 'X-Latchkey-CSRF', channel = 
 
   return Object.assign(events, {
     login,
+    completeLogin,
+    setupLogin,
+    enrollTotp,
+    confirmTotp,
+    removeTotp,
+    amr,
+    hasSecondFactor,
     changePassword,
     forgotPassword,
     resetPassword,

@@ -24,6 +24,7 @@ fn subject() -> Subject {
         email: "ada@example.com".into(),
         role: "member".into(),
         session_id: "q1w2e3r4t5y6u7i8o9p0aZ".into(),
+        amr: vec!["pwd".to_owned()],
     }
 }
 

@@ -200,6 +200,7 @@ impl Accounts {
             // An operator made it and gave out the password: the address is theirs to vouch for.
             email_verified: true,
             pending_expires_at: None,
+            totp: Default::default(),
         };
         self.create_user(&user).await?;
         tracing::info!(event = "user_created", user_id = %user.id, role = %user.role);

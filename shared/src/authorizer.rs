@@ -135,9 +135,8 @@ async fn decide(
                 .or_else(|| event.identity_source.iter().flatten().find_map(|source| bearer(source)));
             let claims = verified(state, token, now, session_check).await?;
             let method = event.request_context.http.method.as_str().to_owned();
-            let allowed = request_paths(&event)
-                .iter()
-                .all(|path| missing_role(&state.edge, &claims.role, &method, path).is_none());
+            let allowed =
+                request_paths(&event).iter().all(|path| missing_role(&state.edge, &claims, &method, path).is_none());
             let mut response = ApiGatewayV2CustomAuthorizerSimpleResponse::<Value>::default();
             response.is_authorized = allowed;
             response.context = context(&claims);
@@ -184,7 +183,7 @@ fn policy_response(
         vec![statement(IamPolicyEffect::Deny, format!("{stage_arn}/*/*"))]
     } else {
         let mut statements = vec![statement(IamPolicyEffect::Allow, format!("{stage_arn}/*/*"))];
-        for rule in state.edge.role_rules().filter(|rule| rule.role != claims.role) {
+        for rule in state.edge.denied_rules(&claims.role, &claims.amr) {
             let path = rule.path.trim_start_matches('/');
             statements.push(statement(IamPolicyEffect::Deny, format!("{stage_arn}/{}/{path}", rule.method)));
         }
@@ -210,14 +209,15 @@ fn statement(effect: IamPolicyEffect, resource: String) -> IamPolicyStatement {
     statement
 }
 
-/// The role rule a request breaks, if any: the required role, or a route rule.
-fn missing_role(edge: &EdgeConfig, role: &str, method: &str, path: &str) -> Option<String> {
+/// The rule a request breaks, if any: the required role, a route's role, or a
+/// route's second factor.
+fn missing_role(edge: &EdgeConfig, claims: &AccessClaims, method: &str, path: &str) -> Option<String> {
     if let Some(required) = &edge.required_role
-        && required != role
+        && required != &claims.role
     {
         return Some(required.clone());
     }
-    edge.role_rules().find(|rule| rule.matches(method, path) && rule.role != role).map(|rule| rule.role)
+    edge.denied_rules(&claims.role, &claims.amr).find(|rule| rule.matches(method, path)).map(|rule| rule.role)
 }
 
 /// Every form the request path of a payload 2.0 event may take, for role rules:
@@ -255,6 +255,7 @@ fn context(claims: &AccessClaims) -> Value {
         "email": claims.email,
         "role": claims.role,
         "sessionId": claims.sid,
+        "amr": claims.amr.join(" "),
     })
 }
 

@@ -19,6 +19,7 @@ use crate::http::{
     AccountState, AdminState, JwksState, LoginState, LogoutState, RefreshState, TokenResponder, account, admin, jwks,
     login, logout, refresh,
 };
+use crate::mfa::Mfa;
 use crate::onetime::SecretKey;
 use crate::password::{PasswordError, PasswordHasher};
 use crate::recovery::Recovery;
@@ -207,13 +208,11 @@ impl HttpFunction for LoginState {
     async fn deployed(config: &Config, aws: &Aws) -> Result<Self, StartupError> {
         let (sessions, tokens) = tokio::try_join!(session_manager(config, aws), token_responder(config, aws))?;
         let users = Arc::new(DynamoStore::new(aws.dynamodb().clone(), config.table_name.clone()));
-        Ok(Self {
-            accounts: Accounts::new(users.clone(), sessions, PasswordHasher::new(config.password)?)
-                .with_admin_role(config.edge.admin_role.clone())
-                .with_throttle(LoginThrottle::from_config(users, config)),
-            tokens,
-            edge: config.edge.clone(),
-        })
+        let accounts = Accounts::new(users.clone(), sessions, PasswordHasher::new(config.password)?)
+            .with_admin_role(config.edge.admin_role.clone())
+            .with_throttle(LoginThrottle::from_config(users.clone(), config));
+        let mfa = Mfa::over(accounts.clone(), users.clone(), users, config.mfa.clone())?;
+        Ok(Self { accounts, mfa, tokens, edge: config.edge.clone() })
     }
 
     async fn handle(&self, request: Request) -> Response<Body> {
@@ -261,9 +260,10 @@ impl HttpFunction for AccountState {
             .with_admin_role(config.edge.admin_role.clone())
             .with_throttle(LoginThrottle::from_config(store.clone(), config))
             .with_credentials(store.clone());
+        let mfa = Mfa::over(accounts.clone(), store.clone(), store.clone(), config.mfa.clone())?;
         let recovery =
             Recovery::new(accounts, store.clone(), store, key, delivery(config, aws)?, config.accounts.clone());
-        Ok(Self { recovery, tokens, verifier, edge: config.edge.clone() })
+        Ok(Self { recovery, tokens, verifier, mfa, edge: config.edge.clone() })
     }
 
     async fn handle(&self, request: Request) -> Response<Body> {
@@ -282,9 +282,10 @@ impl HttpFunction for AdminState {
         let key = SecretKey::derive(sessions.key());
         let accounts = Accounts::new(store.clone(), sessions, PasswordHasher::new(config.password)?)
             .with_admin_role(config.edge.admin_role.clone());
+        let mfa = Mfa::over(accounts.clone(), store.clone(), store.clone(), config.mfa.clone())?;
         let recovery =
             Recovery::new(accounts, store.clone(), store, key, delivery(config, aws)?, config.accounts.clone());
-        Ok(Self { admin: Admin::new(recovery), verifier, edge: config.edge.clone() })
+        Ok(Self { admin: Admin::new(recovery), mfa, verifier, edge: config.edge.clone() })
     }
 
     async fn handle(&self, request: Request) -> Response<Body> {

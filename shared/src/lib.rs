@@ -19,6 +19,8 @@
 //!   user and session operations;
 //! - [`recovery`], [`signup`], [`onetime`]: forgot and reset password, invitations, sign-up with a
 //!   verified email, and the one-time secrets in their links;
+//! - [`mfa`]: the second factor (TOTP with recovery codes): enrolment, the second step of a
+//!   login, removal and reset;
 //! - [`delivery`]: the outbound-message port (SES, an SNS topic, the terminal).
 #![deny(missing_docs)]
 
@@ -33,6 +35,7 @@ mod encoding;
 pub mod http;
 pub mod logging;
 pub mod metrics;
+pub mod mfa;
 pub mod onetime;
 pub mod password;
 pub mod recovery;

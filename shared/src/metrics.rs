@@ -20,7 +20,7 @@ pub const DEFAULT_NAMESPACE: &str = "Latchkey";
 
 /// Each counted event: the `event` field, the metric it counts, and which of its
 /// fields (bounded values only) become dimensions beside `Function`.
-pub const METRICS: [(&str, &str, &[&str]); 28] = [
+pub const METRICS: [(&str, &str, &[&str]); 35] = [
     ("login_succeeded", "LoginSucceeded", &[]),
     ("login_failed", "LoginFailed", &["reason"]),
     ("login_throttled", "LoginThrottled", &[]),
@@ -49,6 +49,13 @@ pub const METRICS: [(&str, &str, &[&str]); 28] = [
     ("admin_action", "AdminAction", &["action", "outcome"]),
     ("user_deleted", "UserDeleted", &[]),
     ("last_admin_refused", "LastAdminRefused", &[]),
+    ("mfa_enrolment_started", "MfaEnrolmentStarted", &[]),
+    ("mfa_enabled", "MfaEnabled", &[]),
+    ("mfa_challenged", "MfaChallenged", &["enrol"]),
+    ("mfa_passed", "MfaPassed", &["method"]),
+    ("mfa_failed", "MfaFailed", &["reason"]),
+    ("mfa_throttled", "MfaThrottled", &[]),
+    ("mfa_removed", "MfaRemoved", &["by"]),
 ];
 
 /// Where EMF lines go: stdout in a function (Lambda sends it to CloudWatch Logs).

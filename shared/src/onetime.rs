@@ -21,6 +21,8 @@ pub enum Purpose {
     Password,
     /// Confirm the email address of a sign-up.
     Verify,
+    /// Finish a login with a second factor: the `mfaToken` of a right password.
+    Mfa,
 }
 
 impl Purpose {
@@ -29,6 +31,7 @@ impl Purpose {
         match self {
             Self::Password => "password",
             Self::Verify => "verify",
+            Self::Mfa => "mfa",
         }
     }
 }

@@ -359,6 +359,7 @@ impl Recovery {
                     created_at: self.now(),
                     email_verified: false,
                     pending_expires_at: None,
+                    totp: Default::default(),
                 };
                 self.accounts.create_user(&user).await?;
                 (user, true)

@@ -183,6 +183,7 @@ mod tests {
             email: "ada@example.com".into(),
             role: "member".into(),
             sid: SessionId::random().unwrap().to_string(),
+            amr: vec!["pwd".to_owned()],
             jti: "j".into(),
             iat: 0,
             nbf: 0,

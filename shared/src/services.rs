@@ -11,6 +11,7 @@ use crate::config::Config;
 use crate::delivery::{Delivery, TerminalDelivery};
 use crate::deploy::{Aws, HttpFunction, StartupError, session_check};
 use crate::http::{AccountState, AdminState, JwksState, LoginState, LogoutState, RefreshState, TokenResponder};
+use crate::mfa::Mfa;
 use crate::onetime::SecretKey;
 use crate::password::PasswordHasher;
 use crate::recovery::Recovery;
@@ -82,12 +83,24 @@ impl Services {
             .with_admin_role(config.edge.admin_role.clone())
             .with_throttle(LoginThrottle::from_config(attempts.clone(), config))
             .with_credentials(credentials.clone());
+        let mfa = Mfa::over(accounts.clone(), credentials.clone(), attempts.clone(), config.mfa.clone())?;
         let recovery =
             Recovery::new(accounts.clone(), credentials, attempts, secret_key, delivery, config.accounts.clone());
         Ok(Self {
-            admin: AdminState { admin: Admin::new(recovery.clone()), verifier: verifier.clone(), edge: edge.clone() },
-            account: AccountState { recovery, tokens: tokens.clone(), verifier: verifier.clone(), edge: edge.clone() },
-            login: LoginState { accounts, tokens: tokens.clone(), edge: edge.clone() },
+            admin: AdminState {
+                admin: Admin::new(recovery.clone()),
+                mfa: mfa.clone(),
+                verifier: verifier.clone(),
+                edge: edge.clone(),
+            },
+            account: AccountState {
+                recovery,
+                tokens: tokens.clone(),
+                verifier: verifier.clone(),
+                mfa: mfa.clone(),
+                edge: edge.clone(),
+            },
+            login: LoginState { accounts, mfa, tokens: tokens.clone(), edge: edge.clone() },
             refresh: RefreshState { sessions: manager.clone(), tokens, edge: edge.clone() },
             logout: LogoutState { sessions: manager, verifier: verifier.clone(), edge: edge.clone() },
             jwks: JwksState { keys, edge: edge.clone() },

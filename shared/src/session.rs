@@ -128,6 +128,11 @@ impl PendingRefresh {
     pub fn session_id(&self) -> SessionId {
         self.session.id
     }
+
+    /// The session being refreshed, as read.
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
 }
 
 impl fmt::Debug for PendingRefresh {
@@ -198,7 +203,8 @@ impl SessionPolicy {
     }
 
     /// A live session `id` of `user` begun at `now` from `client`, generation 0, with
-    /// this policy's idle and absolute expiries: what a login stores.
+    /// this policy's idle and absolute expiries, proven by a password alone (`amr`
+    /// `["pwd"]`; a login with a second factor sets its own): what a login stores.
     pub fn new_session(&self, id: SessionId, user: &User, now: u64, client: ClientInfo) -> Session {
         Session {
             id,
@@ -214,6 +220,7 @@ impl SessionPolicy {
             revoked_at: None,
             revoke_reason: None,
             client,
+            amr: vec![crate::token::AMR_PASSWORD.to_owned()],
         }
     }
 }
@@ -278,9 +285,15 @@ impl SessionManager {
     /// stored: the login signs the access token for it while
     /// [`SessionManager::save`] writes it.
     pub fn open(&self, user: &User, client: ClientInfo) -> Result<StartedSession, StoreError> {
+        self.open_with(user, client, &[crate::token::AMR_PASSWORD])
+    }
+
+    /// [`SessionManager::open`] for a login proven by the methods `amr` (RFC 8176).
+    pub fn open_with(&self, user: &User, client: ClientInfo, amr: &[&str]) -> Result<StartedSession, StoreError> {
         let now = self.clock.now();
         let session_id = SessionId::random().map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        let session = self.policy.new_session(session_id, user, now, client);
+        let mut session = self.policy.new_session(session_id, user, now, client);
+        session.amr = amr.iter().map(|method| (*method).to_owned()).collect();
         let refresh_token = self.key.mint(&RefreshToken { session_id, generation: 0 });
         Ok(StartedSession { session, refresh_token })
     }
@@ -790,6 +803,7 @@ mod tests {
             revoked_at: None,
             revoke_reason: None,
             client: ClientInfo::default(),
+            amr: Vec::new(),
         };
         let started = StartedSession { session: session.clone(), refresh_token: "lk1.secret-token".into() };
         let shown = format!("{started:?}");
@@ -806,6 +820,7 @@ mod tests {
             created_at: 0,
             email_verified: true,
             pending_expires_at: None,
+            totp: Default::default(),
         };
         let refreshed = Refreshed {
             user: UserStanding::from(&user),

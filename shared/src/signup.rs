@@ -83,6 +83,7 @@ impl Recovery {
             created_at: now,
             email_verified: false,
             pending_expires_at: Some(now.saturating_add(settings.verify_ttl.as_secs())),
+            totp: Default::default(),
         };
         let outcome = match self.credentials().create_signup(&user, now).await {
             Ok(()) if !allowed => SignedUp::Created { delivered: false },

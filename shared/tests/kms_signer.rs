@@ -24,6 +24,7 @@ fn subject(n: usize) -> Subject {
         email: format!("user{n}@example.com"),
         role: "member".into(),
         session_id: format!("session-{n}"),
+        amr: vec!["pwd".to_owned()],
     }
 }
 

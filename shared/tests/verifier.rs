@@ -102,6 +102,7 @@ async fn issued_token_round_trips_through_the_verifier() {
         email: "ada@example.com".into(),
         role: "admin".into(),
         session_id: "s-9".into(),
+        amr: vec!["pwd".to_owned()],
     };
     let issued = issuer.issue(&subject, NOW).await.unwrap();
     assert_eq!(issued.expires_in, 900);

@@ -1,5 +1,5 @@
 //! Login, refresh, logout, password change, forgot and reset, the session list, ending a
-//! session and an admin's page of users, end to end with every AWS call (store and KMS
+//! session, an admin's page of users and both steps of a login with a second factor, end to end with every AWS call (store and KMS
 //! `Sign`) taking a fixed latency: prints each request's median latency, how many
 //! calls it made and how many it waited for in turn (the depth).
 //! Run: `cargo run --release -p latchkey-tests --example round_trips [latency_ms] [runs]`
@@ -27,6 +27,8 @@ async fn main() {
         ("list sessions", vec![], None),
         ("end a session", vec![], None),
         ("admin: a page of users", vec![], None),
+        ("login with a second factor: password step", vec![], None),
+        ("login with a second factor: code step", vec![], None),
     ];
     let (admin, _) = rig.admin_login().await;
     let admin = admin["accessToken"].as_str().unwrap().to_owned();
@@ -65,6 +67,12 @@ async fn main() {
         let started = Instant::now();
         let (_, trace) = rig.list_users(&admin).await;
         record(&mut rows[8], started, trace);
+        let started = Instant::now();
+        let (challenge, trace) = rig.mfa_password_step().await;
+        record(&mut rows[9], started, trace);
+        let started = Instant::now();
+        let (_, trace) = rig.mfa_code_step(&challenge).await;
+        record(&mut rows[10], started, trace);
         // So the next password change has no other live session to mark.
         rig.logout(mine["refreshToken"].as_str().unwrap()).await;
     }

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use latchkey::onetime::Purpose;
 use latchkey::store::{
     ClientInfo, CredentialChange, CredentialStore, LoginAttemptStore, Membership, PasswordChange, RotateOutcome,
-    SecretRecord, Session, SessionLookup, SessionStore, StandingChange, StandingOutcome, StoreError, User,
+    SecretRecord, Session, SessionLookup, SessionStore, StandingChange, StandingOutcome, StoreError, TotpChange, User,
     UserStanding, UserStore, UsersPage,
 };
 use latchkey::token::SessionId;
@@ -248,6 +248,11 @@ impl<S: LoginAttemptStore> LoginAttemptStore for CountingStore<S> {
         self.enter("bump").await?;
         self.inner.bump(name, window, expires_at).await
     }
+
+    async fn forget(&self, name: &str, window: u64) -> Result<(), StoreError> {
+        self.enter("forget").await?;
+        self.inner.forget(name, window).await
+    }
 }
 
 #[async_trait]
@@ -280,5 +285,10 @@ impl<S: CredentialStore> CredentialStore for CountingStore<S> {
     async fn change_password_keeping_session(&self, change: &PasswordChange) -> Result<bool, StoreError> {
         self.enter("change_password_keeping_session").await?;
         self.inner.change_password_keeping_session(change).await
+    }
+
+    async fn update_totp(&self, email: &str, user_id: &str, change: &TotpChange) -> Result<bool, StoreError> {
+        self.enter("update_totp").await?;
+        self.inner.update_totp(email, user_id, change).await
     }
 }

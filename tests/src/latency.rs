@@ -123,6 +123,9 @@ impl<S: Signer> Signer for SlowSigner<S> {
 /// The administrator [`SlowServices`] makes beside the demo user (same password).
 pub const ADMIN_EMAIL: &str = "admin@example.com";
 
+/// The user with a second factor [`SlowServices`] makes (the demo password).
+pub const MFA_EMAIL: &str = "mfa@example.com";
+
 pub struct SlowServices {
     /// The functions' states.
     pub services: latchkey::services::Services,
@@ -130,6 +133,10 @@ pub struct SlowServices {
     pub timeline: std::sync::Arc<Timeline>,
     /// The messages the account routes sent (delivery itself is not timed).
     pub outbox: latchkey::delivery::Outbox,
+    /// The functions' clock: the time when made, moved on only by [`SlowServices::mfa_login`].
+    pub clock: std::sync::Arc<latchkey::clock::ManualClock>,
+    /// The base32 TOTP secret of [`MFA_EMAIL`].
+    pub mfa_secret: String,
 }
 
 impl SlowServices {
@@ -142,9 +149,11 @@ impl SlowServices {
         let local = latchkey::signing::LocalSigner::generate().unwrap();
         let signer = Arc::new(SlowSigner::new(local, timeline.clone(), latency));
         let outbox = latchkey::delivery::Outbox::new();
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        let clock = Arc::new(latchkey::clock::ManualClock::new(now));
         let components = latchkey::services::Components {
             delivery: Arc::new(outbox.clone()),
-            ..crate::components(store, signer, Arc::new(latchkey::clock::SystemClock))
+            ..crate::components(store, signer, clock.clone())
         };
         // No response floor (the routes' own calls, not the wait that hides them), and
         // room for every run's reset mail.
@@ -159,8 +168,33 @@ impl SlowServices {
         let password = latchkey::password::Password::new(crate::DEMO_PASSWORD).unwrap();
         services.accounts().create(crate::DEMO_EMAIL, &password, "member").await.unwrap();
         services.accounts().create(ADMIN_EMAIL, &password, "Admin").await.unwrap();
+        let user = services.accounts().create(MFA_EMAIL, &password, "member").await.unwrap();
+        let mfa = &services.account.mfa;
+        let mfa_secret = mfa.begin(&user).await.unwrap().secret;
+        use latchkey::Clock as _;
+        let code = crate::support::totp_code(&mfa_secret, clock.now());
+        mfa.confirm(&user.id, &user.email, &code).await.unwrap();
         timeline.take();
-        Self { services, timeline, outbox }
+        Self { services, timeline, outbox, clock, mfa_secret }
+    }
+
+    /// The password step of a login of [`MFA_EMAIL`], 30 s (one code) after the last:
+    /// the `mfaRequired` answer and its calls.
+    pub async fn mfa_password_step(&self) -> (serde_json::Value, Trace) {
+        self.clock.advance(30);
+        let credentials = serde_json::json!({"email": MFA_EMAIL, "password": crate::DEMO_PASSWORD});
+        let request = crate::events::post_json("/login", &[], credentials);
+        self.answered(latchkey::http::login(&self.services.login, request).await)
+    }
+
+    /// The second step with `challenge`'s `mfaToken` and the current code: the token
+    /// answer and its calls.
+    pub async fn mfa_code_step(&self, challenge: &serde_json::Value) -> (serde_json::Value, Trace) {
+        use latchkey::Clock as _;
+        let code = crate::support::totp_code(&self.mfa_secret, self.clock.now());
+        let body = serde_json::json!({"mfaToken": challenge["mfaToken"], "code": code});
+        let request = crate::events::post_json("/login/mfa", &[], body);
+        self.answered(latchkey::http::login(&self.services.login, request).await)
     }
 
     /// `POST /password/forgot` for the demo user.

@@ -97,6 +97,7 @@ pub async fn fixture_access_token(exp: u64) -> String {
         email: DEMO_EMAIL.into(),
         role: "member".into(),
         sid: FIXTURE_SESSION_ID.into(),
+        amr: vec!["pwd".to_owned()],
         jti: "sample-event-token".into(),
         iat: FIXTURE_ISSUED_AT,
         nbf: FIXTURE_ISSUED_AT,

@@ -291,6 +291,48 @@ async fn route_roles_add_explicit_denies_to_the_stage_wide_allow() {
     }
 }
 
+/// `LATCHKEY_ROUTE_MFA`: a token whose `amr` has no second factor is denied the route
+/// (explicit `Deny` on REST and 1.0, `isAuthorized: false` on 2.0) and allowed
+/// elsewhere; `otp` or `mfa` (a recovery code) opens it; the context carries `amr`.
+#[tokio::test]
+async fn a_route_that_needs_a_second_factor_denies_a_password_only_token() {
+    let rule =
+        RouteRole { method: "GET".into(), path: "/orders".into(), role: latchkey::config::MFA_REQUIREMENT.into() };
+    let edge = EdgeConfig { mfa_routes: vec![rule], session_check_secs: 0, ..EdgeConfig::default() };
+    let s = services(edge).await;
+    let token = async |amr: &[&str]| {
+        let subject = latchkey::token::Subject {
+            user_id: "u1".into(),
+            email: DEMO_EMAIL.into(),
+            role: "member".into(),
+            session_id: "c2Vzc2lvbi1zZWNvbmQxMjM".into(),
+            amr: amr.iter().map(|m| (*m).to_owned()).collect(),
+        };
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        format!("Bearer {}", s.login.tokens.issue(&subject, now).await.unwrap().token)
+    };
+    let password_only = token(&["pwd"]).await;
+    let simple = authorize(&s.authorizer, v2_authorizer(&password_only)).await.unwrap();
+    assert_eq!(simple["isAuthorized"], false, "GET /orders needs a second factor");
+    assert_eq!(simple["context"]["amr"], "pwd");
+    let other_route = routed(&password_only, "$default", "/profile", "/profile");
+    assert_eq!(authorize(&s.authorizer, other_route).await.unwrap()["isAuthorized"], true);
+    let policy = authorize(&s.authorizer, token_authorizer(&password_only)).await.unwrap();
+    let statements = policy["policyDocument"]["Statement"].as_array().unwrap();
+    let denied: Vec<&str> =
+        statements.iter().filter(|s| s["Effect"] == "Deny").map(|s| s["Resource"][0].as_str().unwrap()).collect();
+    assert!(denied.contains(&"arn:aws:execute-api:us-east-1:123456789012:abcdef1234/prod/GET/orders"), "{policy}");
+    for amr in [&["pwd", "otp"][..], &["pwd", "mfa"]] {
+        let stepped_up = token(amr).await;
+        let simple = authorize(&s.authorizer, v2_authorizer(&stepped_up)).await.unwrap();
+        assert_eq!(simple["isAuthorized"], true, "{amr:?}");
+        assert_eq!(simple["context"]["amr"], amr.join(" "));
+        let policy = authorize(&s.authorizer, token_authorizer(&stepped_up)).await.unwrap();
+        let statements = policy["policyDocument"]["Statement"].as_array().unwrap();
+        assert!(!statements.iter().any(|s| s["Resource"][0].as_str().unwrap().ends_with("/GET/orders")), "{policy}");
+    }
+}
+
 /// A v2 authorizer event for `GET rawPath` in `stage`, with `route_path` in `routeArn`.
 fn routed(bearer: &str, stage: &str, raw_path: &str, route_path: &str) -> serde_json::Value {
     let mut event = v2_authorizer(bearer);

@@ -135,6 +135,14 @@ async fn every_event_produces_its_documented_outcome() {
                 };
                 let sessions = body["sessions"].as_array().unwrap();
                 assert!(sessions.iter().any(|s| s["current"] == true), "{file}: {body}");
+            } else if entry["path"] == "/mfa/totp" && response.status() == 200 {
+                // An enrolment: a secret, its URI and its QR code, not tokens.
+                let body: Value = match response.body() {
+                    lambda_http::Body::Text(text) => serde_json::from_str(text).unwrap(),
+                    other => panic!("{file}: {other:?}"),
+                };
+                let uri = body["otpauthUri"].as_str().unwrap();
+                assert!(uri.contains(body["secret"].as_str().unwrap()) && uri.contains("demo%40example.com"), "{body}");
             } else if response.status() == 200 && function != "jwks" {
                 // Every other 200 but the JWKS carries fresh tokens of the demo user.
                 let body: Value = match response.body() {

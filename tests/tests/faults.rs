@@ -403,6 +403,7 @@ async fn every_dynamodb_write_reports_an_outage_as_unavailable() {
         created_at: 0,
         email_verified: true,
         pending_expires_at: None,
+        totp: Default::default(),
     };
     let outage = |what: &str, result: Result<(), StoreError>| {
         assert!(matches!(result, Err(StoreError::Unavailable(_))), "{what}: {result:?}");

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use lambda_http::{Body, Response};
 use latchkey::authorizer::authorize;
-use latchkey::http::{LoginState, LogoutState, RefreshState, login, logout, refresh};
+use latchkey::http::{AccountState, LoginState, LogoutState, RefreshState, account, login, logout, refresh};
 use latchkey_tests::events::{http_api, token_authorizer, v2_authorizer};
 use latchkey_tests::{DEMO_EMAIL, DEMO_PASSWORD, Env, FIXTURE_ORIGIN, fixture_edge};
 use serde_json::{Value, json};
@@ -151,4 +151,35 @@ async fn login_authorize_refresh_replay_logout_through_the_deployed_handlers() {
     }
     assert!(!text.to_lowercase().contains("authorization"), "the Authorization header reached the log");
     assert!(!text.contains("argon2"), "a password hash reached the log");
+
+    // The second factor: enrol, then both steps of a login, once with a recovery code.
+    // None of its secrets (the TOTP secret, codes, recovery codes, mfaToken) is logged.
+    let account_state: AccountState = env.deployed().await;
+    let fresh = login(
+        &login_state,
+        request("POST", "/login", &JSON, Some(json!({"email": DEMO_EMAIL, "password": DEMO_PASSWORD}))),
+    )
+    .await;
+    let bearer = format!("Bearer {}", body_json(&fresh)["accessToken"].as_str().unwrap());
+    let signed_in = [("authorization", bearer.as_str())];
+    let enrolment = body_json(&account(&account_state, request("POST", "/mfa/totp", &signed_in, None)).await);
+    let secret = enrolment["secret"].as_str().unwrap().to_owned();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let code = latchkey_tests::support::totp_code(&secret, now);
+    let confirm = request("POST", "/mfa/totp/confirm", &[signed_in[0], JSON[0]], Some(json!({"code": code})));
+    let confirmed = body_json(&account(&account_state, confirm).await);
+    let recovery: Vec<String> =
+        confirmed["recoveryCodes"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_owned()).collect();
+    let credentials = json!({"email": DEMO_EMAIL, "password": DEMO_PASSWORD});
+    let challenge = body_json(&login(&login_state, request("POST", "/login", &JSON, Some(credentials))).await);
+    let mfa_token = challenge["mfaToken"].as_str().unwrap().to_owned();
+    let second = json!({"mfaToken": mfa_token, "recoveryCode": recovery[0]});
+    let passed = login(&login_state, request("POST", "/login/mfa", &JSON, Some(second))).await;
+    assert_eq!(passed.status(), 200, "{:?}", body_json(&passed));
+    let (text, lines) = latchkey_tests::support::log_lines(&logs);
+    assert!(lines.iter().any(|l| l["event"] == "mfa_passed" && l["method"] == "recovery_code"), "{text}");
+    // (A six-digit code is too short to search a log full of numbers for.)
+    for secret in [secret, mfa_token].into_iter().chain(recovery.iter().flat_map(|c| [c.clone(), c.replace('-', "")])) {
+        assert!(!text.contains(secret.as_str()), "a second-factor secret reached the log");
+    }
 }

@@ -38,6 +38,7 @@ impl Phase {
             email: env.demo.email.clone(),
             role: "member".into(),
             session_id: "c2Vzc2lvbi1yb3RhdGlvbjE".into(),
+            amr: vec!["pwd".to_owned()],
         };
         tokens.issuer().issue(&subject, SystemClock.now()).await.unwrap().token
     }

@@ -98,5 +98,23 @@ async fn session_routes_and_the_admin_list_are_two_round_trips_deep() {
     let (page, users) = rig.list_users(admin["accessToken"].as_str().unwrap()).await;
     assert_eq!(users.stages(), "get_session+user_standing → users_page");
     assert_eq!((users.count(), users.depth()), (3, 2));
-    assert_eq!(page["users"].as_array().unwrap().len(), 2);
+    assert_eq!(page["users"].as_array().unwrap().len(), 3);
+}
+
+/// A login with a second factor: the password step counts the attempt while it reads
+/// the user, then stores the `mfaToken` while it forgets the count (two deep, no
+/// session, no signature); the code step reads the token, then counts the code while
+/// it reads the user, spends the token and records the code's step in one
+/// transaction, then starts the session while it signs and forgets the count (four deep).
+#[tokio::test(start_paused = true)]
+async fn a_login_with_a_second_factor_is_two_then_four_round_trips_deep() {
+    let rig = SlowServices::new(LATENCY).await;
+    let (challenge, password) = rig.mfa_password_step().await;
+    assert_eq!(challenge["mfaRequired"], true, "{challenge}");
+    assert_eq!(password.stages(), "record_failure+get_user_by_email → clear_failures+issue_secret");
+    assert_eq!((password.count(), password.depth()), (4, 2));
+    let (tokens, code) = rig.mfa_code_step(&challenge).await;
+    assert!(tokens["accessToken"].is_string(), "{tokens}");
+    assert_eq!(code.stages(), "secret → bump+get_user_by_email → spend_secret → create_session+kms_sign+forget");
+    assert_eq!((code.count(), code.depth()), (7, 4));
 }

@@ -165,9 +165,10 @@ fn every_route_integration_has_an_invoke_permission_for_its_route_of_this_api() 
         }
     }
     assert_eq!(
-        routes, 20,
-        "POST /login, /refresh-token, /logout, /password, /password/forgot, /password/reset, /signup, \
-         /email/verify; GET /.well-known/jwks.json, /me, /sessions; DELETE /sessions/{{id}}; the 8 admin routes"
+        routes, 26,
+        "POST /login, /login/mfa, /login/mfa/setup, /refresh-token, /logout, /password, /password/forgot, \
+         /password/reset, /signup, /email/verify, /mfa/totp, /mfa/totp/confirm; GET /.well-known/jwks.json, /me, \
+         /sessions; DELETE /sessions/{{id}}, /mfa/totp; the 9 admin routes"
     );
 }
 
@@ -231,7 +232,10 @@ fn the_authorizer_is_configured_as_docs_deploy_md_states() {
     );
     assert_eq!(
         template["Conditions"]["HasRouteRoles"],
-        serde_json::json!({"Fn::Not": [{"Fn::Equals": [{"Ref": "RouteRoles"}, ""]}]})
+        serde_json::json!({"Fn::Or": [
+            {"Fn::Not": [{"Fn::Equals": [{"Ref": "RouteRoles"}, ""]}]},
+            {"Fn::Not": [{"Fn::Equals": [{"Ref": "RouteMfa"}, ""]}]},
+        ]})
     );
     // GET /me and the signed-in routes (which also verify the token themselves) are
     // behind the authorizer, the admin API behind its own; login, refresh, logout, JWKS
@@ -240,7 +244,8 @@ fn the_authorizer_is_configured_as_docs_deploy_md_states() {
         for (method, operation) in operations.as_object().unwrap() {
             let secured = operation["security"] == serde_json::json!([{"LatchkeyAuthorizer": []}])
                 || operation["security"] == serde_json::json!([{"LatchkeyAdminAuthorizer": []}]);
-            let signed_in = ["/me", "/password", "/sessions", "/sessions/{id}"].contains(&path.as_str());
+            let signed_in = ["/me", "/password", "/sessions", "/sessions/{id}", "/mfa/totp", "/mfa/totp/confirm"]
+                .contains(&path.as_str());
             assert_eq!(secured, signed_in || path.starts_with("/admin/"), "{method} {path}");
         }
     }

@@ -6,7 +6,9 @@
 
 use std::collections::BTreeSet;
 
-use latchkey::store::{SESSION_ATTRIBUTES, SESSION_LIST_ATTRIBUTES, USER_INDEX_ATTRIBUTES, USER_STANDING_ATTRIBUTES};
+use latchkey::store::{
+    SESSION_ATTRIBUTES, SESSION_INDEX_READ, SESSION_LIST_ATTRIBUTES, USER_INDEX_ATTRIBUTES, USER_STANDING_ATTRIBUTES,
+};
 use latchkey_tests::cfn::{invoked_function, referenced, resources_of, translate, translated};
 use serde_json::{Value, json};
 
@@ -66,6 +68,7 @@ fn the_credential_routes_have_their_own_throttles_on_both_apis() {
         stage["RouteSettings"],
         json!({
             "POST /login": {"ThrottlingRateLimit": {"Ref": "LoginThrottlingRateLimit"}, "ThrottlingBurstLimit": {"Ref": "LoginThrottlingBurstLimit"}},
+            "POST /login/mfa": {"ThrottlingRateLimit": {"Ref": "LoginThrottlingRateLimit"}, "ThrottlingBurstLimit": {"Ref": "LoginThrottlingBurstLimit"}},
             "POST /refresh-token": {"ThrottlingRateLimit": {"Ref": "RefreshThrottlingRateLimit"}, "ThrottlingBurstLimit": {"Ref": "RefreshThrottlingBurstLimit"}},
             "POST /password/forgot": {"ThrottlingRateLimit": {"Ref": "AccountThrottlingRateLimit"}, "ThrottlingBurstLimit": {"Ref": "AccountThrottlingBurstLimit"}},
             "POST /signup": {"ThrottlingRateLimit": {"Ref": "AccountThrottlingRateLimit"}, "ThrottlingBurstLimit": {"Ref": "AccountThrottlingBurstLimit"}},
@@ -85,6 +88,7 @@ fn the_credential_routes_have_their_own_throttles_on_both_apis() {
     let expected: BTreeSet<(String, String, String)> = [
         ("*", "/*", "ThrottlingRateLimit"),
         ("POST", "/~1login", "LoginThrottlingRateLimit"),
+        ("POST", "/~1login~1mfa", "LoginThrottlingRateLimit"),
         ("POST", "/~1refresh-token", "RefreshThrottlingRateLimit"),
         ("POST", "/~1password~1forgot", "AccountThrottlingRateLimit"),
         ("POST", "/~1signup", "AccountThrottlingRateLimit"),
@@ -171,7 +175,10 @@ fn the_rest_front_door_serves_every_route_behind_per_ip_waf_rules_and_nothing_by
     assert_eq!(credential["Limit"], json!({"Ref": "WafCredentialRequestsPerIp"}));
     let pattern = credential["ScopeDownStatement"]["RegexMatchStatement"]["RegexString"].as_str().unwrap();
     // The credential and link routes: guessing, refresh floods, mail floods.
-    assert_eq!(pattern, "/(login|refresh-token|password/forgot|password/reset|signup|email/verify)$");
+    assert_eq!(
+        pattern,
+        "/(login|login/mfa|login/mfa/setup|refresh-token|password/forgot|password/reset|signup|email/verify)$"
+    );
     assert_eq!(rules[1]["Statement"]["RateBasedStatement"]["Limit"], json!({"Ref": "WafRequestsPerIp"}));
     let association = &resources["WebAclAssociation"]["Properties"];
     assert_eq!(association["WebACLArn"], json!({"Fn::GetAtt": ["WebAcl", "Arn"]}));
@@ -231,7 +238,7 @@ fn functions_read_only_the_attributes_their_code_requests() {
                         assert_eq!(select_of(&statement), "SPECIFIC_ATTRIBUTES", "{role} {action}");
                     }
                     "dynamodb:Query" => {
-                        assert_eq!(attributes_of(&statement), set(&SESSION_ATTRIBUTES), "{role} {action}");
+                        assert_eq!(attributes_of(&statement), set(&SESSION_INDEX_READ), "{role} {action}");
                         assert_eq!(select_of(&statement), "SPECIFIC_ATTRIBUTES", "{role} {action}");
                     }
                     "dynamodb:UpdateItem" => {
@@ -273,7 +280,7 @@ fn functions_read_only_the_attributes_their_code_requests() {
     let index = &template["Resources"]["Table"]["Properties"]["GlobalSecondaryIndexes"][0];
     assert_eq!(index["Projection"]["ProjectionType"], "INCLUDE");
     assert_eq!(names(&index["Projection"]["NonKeyAttributes"]), set(&USER_INDEX_ATTRIBUTES));
-    for attribute in SESSION_ATTRIBUTES.iter().filter(|a| !["pk", "userId"].contains(a)) {
+    for attribute in SESSION_INDEX_READ.iter().filter(|a| !["pk", "userId"].contains(a)) {
         assert!(USER_INDEX_ATTRIBUTES.contains(attribute), "the index lacks {attribute}, which its readers request");
     }
 }

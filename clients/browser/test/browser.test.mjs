@@ -11,6 +11,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { createHmac } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
@@ -54,6 +55,20 @@ if (missing.length > 0 || (fromDisk && inCI)) {
 }
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// RFC 6238 (SHA-1, 6 digits, 30 s) from RFC 4226 with Node's HMAC: independent of the
+// totp-rs crate the server uses. `secret` is base32 without padding.
+function totp(secret, unixSeconds) {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  let bits = '';
+  for (const c of secret.toUpperCase()) bits += alphabet.indexOf(c).toString(2).padStart(5, '0');
+  const key = Buffer.from(bits.match(/.{8}/g).map((byte) => parseInt(byte, 2)));
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(Math.floor(unixSeconds / 30)));
+  const mac = createHmac('sha1', key).update(counter).digest();
+  const offset = mac[19] & 0x0f;
+  return String((mac.readUInt32BE(offset) & 0x7fffffff) % 1_000_000).padStart(6, '0');
+}
 // ANSI colour codes in tracing output would split the words the tests look for.
 const plain = (line) => line.replace(/\x1b\[[0-9;]*m/g, '');
 
@@ -455,6 +470,69 @@ function suite() {
     assert.equal(await stranger.evaluate(() => window.latchkey.refresh().then(() => 'ok', (error) => error.code)), 'invalid_grant');
     assert.equal(typeof await mine.evaluate(() => window.latchkey.refresh()), 'string', 'this session continues');
     for (const context of [laptop, phone, third]) await context.close();
+  });
+
+  test('two-factor: enrol by the QR code, sign in with an independently computed code, then with a recovery code once', async () => {
+    const password = 'a two factor passphrase';
+    const context = await newContext();
+    const page = await openDemo(context, 'Signed out');
+    const email = await newAccount(page, password);
+    const signInWithPassword = async () => {
+      await page.fill('#email', email);
+      await page.fill('#password', password);
+      await page.click('#login');
+    };
+    await signInWithPassword();
+    await waitForStatus(page, 'Signed in');
+    assert.deepEqual(await page.evaluate(() => window.latchkey.amr()), ['pwd']);
+
+    await page.click('#mfa-enrol');
+    await logHas(page, 'scan the QR code');
+    const secret = (await page.textContent('#mfa-secret')).trim();
+    assert.match(secret, /^[A-Z2-7]{32}$/, 'a 160-bit base32 key');
+    await page.waitForFunction(() => document.getElementById('mfa-qr').naturalWidth > 0, null, { polling: 50 });
+    const confirmedAt = Date.now() / 1000;
+    await page.fill('#mfa-code', totp(secret, confirmedAt));
+    await page.click('#mfa-submit');
+    await logHas(page, 'two-factor sign-in is on');
+    const codes = await page.$$eval('#recovery-codes li', (items) => items.map((item) => item.textContent));
+    assert.equal(codes.length, 10);
+    assert.ok(codes.every((code) => /^[a-z2-7]{5}-[a-z2-7]{5}$/.test(code)), codes.join(' '));
+
+    // Out, then in again: the password alone gives no session, the app's code does.
+    await page.click('#logout');
+    await waitForStatus(page, 'Signed out');
+    await signInWithPassword();
+    await waitForStatus(page, 'Enter your code');
+    assert.equal(await refreshCookie(context), undefined, 'no session before the second step');
+    assert.equal(await page.evaluate(() => window.latchkey.accessTokenExpiresAt()), null);
+    await page.fill('#mfa-code', totp(secret, confirmedAt));
+    await page.click('#mfa-submit');
+    await logHas(page, 'verify: invalid_code');
+    await page.fill('#mfa-code', totp(secret, confirmedAt + 30));
+    await page.click('#mfa-submit');
+    await waitForStatus(page, 'Signed in');
+    assert.deepEqual(await page.evaluate(() => window.latchkey.amr()), ['pwd', 'otp']);
+    assert.ok(await refreshCookie(context), 'the session cookie');
+    assert.deepEqual(await page.evaluate(async () => { await window.latchkey.refresh(); return window.latchkey.amr(); }),
+      ['pwd', 'otp'], 'amr survives the refresh');
+
+    // A recovery code signs in once.
+    for (const [attempt, expected] of [[1, 'Signed in'], [2, 'verify: invalid_code']]) {
+      await page.click('#logout');
+      await waitForStatus(page, 'Signed out');
+      await signInWithPassword();
+      await waitForStatus(page, 'Enter your code');
+      await page.fill('#mfa-recovery', codes[0].toUpperCase());
+      await page.click('#mfa-submit');
+      if (attempt === 1) {
+        await waitForStatus(page, expected);
+        assert.deepEqual(await page.evaluate(() => window.latchkey.amr()), ['pwd', 'mfa']);
+      } else {
+        await logHas(page, expected);
+      }
+    }
+    await context.close();
   });
 
   test('forgot password: the mailed link opens the form, leaves no token on screen and ends every session', async () => {

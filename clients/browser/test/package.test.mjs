@@ -35,7 +35,8 @@ test('the installed package imports by its name and exports the client', () => {
   const script = `
     import { createLatchkey, readLink, LatchkeyError } from '@latchkey/browser';
     const client = createLatchkey({ api: 'https://auth.example.com/' });
-    const methods = ['login', 'fetch', 'refresh', 'logout', 'changePassword', 'forgotPassword', 'resetPassword', 'signUp', 'verifyEmail'];
+    const methods = ['login', 'fetch', 'refresh', 'logout', 'changePassword', 'forgotPassword', 'resetPassword', 'signUp', 'verifyEmail',
+      'completeLogin', 'setupLogin', 'enrollTotp', 'confirmTotp', 'removeTotp', 'amr', 'hasSecondFactor'];
     console.log(JSON.stringify({ missing: methods.filter((m) => typeof client[m] !== 'function'), link: typeof readLink, error: typeof LatchkeyError }));`;
   const out = JSON.parse(execFileSync('node', ['--input-type=module', '-e', script], { cwd: consumer, encoding: 'utf8' }));
   assert.deepEqual(out, { missing: [], link: 'function', error: 'function' });
@@ -54,7 +55,7 @@ function typecheck(source) {
 
 test('a strict TypeScript consumer type-checks against the installed types, and a wrong call does not', () => {
   const good = `
-    import { createLatchkey, readLink, LatchkeyError, type LatchkeyLink } from '@latchkey/browser';
+    import { createLatchkey, readLink, LatchkeyError, type LatchkeyLink, type LatchkeyTotpEnrolment } from '@latchkey/browser';
     const latchkey = createLatchkey({ api: 'https://auth.example.com' });
     async function run(): Promise<void> {
       const link: LatchkeyLink | null = readLink();
@@ -64,6 +65,19 @@ test('a strict TypeScript consumer type-checks against the installed types, and 
       await latchkey.forgotPassword('ada@example.com');
       await latchkey.signUp('ada@example.com', 'a long passphrase');
       latchkey.addEventListener('token', (event) => { const from: 'login' | 'refresh' | 'password' | 'tab' = event.detail.from; void from; });
+      const step = await latchkey.login('ada@example.com', 'a long passphrase');
+      if ('mfaRequired' in step) {
+        const setup: LatchkeyTotpEnrolment | null = step.enrollmentRequired ? await latchkey.setupLogin() : null;
+        const done = await latchkey.completeLogin({ code: '123456' });
+        const codes: string[] | undefined = done.recoveryCodes;
+        void setup; void codes;
+      }
+      const enrolment: LatchkeyTotpEnrolment = await latchkey.enrollTotp();
+      const recovery: string[] = await latchkey.confirmTotp('123456');
+      await latchkey.removeTotp('a long passphrase', { recoveryCode: recovery[0] });
+      const methods: string[] | null = latchkey.amr();
+      const stepped: boolean = latchkey.hasSecondFactor();
+      void enrolment.qrSvg; void methods; void stepped;
       void expiresAt;
     }
     run().catch((error: unknown) => { if (error instanceof LatchkeyError) console.log(error.code, error.status); });
@@ -146,6 +160,40 @@ test('the account calls send what the API documents; a wrong current password is
       ['/signup', 'POST', { email: 'cy@example.com', password: 'long passphrase' }],
       ['/email/verify', 'POST', { token: 'tok2' }],
     ]);
+  } finally {
+    globalThis.fetch = original;
+  }
+});
+
+test('a login with a second factor keeps the mfaToken inside and sends it with the code', async () => {
+  const { createLatchkey } = await importInstalled();
+  const jwt = (amr) => `h.${Buffer.from(JSON.stringify({ sub: 'u', amr })).toString('base64url')}.s`;
+  const fake = fakeFetch({
+    '/login': [[200, { mfaRequired: true, mfaToken: 'opaque-mfa-token', mfaEnrollmentRequired: false, expiresIn: 300 }]],
+    '/login/mfa': [
+      [401, { error: 'invalid_code', message: 'The code is incorrect or was already used.' }],
+      [200, { accessToken: jwt(['pwd', 'otp']), expiresIn: 900, tokenType: 'Bearer' }],
+    ],
+  });
+  const original = globalThis.fetch;
+  globalThis.fetch = fake.fetch;
+  try {
+    const latchkey = createLatchkey({ api: 'https://auth.example.com' });
+    const step = await latchkey.login('ada@example.com', 'a long passphrase');
+    assert.deepEqual(step, { mfaRequired: true, enrollmentRequired: false }, 'the token is not handed to the page');
+    assert.equal(latchkey.accessTokenExpiresAt(), null, 'no session before the code');
+    assert.equal(latchkey.amr(), null);
+    const wrong = await latchkey.completeLogin({ code: '000000' }).then(() => 'ok', (error) => error.code);
+    assert.equal(wrong, 'invalid_code');
+    await latchkey.completeLogin({ code: '123456' });
+    assert.deepEqual(fake.calls.slice(1).map((c) => c.body), [
+      { mfaToken: 'opaque-mfa-token', code: '000000' },
+      { mfaToken: 'opaque-mfa-token', code: '123456' },
+    ], 'a wrong code leaves the login pending');
+    assert.deepEqual(latchkey.amr(), ['pwd', 'otp']);
+    assert.equal(latchkey.hasSecondFactor(), true);
+    const again = await latchkey.completeLogin({ code: '123456' }).then(() => 'ok', (error) => error.code);
+    assert.equal(again, 'no_pending_login', 'a finished login has no token left to send');
   } finally {
     globalThis.fetch = original;
   }

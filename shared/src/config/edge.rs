@@ -132,6 +132,11 @@ pub struct EdgeConfig {
     /// holders, and the authorizer enforces it on `/admin/*` beside `route_roles`.
     /// `LATCHKEY_ADMIN_ROLE`, default `Admin`; compared exactly, case kept.
     pub admin_role: String,
+    /// Routes that need a second factor, `METHOD /path` comma-separated (the path
+    /// syntax of `route_roles`), e.g. `* /admin/*,POST /payments*`: an access token
+    /// whose `amr` has no `otp` or `mfa` is denied there (403). `LATCHKEY_ROUTE_MFA`,
+    /// default empty.
+    pub mfa_routes: Vec<RouteRole>,
 }
 
 /// The administrators' role when `LATCHKEY_ADMIN_ROLE` is unset.
@@ -146,6 +151,16 @@ impl EdgeConfig {
     pub fn role_rules(&self) -> impl Iterator<Item = RouteRole> + '_ {
         let admin = RouteRole { method: "*".to_owned(), path: ADMIN_PATHS.to_owned(), role: self.admin_role.clone() };
         self.route_roles.iter().cloned().chain(std::iter::once(admin))
+    }
+
+    /// The rules an access token with `role` and authentication methods `amr` breaks
+    /// wherever they match: the role rules of other roles, and the second-factor
+    /// routes when `amr` has no second factor.
+    pub fn denied_rules<'a>(&'a self, role: &'a str, amr: &[String]) -> impl Iterator<Item = RouteRole> + 'a {
+        let without_second_factor = !crate::token::has_second_factor(amr);
+        self.role_rules()
+            .filter(move |rule| rule.role != role)
+            .chain(self.mfa_routes.iter().filter(move |_| without_second_factor).cloned())
     }
 }
 
@@ -162,6 +177,7 @@ impl Default for EdgeConfig {
             session_check_secs: 30,
             session_check_failure: SessionCheckFailure::Deny,
             admin_role: DEFAULT_ADMIN_ROLE.to_owned(),
+            mfa_routes: Vec::new(),
         }
     }
 }
@@ -201,6 +217,10 @@ impl EdgeConfig {
             },
             required_role: get("LATCHKEY_REQUIRED_ROLE").map(|role| role.trim().to_owned()),
             route_roles: list(get("LATCHKEY_ROUTE_ROLES")).into_iter().map(route_role).collect::<Result<_, _>>()?,
+            mfa_routes: list(get("LATCHKEY_ROUTE_MFA"))
+                .into_iter()
+                .map(|route| route_rule("LATCHKEY_ROUTE_MFA", format!("{route}={MFA_REQUIREMENT}")))
+                .collect::<Result<_, _>>()?,
             admin_role: match get("LATCHKEY_ADMIN_ROLE").map(|role| role.trim().to_owned()) {
                 None => defaults.admin_role.clone(),
                 Some(role) if is_role(&role) => role,
@@ -221,7 +241,7 @@ impl EdgeConfig {
     }
 }
 
-fn list(raw: Option<String>) -> Vec<String> {
+pub(super) fn list(raw: Option<String>) -> Vec<String> {
     raw.map(|raw| raw.split(',').map(str::trim).filter(|item| !item.is_empty()).map(str::to_owned).collect())
         .unwrap_or_default()
 }
@@ -253,7 +273,15 @@ fn origin(raw: String) -> Result<String, ConfigError> {
 /// `{proxy+}` syntax, a query, an unknown method) is an error naming it, not a
 /// rule silently enforcing nothing.
 fn route_role(raw: String) -> Result<RouteRole, ConfigError> {
-    let bad = |why: &str| problem("LATCHKEY_ROUTE_ROLES", format!("{raw:?} is not METHOD /path=role: {why}"));
+    route_rule("LATCHKEY_ROUTE_ROLES", raw)
+}
+
+/// The requirement a `LATCHKEY_ROUTE_MFA` rule carries in its `role` field: not a
+/// role (the role charset has no space), a second factor in `amr`.
+pub const MFA_REQUIREMENT: &str = "second factor";
+
+fn route_rule(variable: &'static str, raw: String) -> Result<RouteRole, ConfigError> {
+    let bad = |why: &str| problem(variable, format!("{raw:?} is not METHOD /path=role: {why}"));
     let (route, role) = raw.rsplit_once('=').ok_or_else(|| bad("no ="))?;
     let (method, path) = route.trim().split_once(' ').ok_or_else(|| bad("no space between method and path"))?;
     let (method, path, role) = (method.trim().to_ascii_uppercase(), path.trim(), role.trim());

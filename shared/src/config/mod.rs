@@ -6,13 +6,16 @@
 
 mod accounts;
 mod edge;
+mod mfa;
 
 use std::time::Duration;
 
 pub use accounts::{AccountConfig, DeliveryKind, SignupMode};
 pub use edge::{
-    ADMIN_PATHS, DEFAULT_ADMIN_ROLE, EdgeConfig, RefreshDelivery, RouteRole, SessionCheckFailure, is_role, normal_path,
+    ADMIN_PATHS, DEFAULT_ADMIN_ROLE, EdgeConfig, MFA_REQUIREMENT, RefreshDelivery, RouteRole, SessionCheckFailure,
+    is_role, normal_path,
 };
+pub use mfa::{MfaConfig, MfaMode};
 
 use crate::password::PasswordParams;
 
@@ -47,6 +50,7 @@ pub const VARIABLES: &[&str] = &[
     "LATCHKEY_JWKS_MAX_AGE_SECONDS",
     "LATCHKEY_REQUIRED_ROLE",
     "LATCHKEY_ROUTE_ROLES",
+    "LATCHKEY_ROUTE_MFA",
     "LATCHKEY_ADMIN_ROLE",
     "LATCHKEY_AUTHORIZER_SESSION_CHECK_SECONDS",
     "LATCHKEY_AUTHORIZER_SESSION_CHECK_FAILURE",
@@ -65,6 +69,11 @@ pub const VARIABLES: &[&str] = &[
     "LATCHKEY_SIGNUP_DOMAINS",
     "LATCHKEY_SIGNUP_ROLE",
     "LATCHKEY_ACCOUNT_RESPONSE_FLOOR_MS",
+    "LATCHKEY_MFA",
+    "LATCHKEY_MFA_ROLES",
+    "LATCHKEY_MFA_ISSUER",
+    "LATCHKEY_MFA_MAX_FAILURES",
+    "LATCHKEY_MFA_WINDOW_SECONDS",
 ];
 
 /// Variables a deployment must set: the functions that touch storage or keys
@@ -141,6 +150,8 @@ pub struct Config {
     pub edge: EdgeConfig,
     /// The account flows' settings (delivery, links, lifetimes, sign-up).
     pub accounts: AccountConfig,
+    /// The second factor's settings (mode, roles that must enrol, issuer, limit).
+    pub mfa: MfaConfig,
 }
 
 impl Default for Config {
@@ -165,6 +176,7 @@ impl Default for Config {
             login_lockout: Duration::from_secs(15 * MINUTE),
             edge: EdgeConfig::default(),
             accounts: AccountConfig::default(),
+            mfa: MfaConfig::default(),
         }
     }
 }
@@ -285,6 +297,7 @@ impl Config {
             login_lockout: seconds("LATCHKEY_LOGIN_LOCKOUT_SECONDS", defaults.login_lockout, MINUTE, DAY)?,
             edge: EdgeConfig::from_lookup(&get)?,
             accounts: AccountConfig::from_lookup(&get)?,
+            mfa: MfaConfig::from_lookup(&get)?,
         }
         .with_roles_apart()
     }

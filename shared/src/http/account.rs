@@ -1,8 +1,10 @@
 //! The account routes, served by one function: `POST /password` (change, with the
 //! access token), `POST /password/forgot`, `POST /password/reset`, `POST /signup`,
 //! `POST /email/verify`, and the signed-in user's sessions (`GET /sessions`,
-//! `DELETE /sessions/{id}`). The rules live in [`crate::account`], [`crate::recovery`]
-//! and [`crate::signup`]; this module reads requests and shapes answers.
+//! `DELETE /sessions/{id}`), and the signed-in user's second factor (`POST /mfa/totp`,
+//! `POST /mfa/totp/confirm`, `DELETE /mfa/totp`). The rules live in
+//! [`crate::account`], [`crate::recovery`], [`crate::signup`] and [`crate::mfa`];
+//! this module reads requests and shapes answers.
 
 use std::time::Duration;
 
@@ -11,11 +13,13 @@ use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 
 use super::edge::{Outcome, empty_response, json_body, json_response, serve};
+use super::login::mfa_error;
 use super::logout::bearer_token;
 use super::tokens::subject_of;
 use super::{ApiError, TokenResponder};
 use crate::account::{AccountError, Authentication, PasswordChanged};
 use crate::config::EdgeConfig;
+use crate::mfa::{Mfa, Proof};
 use crate::password::{Password, PasswordError};
 use crate::recovery::{InvalidLink, Recovery};
 use crate::signup::SignupRefused;
@@ -31,6 +35,8 @@ pub struct AccountState {
     pub tokens: TokenResponder,
     /// The access token of a password change.
     pub verifier: Verifier,
+    /// The second factor.
+    pub mfa: Mfa,
     /// CORS, cookie and CSRF settings.
     pub edge: EdgeConfig,
 }
@@ -52,11 +58,17 @@ pub enum AccountRoute {
     Sessions,
     /// `DELETE /sessions/{id}`.
     EndSession,
+    /// `POST /mfa/totp`.
+    MfaBegin,
+    /// `POST /mfa/totp/confirm`.
+    MfaConfirm,
+    /// `DELETE /mfa/totp`.
+    MfaRemove,
 }
 
 impl AccountRoute {
     /// Every account route.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 10] = [
         Self::ChangePassword,
         Self::Forgot,
         Self::Reset,
@@ -64,6 +76,9 @@ impl AccountRoute {
         Self::VerifyEmail,
         Self::Sessions,
         Self::EndSession,
+        Self::MfaConfirm,
+        Self::MfaBegin,
+        Self::MfaRemove,
     ];
 
     /// `METHOD /path`.
@@ -76,6 +91,9 @@ impl AccountRoute {
             Self::VerifyEmail => super::VERIFY_EMAIL_ROUTE,
             Self::Sessions => super::SESSIONS_ROUTE,
             Self::EndSession => super::END_SESSION_ROUTE,
+            Self::MfaBegin => super::MFA_BEGIN_ROUTE,
+            Self::MfaConfirm => super::MFA_CONFIRM_ROUTE,
+            Self::MfaRemove => super::MFA_REMOVE_ROUTE,
         }
     }
 
@@ -83,8 +101,17 @@ impl AccountRoute {
     pub fn method(self) -> Method {
         match self {
             Self::Sessions => Method::GET,
-            Self::EndSession => Method::DELETE,
+            Self::EndSession | Self::MfaRemove => Method::DELETE,
             _ => Method::POST,
+        }
+    }
+
+    /// The route of a request: [`AccountRoute::of_path`], with `DELETE /mfa/totp`
+    /// told from `POST /mfa/totp` by the method.
+    pub fn of_request(method: &Method, path: &str) -> Option<Self> {
+        match Self::of_path(path)? {
+            Self::MfaBegin if method == Method::DELETE => Some(Self::MfaRemove),
+            route => Some(route),
         }
     }
 
@@ -104,7 +131,7 @@ impl AccountRoute {
 
 /// Handles every account route (and its CORS preflight), by the request's path.
 pub async fn account(state: &AccountState, request: Request) -> Response<Body> {
-    let Some(route) = AccountRoute::of_path(request.uri().path()) else {
+    let Some(route) = AccountRoute::of_request(request.method(), request.uri().path()) else {
         return ApiError::NotFound.into_response();
     };
     serve(route.key(), route.method(), &state.edge, request, |request| async move {
@@ -117,6 +144,9 @@ pub async fn account(state: &AccountState, request: Request) -> Response<Body> {
             AccountRoute::VerifyEmail => verify_email(state, &request).await,
             AccountRoute::Sessions => list_sessions(state, &request).await,
             AccountRoute::EndSession => end_session(state, &request).await,
+            AccountRoute::MfaBegin => mfa_begin(state, &request).await,
+            AccountRoute::MfaConfirm => mfa_confirm(state, &request).await,
+            AccountRoute::MfaRemove => mfa_remove(state, &request).await,
         };
         outcome.unwrap_or_else(Outcome::from)
     })
@@ -219,12 +249,83 @@ async fn change_password(state: &AccountState, request: &Request) -> Result<Outc
         Authentication::Failure | Authentication::Unverified => return Err(ApiError::InvalidCredentials),
         Authentication::Throttled { retry_after_secs } => return Err(ApiError::TooManyAttempts { retry_after_secs }),
     };
-    let subject = subject_of(&UserStanding::from(&changed.user), changed.session.id);
+    let subject = subject_of(&UserStanding::from(&changed.user), &changed.session);
     let (access, ()) = tokio::join!(state.tokens.issue(&subject, now), accounts.mark_others_ended(&changed));
     let access = access?;
     let PasswordChanged { user, session, refresh_token } = changed;
     let response = state.tokens.respond(&access, &session, &refresh_token, now, false);
     Ok(Outcome::ok(response, Some(user.id)))
+}
+
+/// [`signed_in`], and the token's session still live for the same user in the user's
+/// current epoch (the second factor is changed only from a session that stands,
+/// whatever the authorizer's cache says): the claims and the user as stored.
+async fn in_live_session(
+    state: &AccountState,
+    request: &Request,
+) -> Result<(crate::token::AccessClaims, crate::store::User), ApiError> {
+    let (claims, session_id) = signed_in(state, request)?;
+    let accounts = state.recovery.accounts();
+    let (session, user) = tokio::join!(accounts.sessions().session(&session_id), accounts.existing(&claims.email));
+    let user = user.map_err(|error| match error {
+        AccountError::Store(StoreError::NotFound) => ApiError::InvalidToken("user gone".to_owned()),
+        other => account_error(other),
+    })?;
+    let now = accounts.sessions().clock().now();
+    let live = session?.is_some_and(|session| {
+        session.is_live(now) && session.user_id == user.id && session.user_epoch == user.session_epoch
+    });
+    if user.id != claims.sub || user.disabled || !live {
+        return Err(ApiError::InvalidToken("session ended".to_owned()));
+    }
+    Ok((claims, user))
+}
+
+/// `POST /mfa/totp`: a new secret for the signed-in user's authenticator app, not
+/// active until confirmed; 409 `mfa_enabled` while one is.
+async fn mfa_begin(state: &AccountState, request: &Request) -> Result<Outcome, ApiError> {
+    let (claims, user) = in_live_session(state, request).await?;
+    let enrolment = state.mfa.begin(&user).await.map_err(mfa_error)?;
+    Ok(Outcome::ok(json_response(StatusCode::OK, &super::enrolment_body(&enrolment)), Some(claims.sub)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CodeBody {
+    code: String,
+}
+
+/// `POST /mfa/totp/confirm {"code"}`: `{"recoveryCodes": [...]}`, shown once.
+async fn mfa_confirm(state: &AccountState, request: &Request) -> Result<Outcome, ApiError> {
+    let (claims, _) = in_live_session(state, request).await?;
+    let body: CodeBody = json_body(request)?.ok_or(ApiError::InvalidRequest("Body must be {\"code\"}."))?;
+    let codes = state.mfa.confirm(&claims.sub, &claims.email, &body.code).await.map_err(mfa_error)?;
+    let body = serde_json::json!({ "recoveryCodes": codes });
+    Ok(Outcome::ok(json_response(StatusCode::OK, &body), Some(claims.sub)))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RemoveBody {
+    password: String,
+    code: Option<String>,
+    recovery_code: Option<String>,
+}
+
+const REMOVE_SHAPE: &str = "Body must be {\"password\", \"code\"} or {\"password\", \"recoveryCode\"}.";
+
+/// `DELETE /mfa/totp {"password", "code" | "recoveryCode"}`: 204.
+async fn mfa_remove(state: &AccountState, request: &Request) -> Result<Outcome, ApiError> {
+    let (claims, _) = in_live_session(state, request).await?;
+    let body: RemoveBody = json_body(request)?.ok_or(ApiError::InvalidRequest(REMOVE_SHAPE))?;
+    let proof = match (body.code, body.recovery_code) {
+        (Some(code), None) => Proof::Code(code),
+        (None, Some(code)) => Proof::RecoveryCode(code),
+        _ => return Err(ApiError::InvalidRequest(REMOVE_SHAPE)),
+    };
+    let current = password(body.password)?;
+    state.mfa.remove(&claims.sub, &claims.email, &current, &proof).await.map_err(mfa_error)?;
+    Ok(Outcome::ok(empty_response(StatusCode::NO_CONTENT), Some(claims.sub)))
 }
 
 #[derive(Deserialize)]
@@ -322,5 +423,9 @@ mod tests {
         assert_eq!(AccountRoute::of_path("/sessions"), Some(AccountRoute::Sessions));
         assert_eq!(AccountRoute::of_path("/api/sessions/abc"), Some(AccountRoute::EndSession));
         assert_eq!(AccountRoute::of_path("/sessions/"), Some(AccountRoute::Sessions));
+        assert_eq!(AccountRoute::of_path("/mfa/totp"), Some(AccountRoute::MfaBegin));
+        assert_eq!(AccountRoute::of_path("/api/mfa/totp/confirm"), Some(AccountRoute::MfaConfirm));
+        let delete = http::Method::DELETE;
+        assert_eq!(AccountRoute::of_request(&delete, "/mfa/totp"), Some(AccountRoute::MfaRemove));
     }
 }

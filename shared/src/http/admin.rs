@@ -24,6 +24,8 @@ use crate::token::{SessionId, Verifier};
 pub struct AdminState {
     /// The admin operations.
     pub admin: Admin,
+    /// The second factor (an administrator's reset).
+    pub mfa: crate::mfa::Mfa,
     /// The access token of every request.
     pub verifier: Verifier,
     /// CORS settings.
@@ -49,10 +51,12 @@ pub enum AdminRoute {
     EndSessions(String),
     /// `DELETE /admin/users/{id}/sessions/{sessionId}`.
     EndSession(String, String),
+    /// `DELETE /admin/users/{id}/mfa`.
+    ResetMfa(String),
 }
 
 /// Every admin route, as `METHOD /path`.
-pub const ADMIN_ROUTES: [&str; 8] = [
+pub const ADMIN_ROUTES: [&str; 9] = [
     "GET /admin/users",
     "POST /admin/users",
     "GET /admin/users/{id}",
@@ -61,6 +65,7 @@ pub const ADMIN_ROUTES: [&str; 8] = [
     "GET /admin/users/{id}/sessions",
     "DELETE /admin/users/{id}/sessions",
     "DELETE /admin/users/{id}/sessions/{sessionId}",
+    "DELETE /admin/users/{id}/mfa",
 ];
 
 impl AdminRoute {
@@ -92,6 +97,10 @@ impl AdminRoute {
                 Method::DELETE => Self::EndSessions(id(0)),
                 _ => return Err(&[Method::GET, Method::DELETE]),
             },
+            (2, Some("mfa")) => match *method {
+                Method::DELETE => Self::ResetMfa(id(0)),
+                _ => return Err(&[Method::DELETE]),
+            },
             (3, Some("sessions")) => match *method {
                 Method::DELETE => Self::EndSession(id(0), id(2)),
                 _ => return Err(&[Method::DELETE]),
@@ -111,6 +120,7 @@ impl AdminRoute {
             Self::ListSessions(_) => 5,
             Self::EndSessions(_) => 6,
             Self::EndSession(..) => 7,
+            Self::ResetMfa(_) => 8,
         };
         ADMIN_ROUTES[index]
     }
@@ -126,6 +136,7 @@ impl AdminRoute {
             Self::ListSessions(_) => "list_sessions",
             Self::EndSessions(_) => "end_sessions",
             Self::EndSession(..) => "end_session",
+            Self::ResetMfa(_) => "reset_mfa",
         }
     }
 
@@ -134,7 +145,7 @@ impl AdminRoute {
             Self::ListUsers | Self::GetUser(_) | Self::ListSessions(_) => Method::GET,
             Self::CreateUser => Method::POST,
             Self::UpdateUser(_) => Method::PATCH,
-            Self::DeleteUser(_) | Self::EndSessions(_) | Self::EndSession(..) => Method::DELETE,
+            Self::DeleteUser(_) | Self::EndSessions(_) | Self::EndSession(..) | Self::ResetMfa(_) => Method::DELETE,
         }
     }
 
@@ -147,7 +158,8 @@ impl AdminRoute {
             | Self::DeleteUser(id)
             | Self::ListSessions(id)
             | Self::EndSessions(id)
-            | Self::EndSession(id, _) => Some(id),
+            | Self::EndSession(id, _)
+            | Self::ResetMfa(id) => Some(id),
         }
     }
 }
@@ -311,6 +323,13 @@ async fn run(
             admin.end_session(id, session).await.map_err(admin_error)?;
             done()
         }
+        AdminRoute::ResetMfa(id) => {
+            let user = admin.user(id).await.map_err(admin_error)?;
+            if !state.mfa.reset(&user).await.map_err(super::login::mfa_error)? {
+                return Err(ApiError::Conflict("mfa_not_enabled"));
+            }
+            done()
+        }
     })
 }
 
@@ -348,6 +367,7 @@ fn listed(user: &ListedUser) -> Value {
 fn user_json(user: &User) -> Value {
     let mut shown = listed(&ListedUser::from(user));
     shown["passwordSet"] = json!(user.has_password());
+    shown["mfaEnabled"] = json!(user.totp.enabled());
     shown
 }
 
@@ -398,6 +418,8 @@ mod tests {
         );
         assert_eq!(of(Method::PUT, "/admin/users/u1"), Err(&[Method::GET, Method::PATCH, Method::DELETE][..]));
         assert_eq!(of(Method::GET, "/admin/users/u1/other"), Ok(None));
+        assert_eq!(of(Method::DELETE, "/admin/users/u1/mfa"), Ok(Some(AdminRoute::ResetMfa("u1".into()))));
+        assert_eq!(of(Method::GET, "/admin/users/u1/mfa"), Err(&[Method::DELETE][..]));
         assert_eq!(of(Method::GET, "/admin/users//sessions"), Ok(None));
         assert_eq!(of(Method::GET, "/users"), Ok(None));
         for route in [AdminRoute::ListUsers, AdminRoute::EndSession("a".into(), "b".into())] {

@@ -50,13 +50,19 @@ pub enum ApiError {
     /// 400 `invalid_cursor`: a listing cursor that was not issued for this listing or
     /// was altered.
     InvalidCursor,
+    /// 401 `invalid_mfa_token`: the `mfaToken` of a login's second step is malformed,
+    /// unknown, expired, used or superseded: sign in again.
+    InvalidMfaToken,
+    /// 401 `invalid_code`: the code is wrong, replayed or too far from now, or the
+    /// recovery code is not (or no longer) the user's.
+    InvalidCode,
     /// 500 `server_error`: storage or KMS failed; the detail is for logs.
     Server(String),
 }
 
 impl ApiError {
     /// Every code [`ApiError::code`] can return.
-    pub const CODES: [&'static str; 16] = [
+    pub const CODES: [&'static str; 21] = [
         "invalid_request",
         "invalid_credentials",
         "invalid_grant",
@@ -73,6 +79,11 @@ impl ApiError {
         "email_taken",
         "conflict",
         "invalid_cursor",
+        "invalid_mfa_token",
+        "invalid_code",
+        "mfa_enabled",
+        "mfa_not_pending",
+        "mfa_not_enabled",
     ];
 
     /// The HTTP status.
@@ -84,7 +95,11 @@ impl ApiError {
             Self::Forbidden(_) | Self::EmailUnverified | Self::SignupOff | Self::NotAdmin => StatusCode::FORBIDDEN,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::NotFound => StatusCode::NOT_FOUND,
-            Self::InvalidCredentials | Self::InvalidGrant(_) | Self::InvalidToken(_) => StatusCode::UNAUTHORIZED,
+            Self::InvalidCredentials
+            | Self::InvalidGrant(_)
+            | Self::InvalidToken(_)
+            | Self::InvalidMfaToken
+            | Self::InvalidCode => StatusCode::UNAUTHORIZED,
             Self::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Server(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -108,6 +123,8 @@ impl ApiError {
             Self::NotAdmin => "forbidden",
             Self::Conflict(code) => code,
             Self::InvalidCursor => "invalid_cursor",
+            Self::InvalidMfaToken => "invalid_mfa_token",
+            Self::InvalidCode => "invalid_code",
         }
     }
 
@@ -122,6 +139,11 @@ impl ApiError {
             Self::NotAdmin => "This needs an active administrator.",
             Self::Conflict("last_admin") => "This would leave no active administrator.",
             Self::Conflict("email_taken") => "A user with this email already exists.",
+            Self::Conflict("mfa_enabled") => "A second factor is enabled already. Remove it first.",
+            Self::Conflict("mfa_not_pending") => "No enrolment is waiting for confirmation. Start one first.",
+            Self::Conflict("mfa_not_enabled") => "No second factor is enabled.",
+            Self::InvalidMfaToken => "The sign-in has expired or was already finished. Sign in again.",
+            Self::InvalidCode => "The code is incorrect or was already used.",
             Self::Conflict(_) => "The user changed meanwhile. Read it again and retry.",
             Self::InvalidCursor => "The cursor is invalid for this listing.",
             Self::InvalidCredentials => "The email or password is incorrect.",
@@ -198,6 +220,11 @@ mod tests {
             (ApiError::Conflict("email_taken"), 409, "email_taken"),
             (ApiError::Conflict("conflict"), 409, "conflict"),
             (ApiError::InvalidCursor, 400, "invalid_cursor"),
+            (ApiError::InvalidMfaToken, 401, "invalid_mfa_token"),
+            (ApiError::InvalidCode, 401, "invalid_code"),
+            (ApiError::Conflict("mfa_enabled"), 409, "mfa_enabled"),
+            (ApiError::Conflict("mfa_not_pending"), 409, "mfa_not_pending"),
+            (ApiError::Conflict("mfa_not_enabled"), 409, "mfa_not_enabled"),
         ];
         for (error, status, code) in cases {
             let detail = error.log_detail().to_owned();

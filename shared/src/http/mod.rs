@@ -50,8 +50,18 @@ pub const VERIFY_EMAIL_ROUTE: &str = "POST /email/verify";
 pub const SESSIONS_ROUTE: &str = "GET /sessions";
 /// `DELETE /sessions/{id}`.
 pub const END_SESSION_ROUTE: &str = "DELETE /sessions/{id}";
+/// `POST /login/mfa` (a login's second step).
+pub const LOGIN_MFA_ROUTE: &str = "POST /login/mfa";
+/// `POST /login/mfa/setup` (enrolment during a login, for users who must enrol).
+pub const LOGIN_MFA_SETUP_ROUTE: &str = "POST /login/mfa/setup";
+/// `POST /mfa/totp` (start an enrolment, signed in).
+pub const MFA_BEGIN_ROUTE: &str = "POST /mfa/totp";
+/// `POST /mfa/totp/confirm`.
+pub const MFA_CONFIRM_ROUTE: &str = "POST /mfa/totp/confirm";
+/// `DELETE /mfa/totp`.
+pub const MFA_REMOVE_ROUTE: &str = "DELETE /mfa/totp";
 /// Every route the HTTP functions serve, as `METHOD /path`.
-pub const ROUTES: [&str; 19] = [
+pub const ROUTES: [&str; 25] = [
     LOGIN_ROUTE,
     REFRESH_ROUTE,
     LOGOUT_ROUTE,
@@ -71,4 +81,19 @@ pub const ROUTES: [&str; 19] = [
     ADMIN_ROUTES[5],
     ADMIN_ROUTES[6],
     ADMIN_ROUTES[7],
+    ADMIN_ROUTES[8],
+    LOGIN_MFA_ROUTE,
+    LOGIN_MFA_SETUP_ROUTE,
+    MFA_BEGIN_ROUTE,
+    MFA_CONFIRM_ROUTE,
+    MFA_REMOVE_ROUTE,
 ];
+
+/// The JSON of an enrolment: `{"secret", "otpauthUri", "qrSvg"}`.
+pub(crate) fn enrolment_body(enrolment: &crate::mfa::Enrolment) -> serde_json::Value {
+    serde_json::json!({
+        "secret": enrolment.secret,
+        "otpauthUri": enrolment.otpauth_uri,
+        "qrSvg": enrolment.qr_svg,
+    })
+}

@@ -102,7 +102,7 @@ async fn attempt(state: &RefreshState, request: &Request) -> Result<Outcome, Api
         Ok(pending) => pending,
         Err(error) => return refused(error),
     };
-    let subject = subject_of(pending.user(), pending.session_id());
+    let subject = subject_of(pending.user(), pending.session());
     let access = match (guess, signed) {
         (Some(guess), Some(signed)) if guess == subject => signed?,
         _ => state.tokens.issue(&subject, now).await?,

@@ -8,15 +8,16 @@ use super::ApiError;
 use super::edge::{json_response, set_refresh_cookie};
 use crate::config::EdgeConfig;
 use crate::store::{Session, UserStanding};
-use crate::token::{AccessTokenIssuer, IssuedAccessToken, SessionId, Subject};
+use crate::token::{AccessTokenIssuer, IssuedAccessToken, Subject};
 
-/// Whom an access token for `user` in `session_id` is for.
-pub fn subject_of(user: &UserStanding, session_id: SessionId) -> Subject {
+/// Whom an access token for `user` in `session` is for.
+pub fn subject_of(user: &UserStanding, session: &Session) -> Subject {
     Subject {
         user_id: user.id.clone(),
         email: user.email.clone(),
         role: user.role.clone(),
-        session_id: session_id.to_string(),
+        session_id: session.id.to_string(),
+        amr: session.amr.clone(),
     }
 }
 
@@ -28,6 +29,7 @@ pub fn snapshot_subject(session: &Session) -> Option<Subject> {
         email: session.email.clone(),
         role: session.role.clone()?,
         session_id: session.id.to_string(),
+        amr: session.amr.clone(),
     })
 }
 

@@ -21,7 +21,7 @@ use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem, Update};
 use super::{
     ClientInfo, CredentialChange, CredentialStore, ListedUser, LoginAttemptStore, MAX_SESSIONS_READ, Membership,
     PasswordChange, RotateOutcome, SecretRecord, Session, SessionLookup, SessionStore, StandingChange, StandingOutcome,
-    StoreError, User, UserStanding, UserStore, UsersPage,
+    StoreError, TotpChange, TotpState, User, UserStanding, UserStore, UsersPage,
 };
 use crate::onetime::Purpose;
 use crate::token::SessionId;
@@ -43,7 +43,7 @@ pub const TTL_ATTRIBUTE: &str = "ttl";
 /// The attributes every read of a session item requests (`ProjectionExpression`),
 /// and the only ones the refresh, logout and authorizer roles may read
 /// (`dynamodb:Attributes` in template.yaml).
-pub const SESSION_ATTRIBUTES: [&str; 13] = [
+pub const SESSION_ATTRIBUTES: [&str; 14] = [
     "pk",
     "sessionId",
     "userId",
@@ -57,22 +57,36 @@ pub const SESSION_ATTRIBUTES: [&str; 13] = [
     "absExpiresAt",
     "revokedAt",
     "revokeReason",
+    "amr",
 ];
+
+/// What a `Query` of the `byUser` index reads of each session: [`SESSION_ATTRIBUTES`]
+/// but `amr`, which the index does not hold (its projection cannot change in place;
+/// a listing needs no `amr`).
+pub const SESSION_INDEX_READ: [&str; 13] = {
+    let mut read = [""; 13];
+    let mut i = 0;
+    while i < read.len() {
+        read[i] = SESSION_ATTRIBUTES[i];
+        i += 1;
+    }
+    read
+};
 
 /// What a session list reads of each session: [`SESSION_ATTRIBUTES`] and where it
 /// was last used. Only the account function's `BatchGetItem` may read these two.
-pub const SESSION_LIST_ATTRIBUTES: [&str; 15] = with_client_details(SESSION_ATTRIBUTES);
+pub const SESSION_LIST_ATTRIBUTES: [&str; 16] = with_client_details(SESSION_ATTRIBUTES);
 
 /// `attributes` and the two client-detail attributes after them.
-const fn with_client_details(attributes: [&'static str; 13]) -> [&'static str; 15] {
-    let mut all = [""; 15];
+const fn with_client_details(attributes: [&'static str; 14]) -> [&'static str; 16] {
+    let mut all = [""; 16];
     let mut i = 0;
     while i < attributes.len() {
         all[i] = attributes[i];
         i += 1;
     }
-    all[13] = "userAgent";
-    all[14] = "ip";
+    all[14] = "userAgent";
+    all[15] = "ip";
     all
 }
 
@@ -722,7 +736,7 @@ impl SessionStore for DynamoStore {
     }
 
     async fn list_user_sessions(&self, user_id: &str) -> Result<Vec<Session>, StoreError> {
-        let (attributes, names) = projection(&SESSION_ATTRIBUTES);
+        let (attributes, names) = projection(&SESSION_INDEX_READ);
         let items = self
             .client
             .query()
@@ -783,18 +797,27 @@ impl LoginAttemptStore for DynamoStore {
     }
 
     async fn clear_failures(&self, email: &str, window: u64) -> Result<(), StoreError> {
+        self.delete_key(attempts_key(email, window)).await
+    }
+
+    async fn forget(&self, name: &str, window: u64) -> Result<(), StoreError> {
+        self.delete_key(s(format!("{COUNT_PREFIX}{name}#{window}"))).await
+    }
+}
+
+impl DynamoStore {
+    /// Deletes the item `key` (one `DeleteItem`; a missing item is not an error).
+    async fn delete_key(&self, key: AttributeValue) -> Result<(), StoreError> {
         self.client
             .delete_item()
             .table_name(&self.table)
-            .key("pk", attempts_key(email, window))
+            .key("pk", key)
             .send()
             .await
             .map(|_| ())
             .map_err(|error| unavailable("DeleteItem", &error))
     }
-}
 
-impl DynamoStore {
     /// Adds one to `attribute` of the counter item `key`, which expires at
     /// `expires_at` (one `UpdateItem`); the new value.
     async fn add_one(&self, key: AttributeValue, attribute: &str, expires_at: u64) -> Result<u32, StoreError> {
@@ -906,21 +929,29 @@ impl CredentialStore for DynamoStore {
             .key("pk", s(format!("{USER_PREFIX}{}", record.email)))
             .condition_expression("#pointer = :hash AND userId = :user")
             .expression_attribute_names("#pointer", pointer(record.purpose))
-            .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
             .expression_attribute_values(":hash", s(&record.hash))
-            .expression_attribute_values(":user", s(&record.user_id))
-            .expression_attribute_values(":true", AttributeValue::Bool(true));
+            .expression_attribute_values(":user", s(&record.user_id));
         let user = match change {
             CredentialChange::SetPassword { password_hash } => user
                 .update_expression(
                     "SET passwordHash = :h, passwordChangedAt = :now, emailVerified = :true \
                      ADD sessionEpoch :one REMOVE #pointer, pendingExpiresAt, #ttl",
                 )
+                .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
+                .expression_attribute_values(":true", AttributeValue::Bool(true))
                 .expression_attribute_values(":h", s(password_hash))
                 .expression_attribute_values(":now", n(now))
                 .expression_attribute_values(":one", n(1)),
-            CredentialChange::VerifyEmail => {
-                user.update_expression("SET emailVerified = :true REMOVE #pointer, pendingExpiresAt, #ttl")
+            CredentialChange::VerifyEmail => user
+                .update_expression("SET emailVerified = :true REMOVE #pointer, pendingExpiresAt, #ttl")
+                .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
+                .expression_attribute_values(":true", AttributeValue::Bool(true)),
+            CredentialChange::Totp(change) => {
+                let totp = totp_update(change);
+                let user = user
+                    .update_expression(totp.expression(&["#pointer"]))
+                    .condition_expression(format!("#pointer = :hash AND userId = :user AND ({})", totp.condition));
+                totp.values.into_iter().fold(user, |user, (name, value)| user.expression_attribute_values(name, value))
             }
         };
         let user = user.build().map_err(build_error)?;
@@ -963,6 +994,99 @@ impl CredentialStore for DynamoStore {
             .build()
             .map_err(build_error)?;
         self.transact(vec![update_item(user), update_item(session)]).await
+    }
+
+    async fn update_totp(&self, email: &str, user_id: &str, change: &TotpChange) -> Result<bool, StoreError> {
+        let totp = totp_update(change);
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("{USER_PREFIX}{email}")))
+            .update_expression(totp.expression(&[]))
+            .condition_expression(format!("userId = :user AND ({})", totp.condition))
+            .expression_attribute_values(":user", s(user_id));
+        let update = totp
+            .values
+            .into_iter()
+            .fold(update, |update, (name, value)| update.expression_attribute_values(name, value));
+        match update.send().await {
+            Ok(_) => Ok(true),
+            Err(error) if is_update_condition_failure(&error) => Ok(false),
+            Err(error) => Err(unavailable("UpdateItem", &error)),
+        }
+    }
+}
+
+/// A [`TotpChange`] as DynamoDB expressions: its `SET`, `REMOVE` and `DELETE`
+/// clauses, the condition it needs, and the values they name.
+struct TotpUpdate {
+    set: &'static str,
+    remove: &'static [&'static str],
+    delete: &'static str,
+    condition: &'static str,
+    values: Vec<(&'static str, AttributeValue)>,
+}
+
+impl TotpUpdate {
+    /// The update expression, with `also_remove` added to its `REMOVE` clause (each
+    /// clause keyword may appear once).
+    fn expression(&self, also_remove: &[&str]) -> String {
+        let removed: Vec<&str> = self.remove.iter().chain(also_remove).copied().collect();
+        let clauses = [
+            (!self.set.is_empty()).then(|| format!("SET {}", self.set)),
+            (!removed.is_empty()).then(|| format!("REMOVE {}", removed.join(", "))),
+            (!self.delete.is_empty()).then(|| format!("DELETE {}", self.delete)),
+        ];
+        clauses.into_iter().flatten().collect::<Vec<_>>().join(" ")
+    }
+}
+
+/// Every attribute of a second factor.
+const TOTP_ATTRIBUTES: &[&str] = &["totpSecret", "totpPending", "totpStep", "recoveryCodes", "mfaEnabledAt"];
+
+fn totp_update(change: &TotpChange) -> TotpUpdate {
+    let none = TotpUpdate { set: "", remove: &[], delete: "", condition: "", values: Vec::new() };
+    match change {
+        TotpChange::Begin { pending } => TotpUpdate {
+            set: "totpPending = :pending",
+            condition: "attribute_not_exists(totpSecret)",
+            values: vec![(":pending", s(pending))],
+            ..none
+        },
+        TotpChange::Confirm { pending, step, recovery, now } => TotpUpdate {
+            set: "totpSecret = :pending, totpStep = :step, recoveryCodes = :codes, mfaEnabledAt = :now",
+            remove: &["totpPending"],
+            condition: "totpPending = :pending AND attribute_not_exists(totpSecret)",
+            values: vec![
+                (":pending", s(pending)),
+                (":step", n(*step)),
+                (":codes", AttributeValue::Ss(recovery.clone())),
+                (":now", n(*now)),
+            ],
+            ..none
+        },
+        TotpChange::Step { step } => TotpUpdate {
+            set: "totpStep = :step",
+            condition: "attribute_exists(totpSecret) AND (attribute_not_exists(totpStep) OR totpStep < :step)",
+            values: vec![(":step", n(*step))],
+            ..none
+        },
+        TotpChange::Recovery { hash } => TotpUpdate {
+            delete: "recoveryCodes :codes",
+            condition: "attribute_exists(totpSecret) AND contains(recoveryCodes, :code)",
+            values: vec![(":codes", AttributeValue::Ss(vec![hash.clone()])), (":code", s(hash))],
+            ..none
+        },
+        TotpChange::Remove { secret: Some(secret) } => TotpUpdate {
+            remove: TOTP_ATTRIBUTES,
+            condition: "totpSecret = :secret",
+            values: vec![(":secret", s(secret))],
+            ..none
+        },
+        TotpChange::Remove { secret: None } => {
+            TotpUpdate { remove: TOTP_ATTRIBUTES, condition: "attribute_exists(userId)", ..none }
+        }
     }
 }
 
@@ -1011,6 +1135,7 @@ fn pointer(purpose: Purpose) -> &'static str {
     match purpose {
         Purpose::Password => "passwordSecret",
         Purpose::Verify => "verifySecret",
+        Purpose::Mfa => "mfaSecret",
     }
 }
 
@@ -1068,6 +1193,20 @@ fn user_to_item(user: &User) -> Item {
         item.insert("pendingExpiresAt".to_owned(), n(at));
         item.insert(TTL_ATTRIBUTE.to_owned(), n(at.saturating_add(TIDY_AFTER_SECS)));
     }
+    let totp = &user.totp;
+    if let Some(secret) = &totp.secret {
+        item.insert("totpSecret".to_owned(), s(secret));
+        item.insert("totpStep".to_owned(), n(totp.last_step));
+    }
+    if let Some(pending) = &totp.pending {
+        item.insert("totpPending".to_owned(), s(pending));
+    }
+    if !totp.recovery.is_empty() {
+        item.insert("recoveryCodes".to_owned(), AttributeValue::Ss(totp.recovery.clone()));
+    }
+    if let Some(at) = totp.enabled_at {
+        item.insert("mfaEnabledAt".to_owned(), n(at));
+    }
     item
 }
 
@@ -1088,6 +1227,17 @@ fn user_from_item(item: &Item) -> Result<User, StoreError> {
             Some(_) => get_bool_or_false(item, "emailVerified")?,
         },
         pending_expires_at: item.get("pendingExpiresAt").map(|_| get_n(item, "pendingExpiresAt")).transpose()?,
+        totp: TotpState {
+            secret: item.get("totpSecret").map(|_| get_s(item, "totpSecret")).transpose()?,
+            pending: item.get("totpPending").map(|_| get_s(item, "totpPending")).transpose()?,
+            last_step: get_n_or_zero(item, "totpStep")?,
+            recovery: match item.get("recoveryCodes") {
+                None => Vec::new(),
+                Some(AttributeValue::Ss(hashes)) => hashes.clone(),
+                Some(_) => return Err(StoreError::Corrupt("recoveryCodes is not a string set".to_owned())),
+            },
+            enabled_at: item.get("mfaEnabledAt").map(|_| get_n(item, "mfaEnabledAt")).transpose()?,
+        },
     })
 }
 
@@ -1153,6 +1303,9 @@ fn session_to_item(session: &Session) -> Item {
     if let Some(ip) = &session.client.ip {
         item.insert("ip".to_owned(), s(ip));
     }
+    if !session.amr.is_empty() {
+        item.insert("amr".to_owned(), s(session.amr.join(" ")));
+    }
     item
 }
 
@@ -1189,6 +1342,10 @@ fn session_from_item(item: &Item) -> Result<Session, StoreError> {
         client: ClientInfo {
             user_agent: item.get("userAgent").map(|_| get_s(item, "userAgent")).transpose()?,
             ip: item.get("ip").map(|_| get_s(item, "ip")).transpose()?,
+        },
+        amr: match item.get("amr") {
+            None => vec![crate::token::AMR_PASSWORD.to_owned()],
+            Some(_) => get_s(item, "amr")?.split_whitespace().map(str::to_owned).collect(),
         },
     })
 }

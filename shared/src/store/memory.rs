@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use super::{
     ClientInfo, CredentialChange, CredentialStore, ListedUser, LoginAttemptStore, MAX_SESSIONS_READ, Membership,
     PasswordChange, RotateOutcome, SecretRecord, Session, SessionLookup, SessionStore, StandingChange, StandingOutcome,
-    StoreError, User, UserStanding, UserStore, UsersPage,
+    StoreError, TotpChange, TotpState, User, UserStanding, UserStore, UsersPage,
 };
 use crate::onetime::Purpose;
 use crate::token::SessionId;
@@ -334,6 +334,11 @@ impl LoginAttemptStore for MemoryStore {
         self.lock().failures.remove(&(email.to_owned(), window));
         Ok(())
     }
+
+    async fn forget(&self, name: &str, window: u64) -> Result<(), StoreError> {
+        self.lock().counters.remove(&(name.to_owned(), window));
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -376,16 +381,27 @@ impl CredentialStore for MemoryStore {
         if !(live && pointed && owner) {
             return Ok(false);
         }
+        let Some(user) = state.users.get_mut(&record.email) else { return Ok(false) };
+        match change {
+            CredentialChange::SetPassword { password_hash } => {
+                user.password_hash = password_hash.clone();
+                user.password_changed_at = now;
+                user.session_epoch = user.session_epoch.saturating_add(1);
+                user.email_verified = true;
+                user.pending_expires_at = None;
+            }
+            CredentialChange::VerifyEmail => {
+                user.email_verified = true;
+                user.pending_expires_at = None;
+            }
+            CredentialChange::Totp(change) => {
+                if !apply_totp(&mut user.totp, change) {
+                    return Ok(false);
+                }
+            }
+        }
         state.secrets.remove(&key);
         state.pointers.remove(&(record.email.clone(), record.purpose));
-        let Some(user) = state.users.get_mut(&record.email) else { return Ok(false) };
-        if let CredentialChange::SetPassword { password_hash } = change {
-            user.password_hash = password_hash.clone();
-            user.password_changed_at = now;
-            user.session_epoch = user.session_epoch.saturating_add(1);
-        }
-        user.email_verified = true;
-        user.pending_expires_at = None;
         Ok(true)
     }
 
@@ -416,4 +432,38 @@ impl CredentialStore for MemoryStore {
         }
         Ok(true)
     }
+
+    async fn update_totp(&self, email: &str, user_id: &str, change: &TotpChange) -> Result<bool, StoreError> {
+        let mut state = self.lock();
+        Ok(match state.users.get_mut(email) {
+            Some(user) if user.id == user_id => apply_totp(&mut user.totp, change),
+            _ => false,
+        })
+    }
+}
+
+/// Applies `change` to `totp` if its condition holds (as the DynamoDB store's
+/// condition expressions say); whether it did.
+fn apply_totp(totp: &mut TotpState, change: &TotpChange) -> bool {
+    match change {
+        TotpChange::Begin { pending } if !totp.enabled() => totp.pending = Some(pending.clone()),
+        TotpChange::Confirm { pending, step, recovery, now }
+            if !totp.enabled() && totp.pending.as_ref() == Some(pending) =>
+        {
+            *totp = TotpState {
+                secret: Some(pending.clone()),
+                pending: None,
+                last_step: *step,
+                recovery: recovery.clone(),
+                enabled_at: Some(*now),
+            };
+        }
+        TotpChange::Step { step } if totp.enabled() && totp.last_step < *step => totp.last_step = *step,
+        TotpChange::Recovery { hash } if totp.enabled() && totp.recovery.contains(hash) => {
+            totp.recovery.retain(|kept| kept != hash);
+        }
+        TotpChange::Remove { secret } if secret.is_none() || *secret == totp.secret => *totp = TotpState::default(),
+        _ => return false,
+    }
+    true
 }

@@ -14,8 +14,8 @@ use crate::onetime::Purpose;
 use crate::token::SessionId;
 
 pub use dynamodb::{
-    DynamoStore, SESSION_ATTRIBUTES, SESSION_LIST_ATTRIBUTES, TTL_ATTRIBUTE, USER_INDEX, USER_INDEX_ATTRIBUTES,
-    USER_STANDING_ATTRIBUTES, USERS_INDEX, USERS_INDEX_ATTRIBUTES,
+    DynamoStore, SESSION_ATTRIBUTES, SESSION_INDEX_READ, SESSION_LIST_ATTRIBUTES, TTL_ATTRIBUTE, USER_INDEX,
+    USER_INDEX_ATTRIBUTES, USER_STANDING_ATTRIBUTES, USERS_INDEX, USERS_INDEX_ATTRIBUTES,
 };
 pub use memory::MemoryStore;
 
@@ -87,6 +87,99 @@ pub struct User {
     /// An unverified sign-up ends at this time (Unix seconds); `None` for every other
     /// account. Past it the account is as if it did not exist.
     pub pending_expires_at: Option<u64>,
+    /// The user's second factor (TOTP), as stored: sealed secrets and hashes only.
+    pub totp: TotpState,
+}
+
+/// A user's TOTP second factor as stored on the user item: the secrets only sealed
+/// (AES-256-GCM under a key derived from the KMS-held refresh key, see
+/// [`crate::mfa`]), recovery codes only as keyed hashes.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct TotpState {
+    /// The sealed active secret (`totpSecret`); `None` while not enrolled.
+    pub secret: Option<String>,
+    /// The sealed secret of an enrolment not yet confirmed (`totpPending`).
+    pub pending: Option<String>,
+    /// The last time step whose code was accepted (`totpStep`): a code of this step or
+    /// an earlier one is never accepted again.
+    pub last_step: u64,
+    /// Keyed hashes of the unused recovery codes (`recoveryCodes`, a string set).
+    pub recovery: Vec<String>,
+    /// When the enrolment was confirmed (`mfaEnabledAt`, Unix seconds).
+    pub enabled_at: Option<u64>,
+}
+
+impl TotpState {
+    /// Whether a second factor is enrolled and confirmed.
+    pub fn enabled(&self) -> bool {
+        self.secret.is_some()
+    }
+}
+
+impl std::fmt::Debug for TotpState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TotpState")
+            .field("enabled", &self.enabled())
+            .field("pending", &self.pending.is_some())
+            .field("last_step", &self.last_step)
+            .field("recovery_codes_left", &self.recovery.len())
+            .field("enabled_at", &self.enabled_at)
+            .finish()
+    }
+}
+
+/// A change to a user's second factor: see [`CredentialStore::update_totp`]. Each is
+/// one conditional write on the user item.
+#[derive(Clone, PartialEq, Eq)]
+pub enum TotpChange {
+    /// Starts (or restarts) an enrolment: sets the sealed pending secret, on condition
+    /// that no second factor is enabled.
+    Begin {
+        /// The sealed new secret.
+        pending: String,
+    },
+    /// Confirms the enrolment: the pending secret becomes the active one, with the
+    /// step of the confirming code and the recovery-code hashes, on condition that
+    /// the pending secret is still `pending` and none is enabled.
+    Confirm {
+        /// The sealed secret as read.
+        pending: String,
+        /// The confirming code's time step.
+        step: u64,
+        /// The recovery codes' hashes.
+        recovery: Vec<String>,
+        /// The time of the confirmation.
+        now: u64,
+    },
+    /// Records an accepted code's step, on condition that it is later than the last
+    /// accepted one (a replayed code fails the condition).
+    Step {
+        /// The accepted code's time step.
+        step: u64,
+    },
+    /// Spends a recovery code, on condition that its hash is still in the set (of
+    /// concurrent spends of one code, exactly one succeeds).
+    Recovery {
+        /// The code's keyed hash.
+        hash: String,
+    },
+    /// Removes the second factor; with `secret`, only if the active secret is still it.
+    Remove {
+        /// The sealed active secret as read; `None`: whatever it is (an administrator's reset).
+        secret: Option<String>,
+    },
+}
+
+impl std::fmt::Debug for TotpChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Begin { .. } => "Begin",
+            Self::Confirm { .. } => "Confirm",
+            Self::Step { .. } => "Step",
+            Self::Recovery { .. } => "Recovery",
+            Self::Remove { .. } => "Remove",
+        })
+    }
 }
 
 impl User {
@@ -115,6 +208,7 @@ impl std::fmt::Debug for User {
             .field("created_at", &self.created_at)
             .field("email_verified", &self.email_verified)
             .field("pending_expires_at", &self.pending_expires_at)
+            .field("totp", &self.totp)
             .finish()
     }
 }
@@ -182,6 +276,10 @@ pub struct Session {
     /// The device it was last used from: written at login and at each rotation,
     /// shown to its user by `GET /sessions`.
     pub client: ClientInfo,
+    /// How the login that began it was proven (RFC 8176 `amr` values, e.g. `pwd`,
+    /// `otp`): every access token of the session carries it. Sessions stored before
+    /// the field existed read as `["pwd"]`.
+    pub amr: Vec<String>,
 }
 
 /// Longest user agent kept with a session, in characters.
@@ -443,7 +541,7 @@ pub trait SessionLookup: Send + Sync {
 }
 
 /// A one-time secret as stored: its keyed hash (the item key), never the secret.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct SecretRecord {
     /// What it is for.
     pub purpose: Purpose,
@@ -457,6 +555,17 @@ pub struct SecretRecord {
     pub expires_at: u64,
 }
 
+impl std::fmt::Debug for SecretRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretRecord")
+            .field("purpose", &self.purpose)
+            .field("hash", &"[redacted]")
+            .field("user_id", &self.user_id)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
 /// What spending a secret does to its user, in the same transaction.
 #[derive(Clone, PartialEq, Eq)]
 pub enum CredentialChange {
@@ -468,6 +577,9 @@ pub enum CredentialChange {
     },
     /// A sign-up's link: the email verified, the pending expiry cleared.
     VerifyEmail,
+    /// The second step of a login: the code's step recorded, a recovery code spent or
+    /// an enrolment confirmed, with the same condition as [`CredentialStore::update_totp`].
+    Totp(TotpChange),
 }
 
 impl std::fmt::Debug for CredentialChange {
@@ -475,6 +587,7 @@ impl std::fmt::Debug for CredentialChange {
         match self {
             Self::SetPassword { .. } => f.write_str("SetPassword([redacted])"),
             Self::VerifyEmail => f.write_str("VerifyEmail"),
+            Self::Totp(change) => write!(f, "Totp({change:?})"),
         }
     }
 }
@@ -546,6 +659,11 @@ pub trait CredentialStore: Send + Sync {
     /// it (if it is at the generation read, live and unrevoked). `Ok(false)` when a
     /// condition failed: nothing changed.
     async fn change_password_keeping_session(&self, change: &PasswordChange) -> Result<bool, StoreError>;
+
+    /// Applies `change` to the second factor of the user with this email, on
+    /// condition that the user still has id `user_id` and the change's own condition
+    /// holds. `Ok(false)` when a condition failed: nothing changed.
+    async fn update_totp(&self, email: &str, user_id: &str, change: &TotpChange) -> Result<bool, StoreError>;
 }
 
 /// Counters in fixed time windows: failed logins per email, messages per email.
@@ -564,4 +682,7 @@ pub trait LoginAttemptStore: Send + Sync {
 
     /// Forgets the failures of `email` in `window` (after a successful login).
     async fn clear_failures(&self, email: &str, window: u64) -> Result<(), StoreError>;
+
+    /// Forgets the counter `name` in window number `window` (of [`LoginAttemptStore::bump`]).
+    async fn forget(&self, name: &str, window: u64) -> Result<(), StoreError>;
 }

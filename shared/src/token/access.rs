@@ -11,6 +11,23 @@ use crate::signing::{Signer, SigningError};
 /// The header `typ` of every access token (RFC 9068).
 pub const TOKEN_TYPE: &str = "at+jwt";
 
+/// `amr` value of a password (RFC 8176 `pwd`).
+pub const AMR_PASSWORD: &str = "pwd";
+/// `amr` value of a one-time password from an authenticator app (RFC 8176 `otp`).
+pub const AMR_OTP: &str = "otp";
+/// `amr` value beside `pwd` when the second factor was a recovery code: RFC 8176
+/// `mfa` (more than one factor) without `otp`.
+pub const AMR_MFA: &str = "mfa";
+
+/// Whether `amr` shows a second factor besides the password (`otp` or `mfa`).
+pub fn has_second_factor(amr: &[String]) -> bool {
+    amr.iter().any(|method| method == AMR_OTP || method == AMR_MFA)
+}
+
+fn password_only() -> Vec<String> {
+    vec![AMR_PASSWORD.to_owned()]
+}
+
 /// The claims of a Latchkey access token. Every field is required when verifying,
 /// and the time claims must be whole numbers (a string or boolean `exp` is refused).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,6 +44,11 @@ pub struct AccessClaims {
     pub role: String,
     /// Session id: the refresh-token chain this token was issued from.
     pub sid: String,
+    /// How the session's login was proven (RFC 8176): `["pwd"]`, `["pwd", "otp"]`, or
+    /// `["pwd", "mfa"]` (a recovery code). Tokens issued before the claim existed
+    /// read as `["pwd"]`.
+    #[serde(default = "password_only")]
+    pub amr: Vec<String>,
     /// Unique token id, 128 random bits.
     pub jti: String,
     /// Issued at, Unix seconds.
@@ -48,6 +70,8 @@ pub struct Subject {
     pub role: String,
     /// The session id (`sid`).
     pub session_id: String,
+    /// The session's authentication methods (`amr`).
+    pub amr: Vec<String>,
 }
 
 /// A freshly issued access token.
@@ -124,6 +148,7 @@ impl AccessTokenIssuer {
             email: subject.email.clone(),
             role: subject.role.clone(),
             sid: subject.session_id.clone(),
+            amr: subject.amr.clone(),
             jti: b64url(jti),
             iat: now,
             nbf: now,

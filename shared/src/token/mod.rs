@@ -6,6 +6,9 @@ pub mod dangerous;
 mod refresh;
 mod verify;
 
-pub use access::{AccessClaims, AccessTokenIssuer, IssuedAccessToken, Subject, TOKEN_TYPE, sign_jwt};
+pub use access::{
+    AMR_MFA, AMR_OTP, AMR_PASSWORD, AccessClaims, AccessTokenIssuer, IssuedAccessToken, Subject, TOKEN_TYPE,
+    has_second_factor, sign_jwt,
+};
 pub use refresh::{RefreshKey, RefreshToken, RefreshTokenError, SessionId};
 pub use verify::{MAX_TOKEN_BYTES, TokenError, Verifier};

@@ -168,6 +168,7 @@ impl Backend {
             created_at: self.clock.now(),
             email_verified: true,
             pending_expires_at: None,
+            totp: Default::default(),
         };
         self.users.create_user(&user).await.unwrap();
         user
@@ -247,3 +248,8 @@ impl Write for Capture {
         Ok(())
     }
 }
+
+#[path = "totp.rs"]
+mod totp;
+#[allow(unused_imports)]
+pub use totp::totp_code;
