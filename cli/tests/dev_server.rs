@@ -449,14 +449,14 @@ async fn the_second_factor_works_end_to_end_over_http() {
     let secret = enrolment["secret"].as_str().unwrap().to_owned();
     assert!(enrolment["otpauthUri"].as_str().unwrap().contains(&secret));
     assert!(enrolment["qrSvg"].as_str().unwrap().contains("<svg"));
-    let wrong = json!({"code": "000000"});
+    let wrong = json!({"password": "correct horse battery staple", "code": "000000"});
     let (status, refused) =
         http.call("POST", &url("/mfa/totp/confirm"), &[("authorization", &signed_in)], Some(wrong)).await;
     assert_eq!((status, refused["error"].as_str()), (401, Some("invalid_code")));
     // One instant for the confirmation and the replay below, so a step boundary
     // between them cannot turn the replay into a fresh code.
     let confirmed_at = now();
-    let code = json!({"code": totp::totp_code(&secret, confirmed_at)});
+    let code = json!({"password": "correct horse battery staple", "code": totp::totp_code(&secret, confirmed_at)});
     let (status, confirmed) =
         http.call("POST", &url("/mfa/totp/confirm"), &[("authorization", &signed_in)], Some(code)).await;
     assert_eq!(status, 200, "{confirmed}");
@@ -512,7 +512,7 @@ async fn the_second_factor_works_end_to_end_over_http() {
     let (_, tokens) = http.call("POST", &url("/login"), &[], Some(demo.clone())).await;
     assert_eq!(claims(&tokens)["amr"], json!(["pwd"]), "the password alone again");
     let (_, enrolment) = http.call("POST", &url("/mfa/totp"), &[("authorization", &bearer(&tokens))], None).await;
-    let code = json!({"code": totp::totp_code(enrolment["secret"].as_str().unwrap(), now())});
+    let code = json!({"password": "correct horse battery staple", "code": totp::totp_code(enrolment["secret"].as_str().unwrap(), now())});
     let (status, _) =
         http.call("POST", &url("/mfa/totp/confirm"), &[("authorization", &bearer(&tokens))], Some(code)).await;
     assert_eq!(status, 200);
@@ -534,7 +534,8 @@ async fn the_second_factor_works_end_to_end_over_http() {
 
     // The operator CLI signs in an administrator with a second factor: a code is needed.
     let (_, enrolment) = http.call("POST", &url("/mfa/totp"), &[("authorization", &bearer(&root))], None).await;
-    let code = json!({"code": totp::totp_code(enrolment["secret"].as_str().unwrap(), now())});
+    let code =
+        json!({"password": "root passphrase 1", "code": totp::totp_code(enrolment["secret"].as_str().unwrap(), now())});
     let (_, confirmed) =
         http.call("POST", &url("/mfa/totp/confirm"), &[("authorization", &bearer(&root))], Some(code)).await;
     let recovery = confirmed["recoveryCodes"][0].as_str().unwrap().to_owned();

@@ -261,7 +261,7 @@ async fn built_functions_serve_the_second_factor_through_the_gateway() {
     assert_eq!(status, 200, "{enrolment}");
     let secret = enrolment["secret"].as_str().unwrap().to_owned();
     let confirmed_at = now();
-    let code = json!({"code": support::totp_code(&secret, confirmed_at)});
+    let code = json!({"password": "a long enough passphrase", "code": support::totp_code(&secret, confirmed_at)});
     let (status, confirmed) = api.call("POST", "/mfa/totp/confirm", &signed_in, Some(code)).await;
     assert_eq!((status, confirmed["recoveryCodes"].as_array().map(Vec::len)), (200, Some(10)), "{confirmed}");
 

@@ -142,7 +142,8 @@ async fn setup_then_user_admin_then_the_handlers_use_the_printed_environment() {
     let ops = account.recovery.accounts().existing("ops@example.com").await.unwrap();
     let enrolment = account.mfa.begin(&ops).await.unwrap();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
-    account.mfa.confirm(&ops.id, &ops.email, &support::totp_code(&enrolment.secret, now)).await.unwrap();
+    let password = latchkey::password::Password::new("new-passw0rd!").unwrap();
+    account.mfa.confirm(&ops.id, &ops.email, &password, &support::totp_code(&enrolment.secret, now)).await.unwrap();
     let reset = ok(&latchkey(&["user", "reset-mfa", "--email", "ops@example.com"], &env, None));
     assert_eq!(reset.trim(), "second factor removed");
     let ops = account.recovery.accounts().existing("ops@example.com").await.unwrap();

@@ -52,8 +52,8 @@ export interface Latchkey extends EventTarget {
   setupLogin(): Promise<LatchkeyTotpEnrolment>;
   /** POST /mfa/totp (signed in): a new secret, not active until `confirmTotp`. Rejects with `mfa_enabled`. */
   enrollTotp(): Promise<LatchkeyTotpEnrolment>;
-  /** POST /mfa/totp/confirm: enables the second factor; resolves to the ten recovery codes (shown once). */
-  confirmTotp(code: string): Promise<string[]>;
+  /** POST /mfa/totp/confirm with the password and the app's first code: enables the second factor; resolves to the ten recovery codes (shown once). */
+  confirmTotp(password: string, code: string): Promise<string[]>;
   /** DELETE /mfa/totp: removes the second factor, with the password and a code or a recovery code. */
   removeTotp(password: string, proof: { code: string } | { recoveryCode: string }): Promise<void>;
   /** The `amr` of the access token in memory (`['pwd']`, `['pwd', 'otp']`, `['pwd', 'mfa']`), or null. */

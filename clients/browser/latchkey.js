@@ -287,10 +287,10 @@ export function createLatchkey({ api, csrfHeader = 'X-Latchkey-CSRF', channel = 
   }
 
   // Second factor, signed in: start enrolling (secret, otpauth URI, QR code as SVG),
-  // confirm with a code (resolves to the ten recovery codes, shown once), remove with
-  // the password and a code or a recovery code.
+  // confirm with the password and a code (resolves to the ten recovery codes, shown
+  // once), remove with the password and a code or a recovery code.
   const enrollTotp = async () => (await once('/mfa/totp', 'POST')).json();
-  const confirmTotp = async (code) => (await (await once('/mfa/totp/confirm', 'POST', { code })).json()).recoveryCodes;
+  const confirmTotp = async (password, code) => (await (await once('/mfa/totp/confirm', 'POST', { password, code })).json()).recoveryCodes;
   async function removeTotp(password, { code, recoveryCode } = {}) {
     await once('/mfa/totp', 'DELETE', recoveryCode === undefined ? { password, code } : { password, recoveryCode });
   }

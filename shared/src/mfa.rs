@@ -27,9 +27,7 @@ use crate::encoding::{b64url, b64url_decode, random_bytes};
 use crate::onetime::{Purpose, SecretKey};
 use crate::password::Password;
 use crate::signing::SigningError;
-use crate::store::{
-    CredentialChange, CredentialStore, LoginAttemptStore, SecretRecord, StoreError, TotpChange, User, normalize_email,
-};
+use crate::store::{CredentialChange, CredentialStore, LoginAttemptStore, SecretRecord, StoreError, TotpChange, User};
 use crate::token::{AMR_MFA, AMR_OTP, AMR_PASSWORD, RefreshKey};
 
 /// How many recovery codes an enrolment gets.
@@ -325,7 +323,11 @@ impl Mfa {
             email: user.email.clone(),
             expires_at: self.now().saturating_add(self.config.token_ttl.as_secs()),
         };
-        self.credentials.issue_secret(&record).await?;
+        // Two password steps of one user at once (a double submit) write the same user
+        // item in two transactions; DynamoDB may cancel one for the conflict. Once more.
+        if let Err(StoreError::NotFound) = self.credentials.issue_secret(&record).await {
+            self.credentials.issue_secret(&record).await?;
+        }
         tracing::info!(event = "mfa_challenged", user_id = %user.id, enrol);
         Ok(Some(Challenge { token: issued.secret, enrol }))
     }
@@ -354,11 +356,19 @@ impl Mfa {
         Ok(Enrolment { secret: generator.secret().to_base32(), otpauth_uri, qr_svg })
     }
 
-    /// Confirms the signed-in user's pending enrolment with a code from the app:
-    /// the second factor is enabled and the recovery codes returned (shown once).
-    pub async fn confirm(&self, user_id: &str, email: &str, code: &str) -> Result<Vec<String>, MfaError> {
+    /// Confirms the signed-in user's pending enrolment with the password (checked as
+    /// a login is, behind its limit: an access token alone cannot put an attacker's
+    /// authenticator on the account) and a code from the app: the second factor is
+    /// enabled and the recovery codes returned (shown once).
+    pub async fn confirm(
+        &self,
+        user_id: &str,
+        email: &str,
+        password: &Password,
+        code: &str,
+    ) -> Result<Vec<String>, MfaError> {
         self.on()?;
-        let user = self.signed_in_user(user_id, email).await?;
+        let user = self.proven_user(user_id, email, password).await?;
         let codes = self
             .counted(&user, async {
                 let (change, codes) = self.judge_enrolment(&user, &Proof::Code(code.to_owned()))?;
@@ -404,8 +414,10 @@ impl Mfa {
                 return Err(MfaError::InvalidToken);
             };
             let now = self.now();
+            // The code was right (judged above): a failed condition means the token was
+            // spent by a concurrent step, or superseded by a later password step.
             if !self.credentials.spend_secret(&record, now, &CredentialChange::Totp(change)).await? {
-                return Err(MfaError::InvalidCode);
+                return Err(MfaError::InvalidToken);
             }
             Ok((amr, recovery_codes))
         };
@@ -431,11 +443,7 @@ impl Mfa {
     /// is, behind its limit) and a current code or a recovery code.
     pub async fn remove(&self, user_id: &str, email: &str, password: &Password, proof: &Proof) -> Result<(), MfaError> {
         self.on()?;
-        let user = match self.accounts.login(email, password).await? {
-            Authentication::Success(user) if user.id == user_id => user,
-            Authentication::Throttled { retry_after_secs } => return Err(MfaError::Throttled { retry_after_secs }),
-            _ => return Err(MfaError::InvalidCredentials),
-        };
+        let user = self.proven_user(user_id, email, password).await?;
         let Some(secret) = user.totp.secret.clone() else { return Err(MfaError::NotEnabled) };
         self.counted(&user, async {
             self.judge(&user, proof)?;
@@ -476,19 +484,25 @@ impl Mfa {
         }
     }
 
-    /// The enabled user a token was issued to.
+    /// The enabled user a token was issued to, if the password it was issued for is
+    /// still theirs (a password changed or reset since ends the pending login).
     async fn token_user(&self, record: &SecretRecord) -> Result<User, MfaError> {
+        let issued_at = record.expires_at.saturating_sub(self.config.token_ttl.as_secs());
         match self.accounts.users().get_user_by_email(&record.email).await? {
-            Some(user) if user.id == record.user_id && !user.disabled => Ok(user),
+            Some(user) if user.id == record.user_id && !user.disabled && user.password_changed_at <= issued_at => {
+                Ok(user)
+            }
             _ => Err(MfaError::InvalidToken),
         }
     }
 
-    async fn signed_in_user(&self, user_id: &str, email: &str) -> Result<User, MfaError> {
-        let email = normalize_email(email).map_err(AccountError::from)?;
-        match self.accounts.users().get_user_by_email(&email).await? {
-            Some(user) if user.id == user_id => Ok(user),
-            _ => Err(MfaError::Conflict),
+    /// The signed-in user `user_id`, proven again by the password (a login's check,
+    /// behind the failed-login limit).
+    async fn proven_user(&self, user_id: &str, email: &str, password: &Password) -> Result<User, MfaError> {
+        match self.accounts.login(email, password).await? {
+            Authentication::Success(user) if user.id == user_id => Ok(user),
+            Authentication::Throttled { retry_after_secs } => Err(MfaError::Throttled { retry_after_secs }),
+            _ => Err(MfaError::InvalidCredentials),
         }
     }
 

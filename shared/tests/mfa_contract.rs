@@ -27,18 +27,28 @@ fn code(b: &Backend, enrolment: &Enrolment) -> String {
     totp_code(&enrolment.secret, b.clock.now())
 }
 
+/// Every test user's password.
+fn password() -> Password {
+    Password::new("correct horse battery").unwrap()
+}
+
+/// A member with [`password`].
+async fn member(b: &Backend, email: &str) -> User {
+    b.accounts(PasswordParams::default()).create(email, &password(), "member").await.unwrap()
+}
+
 /// A user with a confirmed second factor: the user as stored, the enrolment and the recovery codes.
 async fn enrolled(b: &Backend, mfa: &Mfa, email: &str) -> (User, Enrolment, Vec<String>) {
-    let user = b.user(email).await;
+    let user = member(b, email).await;
     let enrolment = mfa.begin(&user).await.unwrap();
-    let codes = mfa.confirm(&user.id, &user.email, &code(b, &enrolment)).await.unwrap();
+    let codes = mfa.confirm(&user.id, &user.email, &password(), &code(b, &enrolment)).await.unwrap();
     b.clock.advance(30);
     (reread(b, &user).await, enrolment, codes)
 }
 
 async fn enrolment_is_confirmed_by_a_code_and_gives_ten_recovery_codes(b: Backend) {
     let mfa = mfa(&b, MfaConfig::default());
-    let user = b.user("ada@example.com").await;
+    let user = member(&b, "ada@example.com").await;
     let enrolment = mfa.begin(&user).await.unwrap();
     assert_eq!(enrolment.secret.len(), 32, "160 bits in base32");
     assert!(enrolment.otpauth_uri.starts_with("otpauth://totp/Latchkey:ada%40example.com?secret="));
@@ -48,9 +58,13 @@ async fn enrolment_is_confirmed_by_a_code_and_gives_ten_recovery_codes(b: Backen
     assert!(!pending.totp.enabled() && pending.totp.pending.is_some(), "not active until confirmed");
     assert!(mfa.challenge(&pending).await.unwrap().is_none(), "a pending enrolment asks for no code");
 
-    let wrong = mfa.confirm(&user.id, &user.email, "000000").await;
+    let wrong = mfa.confirm(&user.id, &user.email, &password(), "000000").await;
     assert!(matches!(wrong, Err(MfaError::InvalidCode)), "{wrong:?}");
-    let codes = mfa.confirm(&user.id, &user.email, &code(&b, &enrolment)).await.unwrap();
+    let stolen_token_alone = Password::new("not the password").unwrap();
+    let refused = mfa.confirm(&user.id, &user.email, &stolen_token_alone, &code(&b, &enrolment)).await;
+    assert!(matches!(refused, Err(MfaError::InvalidCredentials)), "an access token alone enrols nothing: {refused:?}");
+    assert!(!reread(&b, &user).await.totp.enabled());
+    let codes = mfa.confirm(&user.id, &user.email, &password(), &code(&b, &enrolment)).await.unwrap();
     assert_eq!(codes.len(), 10);
     assert!(codes.iter().all(|code| code.len() == 11 && code.as_bytes()[5] == b'-'));
     let stored = reread(&b, &user).await;
@@ -168,7 +182,7 @@ async fn the_mfa_token_is_single_use_short_lived_and_superseded(b: Backend) {
     let first = mfa.challenge(&user).await.unwrap().unwrap();
     let second = mfa.challenge(&user).await.unwrap().unwrap();
     let superseded = mfa.complete(&first.token, &Proof::Code(code(&b, &enrolment))).await;
-    assert!(superseded.is_err(), "a newer login's token replaces the older one");
+    assert!(matches!(superseded, Err(MfaError::InvalidToken)), "a newer login's token replaces the older one");
     mfa.complete(&second.token, &Proof::Code(code(&b, &enrolment))).await.unwrap();
     b.clock.advance(30);
     let used = mfa.complete(&second.token, &Proof::Code(code(&b, &enrolment))).await;
@@ -188,7 +202,7 @@ async fn removal_needs_the_password_and_a_code_and_an_admin_can_reset(b: Backend
     let password = Password::new("correct horse battery").unwrap();
     let ada = accounts.create("ada@example.com", &password, "member").await.unwrap();
     let enrolment = mfa.begin(&ada).await.unwrap();
-    mfa.confirm(&ada.id, &ada.email, &code(&b, &enrolment)).await.unwrap();
+    mfa.confirm(&ada.id, &ada.email, &password, &code(&b, &enrolment)).await.unwrap();
     b.clock.advance(30);
     let wrong_password = Password::new("wrong horse battery").unwrap();
     let refused = mfa.remove(&ada.id, &ada.email, &wrong_password, &Proof::Code(code(&b, &enrolment))).await;
@@ -202,7 +216,7 @@ async fn removal_needs_the_password_and_a_code_and_an_admin_can_reset(b: Backend
     assert!(mfa.challenge(&removed).await.unwrap().is_none(), "the password alone again");
     // An administrator's reset removes it whatever it is.
     let again = mfa.begin(&removed).await.unwrap();
-    mfa.confirm(&ada.id, &ada.email, &code(&b, &again)).await.unwrap();
+    mfa.confirm(&ada.id, &ada.email, &password, &code(&b, &again)).await.unwrap();
     assert!(mfa.reset(&reread(&b, &ada).await).await.unwrap());
     assert!(!reread(&b, &ada).await.totp.enabled());
     assert!(!mfa.reset(&reread(&b, &ada).await).await.unwrap(), "nothing left to reset");
@@ -265,7 +279,21 @@ async fn a_secret_sealed_under_a_replaced_key_fails_closed(b: Backend) {
     assert!(after.challenge(&reread(&b, &user).await).await.unwrap().is_none());
 }
 
+async fn a_password_change_ends_a_pending_second_step(b: Backend) {
+    let mfa = mfa(&b, MfaConfig::default());
+    let (user, enrolment, _) = enrolled(&b, &mfa, "ada@example.com").await;
+    let challenge = mfa.challenge(&user).await.unwrap().unwrap();
+    b.clock.advance(1);
+    let accounts = b.accounts(PasswordParams::default());
+    accounts.set_password(&user.email, &Password::new("a brand new password").unwrap()).await.unwrap();
+    let after = mfa.complete(&challenge.token, &Proof::Code(code(&b, &enrolment))).await;
+    assert!(matches!(after, Err(MfaError::InvalidToken)), "the old password's login is over: {after:?}");
+    let fresh = mfa.challenge(&reread(&b, &user).await).await.unwrap().unwrap();
+    mfa.complete(&fresh.token, &Proof::Code(code(&b, &enrolment))).await.unwrap();
+}
+
 contract!(
+    a_password_change_ends_a_pending_second_step,
     a_secret_sealed_under_a_replaced_key_fails_closed,
     enrolment_is_confirmed_by_a_code_and_gives_ten_recovery_codes,
     a_code_is_accepted_once_and_a_replay_is_refused,

@@ -173,7 +173,7 @@ impl SlowServices {
         let mfa_secret = mfa.begin(&user).await.unwrap().secret;
         use latchkey::Clock as _;
         let code = crate::support::totp_code(&mfa_secret, clock.now());
-        mfa.confirm(&user.id, &user.email, &code).await.unwrap();
+        mfa.confirm(&user.id, &user.email, &password, &code).await.unwrap();
         timeline.take();
         Self { services, timeline, outbox, clock, mfa_secret }
     }

@@ -166,7 +166,12 @@ async fn login_authorize_refresh_replay_logout_through_the_deployed_handlers() {
     let secret = enrolment["secret"].as_str().unwrap().to_owned();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     let code = latchkey_tests::support::totp_code(&secret, now);
-    let confirm = request("POST", "/mfa/totp/confirm", &[signed_in[0], JSON[0]], Some(json!({"code": code})));
+    let confirm = request(
+        "POST",
+        "/mfa/totp/confirm",
+        &[signed_in[0], JSON[0]],
+        Some(json!({"password": DEMO_PASSWORD, "code": code})),
+    );
     let confirmed = body_json(&account(&account_state, confirm).await);
     let recovery: Vec<String> =
         confirmed["recoveryCodes"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_owned()).collect();

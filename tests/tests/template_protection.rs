@@ -69,6 +69,7 @@ fn the_credential_routes_have_their_own_throttles_on_both_apis() {
         json!({
             "POST /login": {"ThrottlingRateLimit": {"Ref": "LoginThrottlingRateLimit"}, "ThrottlingBurstLimit": {"Ref": "LoginThrottlingBurstLimit"}},
             "POST /login/mfa": {"ThrottlingRateLimit": {"Ref": "LoginThrottlingRateLimit"}, "ThrottlingBurstLimit": {"Ref": "LoginThrottlingBurstLimit"}},
+            "POST /login/mfa/setup": {"ThrottlingRateLimit": {"Ref": "LoginThrottlingRateLimit"}, "ThrottlingBurstLimit": {"Ref": "LoginThrottlingBurstLimit"}},
             "POST /refresh-token": {"ThrottlingRateLimit": {"Ref": "RefreshThrottlingRateLimit"}, "ThrottlingBurstLimit": {"Ref": "RefreshThrottlingBurstLimit"}},
             "POST /password/forgot": {"ThrottlingRateLimit": {"Ref": "AccountThrottlingRateLimit"}, "ThrottlingBurstLimit": {"Ref": "AccountThrottlingBurstLimit"}},
             "POST /signup": {"ThrottlingRateLimit": {"Ref": "AccountThrottlingRateLimit"}, "ThrottlingBurstLimit": {"Ref": "AccountThrottlingBurstLimit"}},
@@ -89,6 +90,7 @@ fn the_credential_routes_have_their_own_throttles_on_both_apis() {
         ("*", "/*", "ThrottlingRateLimit"),
         ("POST", "/~1login", "LoginThrottlingRateLimit"),
         ("POST", "/~1login~1mfa", "LoginThrottlingRateLimit"),
+        ("POST", "/~1login~1mfa~1setup", "LoginThrottlingRateLimit"),
         ("POST", "/~1refresh-token", "RefreshThrottlingRateLimit"),
         ("POST", "/~1password~1forgot", "AccountThrottlingRateLimit"),
         ("POST", "/~1signup", "AccountThrottlingRateLimit"),

@@ -453,6 +453,9 @@ function suite() {
     const from = mark();
     await mine.click(`#sessions li[data-session="${phoneRow.id}"] button`);
     await logHas(mine, 'ended session');
+    // The page logs the end, then lists again: wait for the new list, not the log line.
+    await mine.waitForFunction((gone) => !document.querySelector(`#sessions li[data-session="${gone}"]`), phoneRow.id,
+      { polling: 50, timeout: 10_000 });
     assert.equal((await sessionRows(mine)).length, 1, 'the list shows the ended one gone');
     assert.equal(count(logSince(from), /^DELETE \/sessions\/\S+ 204 /), 1, logSince(from).join('\n'));
     const ended = await other.evaluate(() => window.latchkey.refresh().then(() => 'ok', (error) => error.code));

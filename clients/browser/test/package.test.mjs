@@ -73,7 +73,7 @@ test('a strict TypeScript consumer type-checks against the installed types, and 
         void setup; void codes;
       }
       const enrolment: LatchkeyTotpEnrolment = await latchkey.enrollTotp();
-      const recovery: string[] = await latchkey.confirmTotp('123456');
+      const recovery: string[] = await latchkey.confirmTotp('a long passphrase', '123456');
       await latchkey.removeTotp('a long passphrase', { recoveryCode: recovery[0] });
       const methods: string[] | null = latchkey.amr();
       const stepped: boolean = latchkey.hasSecondFactor();

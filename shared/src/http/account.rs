@@ -291,15 +291,18 @@ async fn mfa_begin(state: &AccountState, request: &Request) -> Result<Outcome, A
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CodeBody {
+struct ConfirmBody {
+    password: String,
     code: String,
 }
 
-/// `POST /mfa/totp/confirm {"code"}`: `{"recoveryCodes": [...]}`, shown once.
+/// `POST /mfa/totp/confirm {"password", "code"}`: `{"recoveryCodes": [...]}`, shown once.
 async fn mfa_confirm(state: &AccountState, request: &Request) -> Result<Outcome, ApiError> {
     let (claims, _) = in_live_session(state, request).await?;
-    let body: CodeBody = json_body(request)?.ok_or(ApiError::InvalidRequest("Body must be {\"code\"}."))?;
-    let codes = state.mfa.confirm(&claims.sub, &claims.email, &body.code).await.map_err(mfa_error)?;
+    let body: ConfirmBody =
+        json_body(request)?.ok_or(ApiError::InvalidRequest("Body must be {\"password\", \"code\"}."))?;
+    let current = password(body.password)?;
+    let codes = state.mfa.confirm(&claims.sub, &claims.email, &current, &body.code).await.map_err(mfa_error)?;
     let body = serde_json::json!({ "recoveryCodes": codes });
     Ok(Outcome::ok(json_response(StatusCode::OK, &body), Some(claims.sub)))
 }
