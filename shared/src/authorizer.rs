@@ -158,7 +158,7 @@ async fn verified(
     session_check: &mut &'static str,
 ) -> Result<AccessClaims, Refusal> {
     let token = token.ok_or_else(|| Refusal("no bearer token".to_owned()))?;
-    let claims = state.verifier.verify(token, now).map_err(|error| Refusal(error.to_string()))?;
+    let claims = state.verifier.verify_live(token, now).await.map_err(|error| Refusal(error.to_string()))?;
     let Some(check) = &state.session_check else { return Ok(claims) };
     let checked = check.check(&claims, now).await;
     *session_check = match checked {

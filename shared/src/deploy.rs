@@ -25,7 +25,9 @@ use crate::password::{PasswordError, PasswordHasher};
 use crate::recovery::Recovery;
 use crate::revocation::SessionCheck;
 use crate::session::{SessionManager, SessionPolicy};
-use crate::signing::{KeySet, KmsSigner, Signer, SigningError, derive_refresh_key};
+use crate::signing::{
+    DelegatedKeyStore, DelegatedKeys, DelegatedSigner, KeySet, KmsSigner, Signer, SigningError, derive_refresh_key,
+};
 use crate::store::{DynamoStore, SessionLookup};
 use crate::token::{AccessTokenIssuer, RefreshKey, Verifier};
 
@@ -160,28 +162,85 @@ pub fn delivery(config: &Config, aws: &Aws) -> Result<Arc<dyn Delivery>, Startup
 /// Sessions on DynamoDB with the refresh key derived from KMS (`GenerateMac`), or
 /// given directly by `LATCHKEY_REFRESH_MAC_KEY` (local runs and sample events).
 pub async fn session_manager(config: &Config, aws: &Aws) -> Result<SessionManager, StartupError> {
-    let store = Arc::new(DynamoStore::new(aws.dynamodb().clone(), config.table_name.clone()));
-    let key = match &config.refresh_mac_key {
+    Ok(sessions_with(config, aws, refresh_key(config, aws).await?))
+}
+
+/// The refresh-token MAC key: derived by KMS `GenerateMac`, or `LATCHKEY_REFRESH_MAC_KEY`.
+async fn refresh_key(config: &Config, aws: &Aws) -> Result<RefreshKey, StartupError> {
+    Ok(match &config.refresh_mac_key {
         Some(key) => {
             refuse_fixture_key(config, *key.bytes() == FIXTURE_REFRESH_MAC_KEY, "LATCHKEY_REFRESH_MAC_KEY")?;
             RefreshKey::from_bytes(key.bytes())
         }
         None => derive_refresh_key(aws.kms(), config.require_refresh_mac_key_id()?).await?,
-    };
-    Ok(SessionManager::new(store.clone(), store, key, SessionPolicy::from_config(config), Arc::new(SystemClock)))
+    })
 }
 
-/// Access tokens signed by the KMS key (`GetPublicKey` once).
-pub async fn token_responder(config: &Config, aws: &Aws) -> Result<TokenResponder, StartupError> {
+fn sessions_with(config: &Config, aws: &Aws, key: RefreshKey) -> SessionManager {
+    let store = dynamo_store(config, aws);
+    SessionManager::new(store.clone(), store, key, SessionPolicy::from_config(config), Arc::new(SystemClock))
+}
+
+fn dynamo_store(config: &Config, aws: &Aws) -> Arc<DynamoStore> {
+    Arc::new(DynamoStore::new(aws.dynamodb().clone(), config.table_name.clone()))
+}
+
+/// The KMS signing key (`GetPublicKey` once), never the fixture key unless allowed.
+async fn kms_signer(config: &Config, aws: &Aws) -> Result<KmsSigner, StartupError> {
     let signer = KmsSigner::new(aws.kms().clone(), config.require_kms_key_id()?).await?;
     refuse_fixture_key(config, signer.public_key().kid == FIXTURE_SIGNING_KID, "LATCHKEY_KMS_KEY_ID")?;
-    let issuer = AccessTokenIssuer::new(Arc::new(signer), config);
+    Ok(signer)
+}
+
+/// Access tokens signed by the KMS key (`GetPublicKey` once), in KMS mode; see
+/// [`signing`] for the functions that also keep sessions.
+pub async fn token_responder(config: &Config, aws: &Aws) -> Result<TokenResponder, StartupError> {
+    if config.signing.is_delegated() {
+        return Ok(signing(config, aws).await?.1);
+    }
+    let issuer = AccessTokenIssuer::new(Arc::new(kms_signer(config, aws).await?), config);
     Ok(TokenResponder::new(issuer, config.edge.clone()))
 }
 
-/// A verifier on the configured JWKS, or on the KMS public keys.
+/// Sessions and access tokens, for the functions that sign: the refresh key and
+/// the KMS key's public half fetched together. With `LATCHKEY_SIGNING=delegated`
+/// the tokens are signed by the period's key (sealed under a key derived from the
+/// refresh key), which the KMS key vouches for once per period.
+pub async fn signing(config: &Config, aws: &Aws) -> Result<(SessionManager, TokenResponder), StartupError> {
+    let (key, root) = tokio::try_join!(refresh_key(config, aws), kms_signer(config, aws))?;
+    let signer = issuing_signer(config, Arc::new(root), dynamo_store(config, aws), &key)?;
+    let tokens = TokenResponder::new(AccessTokenIssuer::new(signer, config), config.edge.clone());
+    Ok((sessions_with(config, aws, key), tokens))
+}
+
+/// What signs access tokens in `config`'s mode: `root` itself (`kms`), or a
+/// [`DelegatedSigner`] over it sharing its keys through `store` (`delegated`).
+pub fn issuing_signer(
+    config: &Config,
+    root: Arc<dyn Signer>,
+    store: Arc<dyn DelegatedKeyStore>,
+    refresh_key: &RefreshKey,
+) -> Result<Arc<dyn Signer>, SigningError> {
+    Ok(match config.signing.is_delegated() {
+        true => Arc::new(DelegatedSigner::new(root, store, refresh_key, config)?),
+        false => root,
+    })
+}
+
+/// A verifier on `keys`; with delegated signing it also learns the period keys
+/// `keys` vouch for from `store`.
+pub fn verifier_over(config: &Config, keys: KeySet, store: Arc<dyn DelegatedKeyStore>) -> Verifier {
+    let verifier = Verifier::new(keys.clone(), config);
+    match config.signing.is_delegated() {
+        true => verifier.with_delegated(Arc::new(DelegatedKeys::new(keys, store, config))),
+        false => verifier,
+    }
+}
+
+/// A verifier on the configured JWKS, or on the KMS public keys (and the
+/// delegated keys they vouch for, with delegated signing).
 pub async fn verifier(config: &Config, aws: &Aws) -> Result<Verifier, StartupError> {
-    Ok(Verifier::new(key_set(config, aws).await?, config))
+    Ok(verifier_over(config, key_set(config, aws).await?, dynamo_store(config, aws)))
 }
 
 /// The verification keys (JWKS, or KMS: the KMS client is built only then), never
@@ -206,7 +265,7 @@ impl HttpFunction for LoginState {
     /// The login function's state: DynamoDB, KMS signing, the refresh key, argon2id.
     /// The two cold-start KMS calls (`GenerateMac`, `GetPublicKey`) run together.
     async fn deployed(config: &Config, aws: &Aws) -> Result<Self, StartupError> {
-        let (sessions, tokens) = tokio::try_join!(session_manager(config, aws), token_responder(config, aws))?;
+        let (sessions, tokens) = signing(config, aws).await?;
         let users = Arc::new(DynamoStore::new(aws.dynamodb().clone(), config.table_name.clone()));
         let accounts = Accounts::new(users.clone(), sessions, PasswordHasher::new(config.password)?)
             .with_admin_role(config.edge.admin_role.clone())
@@ -224,7 +283,7 @@ impl HttpFunction for RefreshState {
     /// The refresh function's state: DynamoDB, KMS signing, the refresh key; the
     /// two cold-start KMS calls run together.
     async fn deployed(config: &Config, aws: &Aws) -> Result<Self, StartupError> {
-        let (sessions, tokens) = tokio::try_join!(session_manager(config, aws), token_responder(config, aws))?;
+        let (sessions, tokens) = signing(config, aws).await?;
         Ok(Self { sessions, tokens, edge: config.edge.clone() })
     }
 
@@ -252,8 +311,7 @@ impl HttpFunction for AccountState {
     /// derived from it), verification keys, argon2id and the delivery. The
     /// cold-start KMS calls run together.
     async fn deployed(config: &Config, aws: &Aws) -> Result<Self, StartupError> {
-        let (sessions, tokens, verifier) =
-            tokio::try_join!(session_manager(config, aws), token_responder(config, aws), verifier(config, aws))?;
+        let ((sessions, tokens), verifier) = tokio::try_join!(signing(config, aws), verifier(config, aws))?;
         let store = Arc::new(DynamoStore::new(aws.dynamodb().clone(), config.table_name.clone()));
         let key = SecretKey::derive(sessions.key());
         let accounts = Accounts::new(store.clone(), sessions, PasswordHasher::new(config.password)?)
@@ -296,7 +354,13 @@ impl HttpFunction for AdminState {
 impl HttpFunction for JwksState {
     /// The JWKS function's state: the published keys.
     async fn deployed(config: &Config, aws: &Aws) -> Result<Self, StartupError> {
-        Ok(Self { keys: key_set(config, aws).await?, edge: config.edge.clone() })
+        let verifier = verifier(config, aws).await?;
+        Ok(Self {
+            keys: verifier.keys().clone(),
+            delegated: verifier.delegated().cloned(),
+            edge: config.edge.clone(),
+            clock: Arc::new(SystemClock),
+        })
     }
 
     async fn handle(&self, request: Request) -> Response<Body> {
@@ -310,7 +374,7 @@ impl AuthorizerState {
     /// configuration is loaded at all); otherwise [`AuthorizerState::deployed`].
     pub async fn from_env(config: &Config) -> Result<Self, StartupError> {
         match &config.jwks {
-            Some(jwks) if config.edge.session_check_secs == 0 => {
+            Some(jwks) if config.edge.session_check_secs == 0 && !config.signing.is_delegated() => {
                 Ok(Self::on_system_clock(config, Verifier::new(jwks_key_set(config, jwks)?, config), None))
             }
             _ => Self::deployed(config, &Aws::from_env().await).await,

@@ -20,7 +20,7 @@ pub const DEFAULT_NAMESPACE: &str = "Latchkey";
 
 /// Each counted event: the `event` field, the metric it counts, and which of its
 /// fields (bounded values only) become dimensions beside `Function`.
-pub const METRICS: [(&str, &str, &[&str]); 35] = [
+pub const METRICS: [(&str, &str, &[&str]); 37] = [
     ("login_succeeded", "LoginSucceeded", &[]),
     ("login_failed", "LoginFailed", &["reason"]),
     ("login_throttled", "LoginThrottled", &[]),
@@ -33,6 +33,8 @@ pub const METRICS: [(&str, &str, &[&str]); 35] = [
     ("sessions_ended", "SessionsEnded", &["reason"]),
     ("authorize", "Authorization", &["outcome", "session_check"]),
     ("session_check_failed", "SessionCheckFailed", &[]),
+    ("delegated_key_made", "DelegatedKeyMade", &[]),
+    ("delegated_key_refused", "DelegatedKeyRefused", &[]),
     ("signing_failed", "SigningFailed", &["throttled"]),
     ("cold_start", "ColdStart", &[]),
     ("reset_requested", "PasswordResetRequested", &["outcome"]),

@@ -18,15 +18,15 @@
 
 use std::sync::Arc;
 
-use aws_lc_rs::{aead, hmac};
+use aws_lc_rs::hmac;
 use totp_rs::{Algorithm, Builder, Secret, Totp};
 
 use crate::account::{AccountError, Accounts, Authentication};
 use crate::config::MfaConfig;
-use crate::encoding::{b64url, b64url_decode, random_bytes};
+use crate::encoding::{b64url, random_bytes};
 use crate::onetime::{Purpose, SecretKey};
 use crate::password::Password;
-use crate::signing::SigningError;
+use crate::signing::{SealingKey, SigningError};
 use crate::store::{CredentialChange, CredentialStore, LoginAttemptStore, SecretRecord, StoreError, TotpChange, User};
 use crate::token::{AMR_MFA, AMR_OTP, AMR_PASSWORD, RefreshKey};
 
@@ -57,7 +57,7 @@ const RECOVERY_LABEL: &[u8] = b"latchkey recovery code hash v1";
 /// codes' hash key, both derived from the refresh-token key (no AWS call).
 #[derive(Clone)]
 pub struct TotpKey {
-    seal: Arc<aead::LessSafeKey>,
+    seal: SealingKey,
     recovery: hmac::Key,
 }
 
@@ -70,33 +70,20 @@ impl std::fmt::Debug for TotpKey {
 impl TotpKey {
     /// The keys derived from `refresh`.
     pub fn derive(refresh: &RefreshKey) -> Result<Self, SigningError> {
-        let unbound = aead::UnboundKey::new(&aead::AES_256_GCM, &refresh.derive(SEAL_LABEL))
-            .map_err(|_| SigningError::LocalKey("totp sealing key".to_owned()))?;
-        Ok(Self {
-            seal: Arc::new(aead::LessSafeKey::new(unbound)),
-            recovery: hmac::Key::new(hmac::HMAC_SHA256, &refresh.derive(RECOVERY_LABEL)),
-        })
+        let seal = SealingKey::derive(refresh, SEAL_LABEL)
+            .ok_or_else(|| SigningError::LocalKey("totp sealing key".to_owned()))?;
+        Ok(Self { seal, recovery: hmac::Key::new(hmac::HMAC_SHA256, &refresh.derive(RECOVERY_LABEL)) })
     }
 
     /// `secret` sealed for `user_id`: base64url of a random 96-bit nonce, the
     /// ciphertext and the tag.
     pub fn seal(&self, user_id: &str, secret: &[u8]) -> Result<String, StoreError> {
-        let nonce = random_bytes::<{ aead::NONCE_LEN }>().map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        let mut sealed = secret.to_vec();
-        self.seal
-            .seal_in_place_append_tag(aead::Nonce::assume_unique_for_key(nonce), aad(user_id), &mut sealed)
-            .map_err(|_| StoreError::Unavailable("seal".to_owned()))?;
-        Ok(b64url([nonce.as_slice(), &sealed].concat()))
+        self.seal.seal(&aad(user_id), secret).ok_or_else(|| StoreError::Unavailable("seal".to_owned()))
     }
 
     /// The secret `sealed` holds, if it was sealed by this key for `user_id`.
     pub fn open(&self, user_id: &str, sealed: &str) -> Option<Vec<u8>> {
-        let bytes = b64url_decode(sealed)?;
-        let (nonce, ciphertext) = bytes.split_at_checked(aead::NONCE_LEN)?;
-        let nonce = aead::Nonce::try_assume_unique_for_key(nonce).ok()?;
-        let mut in_out = ciphertext.to_vec();
-        let plain = self.seal.open_in_place(nonce, aad(user_id), &mut in_out).ok()?;
-        Some(plain.to_vec())
+        self.seal.open(&aad(user_id), sealed)
     }
 
     /// The keyed hash a recovery code of `user_id` is stored as; `None` when
@@ -115,8 +102,8 @@ impl TotpKey {
     }
 }
 
-fn aad(user_id: &str) -> aead::Aad<Vec<u8>> {
-    aead::Aad::from([b"totp\0".as_slice(), user_id.as_bytes()].concat())
+fn aad(user_id: &str) -> Vec<u8> {
+    [b"totp\0".as_slice(), user_id.as_bytes()].concat()
 }
 
 /// Fresh recovery codes (`xxxxx-xxxxx`, 50 bits each from the OS CSPRNG).

@@ -9,16 +9,16 @@ use crate::authorizer::AuthorizerState;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::delivery::{Delivery, TerminalDelivery};
-use crate::deploy::{Aws, HttpFunction, StartupError, session_check};
+use crate::deploy::{Aws, HttpFunction, StartupError, issuing_signer, session_check, verifier_over};
 use crate::http::{AccountState, AdminState, JwksState, LoginState, LogoutState, RefreshState, TokenResponder};
 use crate::mfa::Mfa;
 use crate::onetime::SecretKey;
 use crate::password::PasswordHasher;
 use crate::recovery::Recovery;
 use crate::session::{SessionManager, SessionPolicy};
-use crate::signing::{KeySet, LocalSigner, Signer, SigningError};
+use crate::signing::{DelegatedKeyStore, KeySet, LocalSigner, Signer, SigningError};
 use crate::store::{CredentialStore, LoginAttemptStore, MemoryStore, SessionLookup, SessionStore, UserStore};
-use crate::token::{AccessTokenIssuer, RefreshKey, Verifier};
+use crate::token::{AccessTokenIssuer, RefreshKey};
 
 /// What the functions are built from.
 pub struct Components {
@@ -34,8 +34,11 @@ pub struct Components {
     pub credentials: Arc<dyn CredentialStore>,
     /// How messages leave.
     pub delivery: Arc<dyn Delivery>,
-    /// Signs access tokens.
+    /// The long-term signing key (signs access tokens in `kms` mode, vouches for
+    /// the period keys in `delegated` mode).
     pub signer: Arc<dyn Signer>,
+    /// Where delegated period keys are shared (used in `delegated` mode).
+    pub signing_keys: Arc<dyn DelegatedKeyStore>,
     /// The keys verifiers accept and the JWKS publishes.
     pub keys: KeySet,
     /// The refresh-token MAC key.
@@ -66,8 +69,20 @@ pub struct Services {
 impl Services {
     /// Builds every state over `components` with the settings of `config`.
     pub fn assemble(config: &Config, components: Components) -> Result<Self, StartupError> {
-        let Components { users, sessions, attempts, lookup, credentials, delivery, signer, keys, refresh_key, clock } =
-            components;
+        let Components {
+            users,
+            sessions,
+            attempts,
+            lookup,
+            credentials,
+            delivery,
+            signer,
+            signing_keys,
+            keys,
+            refresh_key,
+            clock,
+        } = components;
+        let signer = issuing_signer(config, signer, signing_keys.clone(), &refresh_key)?;
         let secret_key = SecretKey::derive(&refresh_key);
         let manager = SessionManager::new(
             sessions,
@@ -77,7 +92,7 @@ impl Services {
             clock.clone(),
         );
         let tokens = TokenResponder::new(AccessTokenIssuer::new(signer, config), config.edge.clone());
-        let verifier = Verifier::new(keys.clone(), config);
+        let verifier = verifier_over(config, keys.clone(), signing_keys);
         let edge = config.edge.clone();
         let accounts = Accounts::new(users, manager.clone(), PasswordHasher::new(config.password)?)
             .with_admin_role(config.edge.admin_role.clone())
@@ -103,7 +118,12 @@ impl Services {
             login: LoginState { accounts, mfa, tokens: tokens.clone(), edge: edge.clone() },
             refresh: RefreshState { sessions: manager.clone(), tokens, edge: edge.clone() },
             logout: LogoutState { sessions: manager, verifier: verifier.clone(), edge: edge.clone() },
-            jwks: JwksState { keys, edge: edge.clone() },
+            jwks: JwksState {
+                keys,
+                delegated: verifier.delegated().cloned(),
+                edge: edge.clone(),
+                clock: clock.clone(),
+            },
             authorizer: AuthorizerState { verifier, edge, clock, session_check: session_check(config, || lookup) },
         })
     }
@@ -136,7 +156,8 @@ impl Services {
                 sessions: store.clone(),
                 attempts: store.clone(),
                 lookup: store.clone(),
-                credentials: store,
+                credentials: store.clone(),
+                signing_keys: store,
                 delivery,
                 signer: Arc::new(signer),
                 keys,

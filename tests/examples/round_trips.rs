@@ -2,8 +2,9 @@
 //! session, an admin's page of users and both steps of a login with a second factor, end to end with every AWS call (store and KMS
 //! `Sign`) taking a fixed latency: prints each request's median latency, how many
 //! calls it made and how many it waited for in turn (the depth).
-//! Run: `cargo run --release -p latchkey-tests --example round_trips [latency_ms] [runs]`
-//! (default 10 ms, 30 runs); figures in docs/performance.md. The depths are
+//! Run: `cargo run --release -p latchkey-tests --example round_trips [latency_ms] [runs]
+//! [sign_ms]` (default 10 ms, 30 runs, KMS `Sign` as long as a store call), in the
+//! signing mode `LATCHKEY_SIGNING` names (`kms` when unset); figures in docs/performance.md. The depths are
 //! asserted by `tests/tests/round_trips.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -16,7 +17,9 @@ async fn main() {
     let mut args = std::env::args().skip(1).map(|arg| arg.parse::<u64>().expect("a whole number"));
     let latency = Duration::from_millis(args.next().unwrap_or(10));
     let runs = args.next().unwrap_or(30) as usize;
-    let rig = SlowServices::new(latency).await;
+    let sign_latency = Duration::from_millis(args.next().unwrap_or(latency.as_millis() as u64));
+    let signing = latchkey_tests::signing_under_test();
+    let rig = SlowServices::with_signing(latency, sign_latency, signing).await;
     let mut rows: Vec<(&str, Vec<Duration>, Option<Trace>)> = vec![
         ("login", vec![], None),
         ("refresh", vec![], None),
@@ -77,8 +80,10 @@ async fn main() {
         rig.logout(mine["refreshToken"].as_str().unwrap()).await;
     }
     println!(
-        "AWS latency {} ms per call, {runs} runs each (in-memory store, local key, no response floor)",
-        latency.as_millis()
+        "AWS latency {} ms per store call, {} ms per KMS Sign, {runs} runs each, signing {:?} (in-memory store, local key, no response floor)",
+        latency.as_millis(),
+        sign_latency.as_millis(),
+        signing.mode,
     );
     println!("| Request | Median | AWS calls | Depth | Calls, in turn |");
     println!("| --- | --- | --- | --- | --- |");

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use latchkey::onetime::Purpose;
+use latchkey::signing::{DelegatedKeyRecord, DelegatedKeyStore, KeyPeriod, SigningError};
 use latchkey::store::{
     ClientInfo, CredentialChange, CredentialStore, LoginAttemptStore, Membership, PasswordChange, RotateOutcome,
     SecretRecord, Session, SessionLookup, SessionStore, StandingChange, StandingOutcome, StoreError, TotpChange, User,
@@ -290,5 +291,22 @@ impl<S: CredentialStore> CredentialStore for CountingStore<S> {
     async fn update_totp(&self, email: &str, user_id: &str, change: &TotpChange) -> Result<bool, StoreError> {
         self.enter("update_totp").await?;
         self.inner.update_totp(email, user_id, change).await
+    }
+}
+
+#[async_trait]
+impl<S: DelegatedKeyStore> DelegatedKeyStore for CountingStore<S> {
+    async fn delegated_key(
+        &self,
+        period: KeyPeriod,
+        private: bool,
+    ) -> Result<Option<DelegatedKeyRecord>, SigningError> {
+        self.enter("delegated_key").await.map_err(|error| SigningError::KeyStore(error.to_string()))?;
+        self.inner.delegated_key(period, private).await
+    }
+
+    async fn put_delegated_key(&self, record: &DelegatedKeyRecord) -> Result<bool, SigningError> {
+        self.enter("put_delegated_key").await.map_err(|error| SigningError::KeyStore(error.to_string()))?;
+        self.inner.put_delegated_key(record).await
     }
 }

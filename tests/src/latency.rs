@@ -140,14 +140,25 @@ pub struct SlowServices {
 }
 
 impl SlowServices {
-    /// Every call takes `latency`; the demo user exists; the timeline is empty.
+    /// Every call takes `latency`; the demo user exists; the timeline is empty; KMS signing.
     pub async fn new(latency: Duration) -> Self {
+        Self::with_signing(latency, latency, latchkey::config::SigningConfig::default()).await
+    }
+
+    /// Store calls take `latency`, KMS `Sign` takes `sign_latency`, tokens are signed
+    /// as `signing` says. With delegated signing the period's key is made before the
+    /// timeline is emptied (it is once per period, not per request).
+    pub async fn with_signing(
+        latency: Duration,
+        sign_latency: Duration,
+        signing: latchkey::config::SigningConfig,
+    ) -> Self {
         use std::sync::Arc;
         let timeline = Arc::new(Timeline::default());
         let memory = Arc::new(latchkey::store::MemoryStore::new());
         let store = Arc::new(crate::counting::CountingStore::new(memory).with_latency(timeline.clone(), latency));
         let local = latchkey::signing::LocalSigner::generate().unwrap();
-        let signer = Arc::new(SlowSigner::new(local, timeline.clone(), latency));
+        let signer = Arc::new(SlowSigner::new(local, timeline.clone(), sign_latency));
         let outbox = latchkey::delivery::Outbox::new();
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
         let clock = Arc::new(latchkey::clock::ManualClock::new(now));
@@ -163,7 +174,7 @@ impl SlowServices {
             link_base_url: Some("https://app.example.com/account".to_owned()),
             ..latchkey::config::AccountConfig::default()
         };
-        let config = latchkey::Config { accounts, ..latchkey::Config::default() };
+        let config = latchkey::Config { accounts, signing, ..latchkey::Config::default() };
         let services = latchkey::services::Services::assemble(&config, components).unwrap();
         let password = latchkey::password::Password::new(crate::DEMO_PASSWORD).unwrap();
         services.accounts().create(crate::DEMO_EMAIL, &password, "member").await.unwrap();
@@ -174,6 +185,21 @@ impl SlowServices {
         use latchkey::Clock as _;
         let code = crate::support::totp_code(&mfa_secret, clock.now());
         mfa.confirm(&user.id, &user.email, &password, &code).await.unwrap();
+        if config.signing.is_delegated() {
+            // The period's key made and learnt, and the next one made, before timing.
+            let subject = latchkey::token::Subject {
+                user_id: user.id.clone(),
+                email: user.email.clone(),
+                role: user.role.clone(),
+                session_id: "c2Vzc2lvbi1maXh0dXJlMQ".to_owned(),
+                amr: vec!["pwd".to_owned()],
+            };
+            let issuer = services.login.tokens.issuer();
+            let (now, period) = (clock.now(), config.signing.key_period.as_secs());
+            let token = issuer.issue(&subject, now).await.unwrap();
+            services.authorizer.verifier.verify_live(&token.token, now).await.unwrap();
+            issuer.issue(&subject, (now - now % period + period / 2).max(now)).await.unwrap();
+        }
         timeline.take();
         Self { services, timeline, outbox, clock, mfa_secret }
     }

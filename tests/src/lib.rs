@@ -8,6 +8,7 @@ pub mod counting;
 pub mod events;
 pub mod faults;
 pub mod latency;
+pub mod proxy;
 
 #[path = "../../shared/tests/support/mod.rs"]
 #[allow(missing_docs)]
@@ -71,6 +72,13 @@ pub fn local_env() -> String {
     )
 }
 
+/// The signing mode the suite runs its flows in: `LATCHKEY_SIGNING` of the test
+/// process (`scripts/test` runs the flows once in each mode), `kms` when unset.
+pub fn signing_under_test() -> latchkey::config::SigningConfig {
+    latchkey::config::SigningConfig::from_lookup(&|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+        .expect("LATCHKEY_SIGNING and LATCHKEY_SIGNING_KEY_PERIOD_SECONDS are valid")
+}
+
 /// The fixture signer.
 pub fn fixture_signer() -> LocalSigner {
     LocalSigner::from_pem(FIXTURE_SIGNING_KEY).unwrap()
@@ -129,6 +137,7 @@ impl Env {
             kms_key_id: Some(create_kms_key(&aws, KeyUsageType::SignVerify, KeySpec::EccNistP256).await),
             refresh_mac_key_id: Some(create_kms_key(&aws, KeyUsageType::GenerateVerifyMac, KeySpec::Hmac256).await),
             edge,
+            signing: signing_under_test(),
             ..Config::default()
         };
         let store = Arc::new(DynamoStore::new(aws.dynamodb().clone(), config.table_name.clone()));
@@ -201,6 +210,7 @@ where
         + latchkey::store::LoginAttemptStore
         + latchkey::store::SessionLookup
         + latchkey::store::CredentialStore
+        + latchkey::signing::DelegatedKeyStore
         + 'static,
 {
     Components {
@@ -208,7 +218,8 @@ where
         sessions: store.clone(),
         attempts: store.clone(),
         lookup: store.clone(),
-        credentials: store,
+        credentials: store.clone(),
+        signing_keys: store,
         delivery: Arc::new(latchkey::delivery::Outbox::new()),
         keys: KeySet::new([signer.public_key().clone()]).unwrap(),
         signer,

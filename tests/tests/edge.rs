@@ -509,7 +509,12 @@ async fn the_jwks_is_served_as_a_jwk_set_cached_for_the_configured_time_with_eve
     let new = latchkey::signing::LocalSigner::generate().unwrap();
     use latchkey::signing::Signer as _;
     let keys = latchkey::signing::KeySet::new([old.public_key().clone(), new.public_key().clone()]).unwrap();
-    let state = latchkey::http::JwksState { keys, edge: EdgeConfig::default() };
+    let state = latchkey::http::JwksState {
+        keys,
+        delegated: None,
+        edge: EdgeConfig::default(),
+        clock: std::sync::Arc::new(latchkey::clock::SystemClock),
+    };
     let both = body_json(&jwks(&state, request("GET", "/.well-known/jwks.json", &[], &[], None)).await);
     let kids: std::collections::BTreeSet<&str> =
         both["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap()).collect();

@@ -75,8 +75,10 @@ async fn each_security_event_moves_its_emf_counter() {
         .init();
 
     let clock = Arc::new(ManualClock::new(START));
+    // In the suite's signing mode: with delegated signing the first login makes the key.
+    let config = Config { signing: latchkey_tests::signing_under_test(), ..Config::default() };
     let services = Services::assemble(
-        &Config::default(),
+        &config,
         components(Arc::new(MemoryStore::new()), Arc::new(LocalSigner::generate().unwrap()), clock.clone()),
     )
     .unwrap();
@@ -123,6 +125,8 @@ async fn each_security_event_moves_its_emf_counter() {
     assert_eq!(count("Authorization", &[("Outcome", "allow"), ("SessionCheck", "read")]), 1, "{counts:?}");
     assert_eq!(count("Authorization", &[("Outcome", "allow"), ("SessionCheck", "cached")]), 1);
     assert_eq!(count("Authorization", &[("Outcome", "unauthorized"), ("SessionCheck", "off")]), 1);
+    let made = u32::from(config.signing.is_delegated());
+    assert_eq!(count("DelegatedKeyMade", &[]), made, "{counts:?}");
     let total: u32 = counts.values().sum();
     assert_eq!(total as usize, lines.len());
 }

@@ -14,7 +14,7 @@ use latchkey::config::{EdgeConfig, SessionCheckFailure};
 use latchkey::http::{login, logout, refresh};
 use latchkey::password::Password;
 use latchkey::services::Services;
-use latchkey::signing::LocalSigner;
+use latchkey::signing::{DelegatedKeyStore, LocalSigner};
 use latchkey::store::{
     CredentialStore, DynamoStore, LoginAttemptStore, MemoryStore, SessionLookup, SessionStore, UserStore,
 };
@@ -27,8 +27,14 @@ use serde_json::json;
 
 const INTERVAL: u64 = 30;
 
-trait Store: UserStore + SessionStore + LoginAttemptStore + SessionLookup + CredentialStore + 'static {}
-impl<S: UserStore + SessionStore + LoginAttemptStore + SessionLookup + CredentialStore + 'static> Store for S {}
+trait Store:
+    UserStore + SessionStore + LoginAttemptStore + SessionLookup + CredentialStore + DelegatedKeyStore + 'static
+{
+}
+impl<S: UserStore + SessionStore + LoginAttemptStore + SessionLookup + CredentialStore + DelegatedKeyStore + 'static>
+    Store for S
+{
+}
 
 struct Rig<S> {
     services: Services,

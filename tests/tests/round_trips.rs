@@ -36,6 +36,27 @@ async fn login_is_two_round_trips_deep_refresh_three_logout_two() {
     assert!(logout.depth() <= 2, "{}", logout.stages());
 }
 
+/// With delegated signing the period's key signs in the function: login and refresh
+/// make no KMS call (the key was made once, before these requests), and a protected
+/// route verifying the token reads nothing once its key is learnt.
+#[tokio::test(start_paused = true)]
+async fn delegated_signing_takes_kms_off_login_and_refresh() {
+    let delegated = latchkey::config::SigningConfig {
+        mode: latchkey::config::SigningMode::Delegated,
+        key_period: Duration::from_secs(3600),
+    };
+    let rig = SlowServices::with_signing(LATENCY, Duration::from_millis(15), delegated).await;
+    let (tokens, login) = rig.login().await;
+    assert_eq!(login.stages(), "record_failure+get_user_by_email → clear_failures+create_session");
+    assert_eq!((login.count(), login.depth()), (4, 2));
+    let (next, refresh) = rig.refresh(tokens["refreshToken"].as_str().unwrap()).await;
+    assert_eq!(refresh.stages(), "get_session → user_standing → rotate_session");
+    assert_eq!((refresh.count(), refresh.depth()), (3, 3));
+    let (listed, sessions) = rig.sessions(next["accessToken"].as_str().unwrap()).await;
+    assert!(listed["sessions"].is_array(), "{listed}");
+    assert!(!sessions.stages().contains("delegated_key"), "the key was learnt before: {}", sessions.stages());
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_role_changed_since_the_snapshot_is_signed_again_after_the_user_read() {
     let rig = SlowServices::new(LATENCY).await;

@@ -107,7 +107,23 @@ async fn items_match_docs_storage_md_and_hold_no_secret() {
     let window: u64 = pk.strip_prefix("ATTEMPTS#ghost@example.com#").expect(pk).parse().unwrap();
     assert_eq!(n(attempts, "failures"), 1);
     assert_eq!(n(attempts, "ttl"), (window + 1) * 900, "the end of the window");
-    assert_eq!(items.len(), 3, "{dump}");
+    // With delegated signing, the period's key: public half, vouch, sealed private half.
+    let signing = by_prefix("SIGNKEY#");
+    if env.config.signing.is_delegated() {
+        // The current period's, and the next one's when past the middle of this one.
+        assert!((1..=2).contains(&signing.len()), "{dump}");
+        for key in &signing {
+            let names: std::collections::BTreeSet<&str> = key.keys().map(String::as_str).collect();
+            assert_eq!(names.into_iter().collect::<Vec<_>>(), ["createdAt", "kid", "pk", "sealedKey", "ttl", "vouch"]);
+            let period = env.config.signing.key_period.as_secs();
+            assert!(s(key, "pk").starts_with(&format!("SIGNKEY#{period}#")), "{dump}");
+            assert!(s(key, "kid").starts_with(&format!("d1.{period}.")));
+            assert_eq!(s(key, "vouch").split('.').count(), 3, "a compact JWS");
+        }
+    } else {
+        assert!(signing.is_empty(), "{dump}");
+    }
+    assert_eq!(items.len(), 3 + signing.len(), "{dump}");
 }
 
 /// The account flows on DynamoDB: forgot and reset, a second (unspent) reset link,

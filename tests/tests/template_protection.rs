@@ -7,7 +7,8 @@
 use std::collections::BTreeSet;
 
 use latchkey::store::{
-    SESSION_ATTRIBUTES, SESSION_INDEX_READ, SESSION_LIST_ATTRIBUTES, USER_INDEX_ATTRIBUTES, USER_STANDING_ATTRIBUTES,
+    SESSION_ATTRIBUTES, SESSION_INDEX_READ, SESSION_LIST_ATTRIBUTES, SIGNING_KEY_ATTRIBUTES,
+    SIGNING_KEY_PUBLIC_ATTRIBUTES, USER_INDEX_ATTRIBUTES, USER_STANDING_ATTRIBUTES,
 };
 use latchkey_tests::cfn::{invoked_function, referenced, resources_of, translate, translated};
 use serde_json::{Value, json};
@@ -24,6 +25,22 @@ fn statements(template: &Value, role: &str) -> Vec<Value> {
         .into_iter()
         .flatten()
         .map(|policy| policy.get("Fn::If").map_or(policy, |branches| &branches[1]))
+        .flat_map(|policy| policy["PolicyDocument"]["Statement"].as_array().unwrap().clone())
+        .collect()
+}
+
+/// The statements of `role` in one signing mode: its unconditional statements, the
+/// `IsDelegated` ones only with `delegated`, every other condition's as granted.
+fn statements_in(template: &Value, role: &str, delegated: bool) -> Vec<Value> {
+    let policies = template["Resources"][role]["Properties"]["Policies"].as_array();
+    policies
+        .into_iter()
+        .flatten()
+        .filter_map(|policy| match policy.get("Fn::If") {
+            Some(branches) if branches[0] == "IsDelegated" => delegated.then(|| &branches[1]),
+            Some(branches) => Some(&branches[1]),
+            None => Some(policy),
+        })
         .flat_map(|policy| policy["PolicyDocument"]["Statement"].as_array().unwrap().clone())
         .collect()
 }
@@ -232,7 +249,7 @@ fn functions_read_only_the_attributes_their_code_requests() {
         ("AuthorizerFunctionRole", vec!["dynamodb:BatchGetItem"]),
     ] {
         let mut seen = Vec::new();
-        for statement in statements(template, role) {
+        for statement in statements_in(template, role, false) {
             for action in actions(&statement).into_iter().filter(|a| a.starts_with("dynamodb:")) {
                 match action.as_str() {
                     "dynamodb:GetItem" | "dynamodb:BatchGetItem" => {
@@ -285,4 +302,79 @@ fn functions_read_only_the_attributes_their_code_requests() {
     for attribute in SESSION_INDEX_READ.iter().filter(|a| !["pk", "userId"].contains(a)) {
         assert!(USER_INDEX_ATTRIBUTES.contains(attribute), "the index lacks {attribute}, which its readers request");
     }
+}
+
+/// Each signing mode's IAM, read from the translated template: `kms:Sign` only for
+/// the three functions that sign in either mode (delegated mode signs one vouch per
+/// period with it), no KMS encryption permission in either (delegated keys are
+/// sealed under the refresh-key derivation: no KMS call per instance); period keys
+/// reachable only in delegated mode, the sealed private half only by the signers,
+/// and never by the admin function, which is denied it.
+#[test]
+fn each_signing_mode_grants_what_it_needs_and_nothing_more() {
+    let template = translated();
+    assert_eq!(template["Conditions"]["IsDelegated"], json!({"Fn::Equals": [{"Ref": "Signing"}, "delegated"]}));
+    let environment = &template["Resources"]["RefreshFunction"]["Properties"]["Environment"]["Variables"];
+    assert_eq!(environment["LATCHKEY_SIGNING"], json!({"Ref": "Signing"}));
+    assert_eq!(environment["LATCHKEY_SIGNING_KEY_PERIOD_SECONDS"], json!({"Ref": "SigningKeyPeriodSeconds"}));
+    let signing_keys = json!(["SIGNKEY#*"]);
+    let key_reads = |statements: &[Value]| -> Vec<BTreeSet<String>> {
+        statements
+            .iter()
+            .filter(|s| {
+                s["Effect"] == "Allow"
+                    && s["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"] == signing_keys
+            })
+            .filter(|s| actions(s) == ["dynamodb:GetItem"])
+            .map(|s| names(&s["Condition"]["ForAllValues:StringEquals"]["dynamodb:Attributes"]))
+            .collect()
+    };
+    let key_writes = |statements: &[Value]| {
+        statements
+            .iter()
+            .filter(|s| {
+                s["Effect"] == "Allow"
+                    && s["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"] == signing_keys
+            })
+            .filter(|s| actions(s) != ["dynamodb:GetItem"])
+            .count()
+    };
+    for (role, _) in resources_of(template, "AWS::IAM::Role") {
+        for delegated in [false, true] {
+            let statements = statements_in(template, role, delegated);
+            let text = statements.iter().map(Value::to_string).collect::<String>();
+            for action in ["kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey", "kms:ReEncrypt"] {
+                assert!(!text.contains(action), "{role} (delegated {delegated}) has {action}");
+            }
+            let signs = ["LoginFunction", "RefreshFunction", "AccountFunction"].iter().any(|f| role.starts_with(f));
+            assert_eq!(text.contains("kms:Sign"), signs, "{role} (delegated {delegated})");
+            if !delegated {
+                assert!(
+                    key_reads(&statements).is_empty() && key_writes(&statements) == 0,
+                    "{role}: period keys in kms mode"
+                );
+            }
+        }
+        let delegated = statements_in(template, role, true);
+        let expected: (Vec<BTreeSet<String>>, usize) = match role.trim_end_matches("Role") {
+            // Broad item access already (they sign in both modes).
+            "LoginFunction" | "AccountFunction" | "AdminFunction" | "EchoFunction" => (vec![], 0),
+            "RefreshFunction" => (vec![set(&SIGNING_KEY_ATTRIBUTES)], 1),
+            "AuthorizerFunction" | "JwksFunction" | "LogoutFunction" => (vec![set(&SIGNING_KEY_PUBLIC_ATTRIBUTES)], 0),
+            other => panic!("unexpected role {other}"),
+        };
+        assert_eq!((key_reads(&delegated), key_writes(&delegated)), expected, "{role}");
+    }
+    assert!(!SIGNING_KEY_PUBLIC_ATTRIBUTES.contains(&"sealedKey"));
+    // The admin function can read and write most items: it is denied the sealed
+    // private half, whole-item reads and writes of period keys, in both modes.
+    let denials: Vec<Value> =
+        statements_in(template, "AdminFunctionRole", false).into_iter().filter(|s| s["Effect"] == "Deny").collect();
+    assert_eq!(denials.len(), 3, "{denials:?}");
+    for denial in &denials {
+        assert_eq!(denial["Condition"]["ForAnyValue:StringLike"]["dynamodb:LeadingKeys"], signing_keys);
+    }
+    assert_eq!(denials[0]["Condition"]["ForAnyValue:StringEquals"]["dynamodb:Attributes"], json!(["sealedKey"]));
+    assert_eq!(denials[1]["Condition"]["Null"]["dynamodb:Attributes"], "true");
+    assert_eq!(actions(&denials[2]), ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]);
 }

@@ -7,6 +7,7 @@
 mod accounts;
 mod edge;
 mod mfa;
+mod signing;
 
 use std::time::Duration;
 
@@ -16,6 +17,7 @@ pub use edge::{
     is_role, normal_path,
 };
 pub use mfa::{MfaConfig, MfaMode};
+pub use signing::{SigningConfig, SigningMode};
 
 use crate::password::PasswordParams;
 
@@ -74,6 +76,8 @@ pub const VARIABLES: &[&str] = &[
     "LATCHKEY_MFA_ISSUER",
     "LATCHKEY_MFA_MAX_FAILURES",
     "LATCHKEY_MFA_WINDOW_SECONDS",
+    "LATCHKEY_SIGNING",
+    "LATCHKEY_SIGNING_KEY_PERIOD_SECONDS",
 ];
 
 /// Variables a deployment must set: the functions that touch storage or keys
@@ -152,6 +156,9 @@ pub struct Config {
     pub accounts: AccountConfig,
     /// The second factor's settings (mode, roles that must enrol, issuer, limit).
     pub mfa: MfaConfig,
+    /// How access tokens are signed (KMS per token, or delegated keys) and the
+    /// delegated keys' period.
+    pub signing: SigningConfig,
 }
 
 impl Default for Config {
@@ -177,6 +184,7 @@ impl Default for Config {
             edge: EdgeConfig::default(),
             accounts: AccountConfig::default(),
             mfa: MfaConfig::default(),
+            signing: SigningConfig::default(),
         }
     }
 }
@@ -298,6 +306,7 @@ impl Config {
             edge: EdgeConfig::from_lookup(&get)?,
             accounts: AccountConfig::from_lookup(&get)?,
             mfa: MfaConfig::from_lookup(&get)?,
+            signing: SigningConfig::from_lookup(&get)?,
         }
         .with_roles_apart()
     }

@@ -185,10 +185,14 @@ struct ChangeBody {
 }
 
 /// The verified access token of a signed-in route: its claims and session.
-fn signed_in(state: &AccountState, request: &Request) -> Result<(crate::token::AccessClaims, SessionId), ApiError> {
+async fn signed_in(
+    state: &AccountState,
+    request: &Request,
+) -> Result<(crate::token::AccessClaims, SessionId), ApiError> {
     let token = bearer_token(request).ok_or_else(|| ApiError::InvalidToken("no bearer token".to_owned()))?;
     let now = state.recovery.accounts().sessions().clock().now();
-    let claims = state.verifier.verify(token, now).map_err(|error| ApiError::InvalidToken(error.to_string()))?;
+    let claims =
+        state.verifier.verify_live(token, now).await.map_err(|error| ApiError::InvalidToken(error.to_string()))?;
     let session_id: SessionId =
         claims.sid.parse().map_err(|_| ApiError::InvalidToken("sid is not a session id".to_owned()))?;
     Ok((claims, session_id))
@@ -197,7 +201,7 @@ fn signed_in(state: &AccountState, request: &Request) -> Result<(crate::token::A
 /// `GET /sessions`: the caller's live sessions, newest first, with where each was
 /// last used; 401 when the caller's own session is not among them (ended).
 async fn list_sessions(state: &AccountState, request: &Request) -> Result<Outcome, ApiError> {
-    let (claims, current) = signed_in(state, request)?;
+    let (claims, current) = signed_in(state, request).await?;
     let sessions = state.recovery.accounts().sessions().user_sessions(&claims.sub, &claims.email).await?;
     if !sessions.iter().any(|session| session.id == current) {
         return Err(ApiError::InvalidToken("session ended".to_owned()));
@@ -222,7 +226,7 @@ async fn list_sessions(state: &AccountState, request: &Request) -> Result<Outcom
 /// `DELETE /sessions/{id}`: 204 when it was one of the caller's live sessions (the
 /// caller's own included: that is a logout); 404 for anything else, with no write.
 async fn end_session(state: &AccountState, request: &Request) -> Result<Outcome, ApiError> {
-    let (claims, current) = signed_in(state, request)?;
+    let (claims, current) = signed_in(state, request).await?;
     let target = request.uri().path().trim_end_matches('/').rsplit('/').next().unwrap_or_default();
     let sessions = state.recovery.accounts().sessions();
     if !sessions.end_session_of(&claims.sub, Some(&current), target, "ended_by_user").await? {
@@ -235,7 +239,7 @@ async fn end_session(state: &AccountState, request: &Request) -> Result<Outcome,
 /// password is checked as a login is (counted by its throttle); the user's other
 /// sessions end and this one continues with fresh tokens.
 async fn change_password(state: &AccountState, request: &Request) -> Result<Outcome, ApiError> {
-    let (claims, session_id) = signed_in(state, request)?;
+    let (claims, session_id) = signed_in(state, request).await?;
     let accounts = state.recovery.accounts();
     let now = accounts.sessions().clock().now();
     let body: ChangeBody =
@@ -264,7 +268,7 @@ async fn in_live_session(
     state: &AccountState,
     request: &Request,
 ) -> Result<(crate::token::AccessClaims, crate::store::User), ApiError> {
-    let (claims, session_id) = signed_in(state, request)?;
+    let (claims, session_id) = signed_in(state, request).await?;
     let accounts = state.recovery.accounts();
     let (session, user) = tokio::join!(accounts.sessions().session(&session_id), accounts.existing(&claims.email));
     let user = user.map_err(|error| match error {

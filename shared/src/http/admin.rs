@@ -213,7 +213,7 @@ async fn act(state: &AdminState, route: &AdminRoute, request: &Request) -> Resul
     };
     let token = bearer_token(request).ok_or_else(|| ApiError::InvalidToken("no bearer token".to_owned()))?;
     let now = state.admin.accounts().sessions().clock().now();
-    let claims = match state.verifier.verify(token, now) {
+    let claims = match state.verifier.verify_live(token, now).await {
         Ok(claims) => claims,
         Err(error) => {
             audit("", "invalid_token", &target);

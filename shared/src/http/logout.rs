@@ -67,8 +67,11 @@ async fn attempt(state: &LogoutState, request: &Request) -> Result<Outcome, ApiE
                 ApiError::InvalidToken("no refresh token (body or cookie) and no bearer token".to_owned())
             })?;
             let now = state.sessions.clock().now();
-            let claims =
-                state.verifier.verify(token, now).map_err(|error| ApiError::InvalidToken(error.to_string()))?;
+            let claims = state
+                .verifier
+                .verify_live(token, now)
+                .await
+                .map_err(|error| ApiError::InvalidToken(error.to_string()))?;
             let session_id: SessionId =
                 claims.sid.parse().map_err(|_| ApiError::InvalidToken("sid is not a session id".to_owned()))?;
             // An access token outlives its session's revocation by up to its

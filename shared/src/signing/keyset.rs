@@ -15,6 +15,12 @@ pub struct VerifyingKey {
 }
 
 impl VerifyingKey {
+    /// The key, its material checked once (see [`PublicKey`]'s `decoding_key`).
+    pub fn new(public: PublicKey) -> Result<Self, JwkError> {
+        let decoding = public.decoding_key()?;
+        Ok(Self { public, decoding })
+    }
+
     /// The key as `jsonwebtoken` verifies with it (what `Verifier::verify` hands `decode`).
     pub fn decoding_key(&self) -> &jsonwebtoken::DecodingKey {
         &self.decoding
@@ -54,10 +60,7 @@ impl KeySet {
     pub fn new(keys: impl IntoIterator<Item = PublicKey>) -> Result<Self, JwkError> {
         let keys = keys
             .into_iter()
-            .map(|public| {
-                let decoding = public.decoding_key()?;
-                Ok((public.kid.clone(), VerifyingKey { public, decoding }))
-            })
+            .map(|public| Ok((public.kid.clone(), VerifyingKey::new(public)?)))
             .collect::<Result<_, JwkError>>()?;
         Ok(Self { keys })
     }

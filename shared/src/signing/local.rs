@@ -55,6 +55,27 @@ impl LocalSigner {
         Ok(pem::encode(&pem::Pem::new("PRIVATE KEY", document.as_ref())))
     }
 
+    /// Reads a PKCS#8 (DER) P-256 private key.
+    pub fn from_pkcs8_der(der: &[u8]) -> Result<Self, SigningError> {
+        let key_pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der)
+            .map_err(|_| SigningError::LocalKey("not a P-256 private key".to_owned()))?;
+        Self::from_key_pair(key_pair)
+    }
+
+    /// The private key as PKCS#8 DER.
+    pub fn to_pkcs8_der(&self) -> Result<Vec<u8>, SigningError> {
+        let document =
+            self.key_pair.to_pkcs8v1().map_err(|_| SigningError::LocalKey("PKCS#8 export failed".to_owned()))?;
+        Ok(document.as_ref().to_vec())
+    }
+
+    /// The same key published under `kid` instead of its thumbprint (a delegated
+    /// key's `kid` carries its period before the thumbprint).
+    pub(crate) fn renamed(mut self, kid: String) -> Self {
+        self.public.kid = kid;
+        self
+    }
+
     fn from_key_pair(key_pair: EcdsaKeyPair) -> Result<Self, SigningError> {
         let public = PublicKey::from_ec_point(key_pair.public_key().as_ref())?;
         let pkcs8 = key_pair.to_pkcs8v1().map_err(|_| SigningError::LocalKey("PKCS#8 export failed".to_owned()))?;

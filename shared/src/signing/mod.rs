@@ -1,19 +1,28 @@
 //! Signing access tokens: the [`Signer`] trait, its AWS KMS and local
 //! implementations, public keys as JWKs, and the [`KeySet`] verifiers use.
 
+mod delegated;
 mod der;
 mod jwk;
 mod keyset;
 mod kms;
 mod local;
+mod seal;
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
 
+pub use delegated::{
+    DELEGATED_KID_TAG, DelegatedKey, DelegatedKeyRecord, DelegatedKeyStore, DelegatedKeys, DelegatedSigner, KeyPeriod,
+    VOUCH_TYPE, check_vouch,
+};
 pub use der::ecdsa_der_to_jose;
 pub use jwk::{Jwk, JwkError, MIN_RSA_BITS, PublicKey};
 pub use keyset::{KeySet, VerifyingKey};
 pub use kms::{KmsSigner, derive_refresh_key, kms_public_key};
 pub use local::LocalSigner;
+pub use seal::SealingKey;
 
 /// The JWS algorithms Latchkey signs with. One algorithm per key, fixed by the key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -62,6 +71,10 @@ pub enum SigningError {
     /// The local key could not be generated, read or used.
     #[error("local key: {0}")]
     LocalKey(String),
+    /// A delegated key could not be read, written or used (store failure, or a
+    /// stored key that is not vouched for).
+    #[error("delegated key: {0}")]
+    KeyStore(String),
 }
 
 /// Signs JWS signing inputs (`base64url(header) "." base64url(claims)`).
@@ -75,4 +88,10 @@ pub trait Signer: Send + Sync {
 
     /// Signs `signing_input` and returns the JOSE signature bytes.
     async fn sign(&self, signing_input: &[u8]) -> Result<Vec<u8>, SigningError>;
+
+    /// The signer of a token issued at `now` when it is not this one: the current
+    /// period's key of a [`DelegatedSigner`]. `None` (the default): sign with this.
+    async fn signer_at(&self, _now: u64) -> Result<Option<Arc<dyn Signer>>, SigningError> {
+        Ok(None)
+    }
 }

@@ -24,6 +24,7 @@ use super::{
     StoreError, TotpChange, TotpState, User, UserStanding, UserStore, UsersPage,
 };
 use crate::onetime::Purpose;
+use crate::signing::{DelegatedKeyRecord, DelegatedKeyStore, KeyPeriod, SigningError};
 use crate::token::SessionId;
 
 type Item = HashMap<String, AttributeValue>;
@@ -125,6 +126,13 @@ const USER_SORT_KEY: &str = "USER";
 const USER_LIST: &str = "USER";
 /// The item recording the active administrators' ids (a string set `ids`).
 const ADMINS_KEY: &str = "ADMINS";
+/// Prefix of a delegated signing key's item: `SIGNKEY#<period seconds>#<period start>`.
+const SIGNING_KEY_PREFIX: &str = "SIGNKEY#";
+/// What verifiers (the authorizer, the JWKS) read of a delegated key's item: never
+/// its sealed private half. The template's `dynamodb:Attributes` lists match.
+pub const SIGNING_KEY_PUBLIC_ATTRIBUTES: [&str; 4] = ["pk", "kid", "vouch", "createdAt"];
+/// What signers read: the public attributes and the sealed private half.
+pub const SIGNING_KEY_ATTRIBUTES: [&str; 5] = ["pk", "kid", "vouch", "createdAt", "sealedKey"];
 
 /// Users and sessions in one DynamoDB table (see `docs/storage.md`).
 #[derive(Debug, Clone)]
@@ -1375,5 +1383,63 @@ fn get_n(item: &Item, name: &str) -> Result<u64, StoreError> {
             value.parse().map_err(|_| StoreError::Corrupt(format!("{name} is not a whole number")))
         }
         _ => Err(StoreError::Corrupt(format!("{name} is missing or not a number"))),
+    }
+}
+
+fn signing_key_pk(period: KeyPeriod) -> AttributeValue {
+    s(format!("{SIGNING_KEY_PREFIX}{}#{}", period.seconds, period.start))
+}
+
+fn key_store_error(error: StoreError) -> SigningError {
+    SigningError::KeyStore(error.to_string())
+}
+
+#[async_trait]
+impl DelegatedKeyStore for DynamoStore {
+    async fn delegated_key(
+        &self,
+        period: KeyPeriod,
+        private: bool,
+    ) -> Result<Option<DelegatedKeyRecord>, SigningError> {
+        let attributes: &[&str] = if private { &SIGNING_KEY_ATTRIBUTES } else { &SIGNING_KEY_PUBLIC_ATTRIBUTES };
+        let item = self.get_item(signing_key_pk(period), Some(attributes)).await.map_err(key_store_error)?;
+        let Some(item) = item else { return Ok(None) };
+        let record = (|| {
+            Ok::<_, StoreError>(DelegatedKeyRecord {
+                period,
+                kid: get_s(&item, "kid")?,
+                vouch: get_s(&item, "vouch")?,
+                sealed_private: if private { Some(get_s(&item, "sealedKey")?) } else { None },
+                created_at: get_n(&item, "createdAt")?,
+            })
+        })();
+        record.map(Some).map_err(key_store_error)
+    }
+
+    async fn put_delegated_key(&self, record: &DelegatedKeyRecord) -> Result<bool, SigningError> {
+        let sealed =
+            record.sealed_private.as_deref().ok_or_else(|| SigningError::KeyStore("no private half".into()))?;
+        // Kept a day past the last token the key can have signed; TTL only tidies.
+        let tidy = record.period.end().saturating_add(3600).saturating_add(TIDY_AFTER_SECS);
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", signing_key_pk(record.period))
+            .item("kid", s(&record.kid))
+            .item("vouch", s(&record.vouch))
+            .item("sealedKey", s(sealed))
+            .item("createdAt", n(record.created_at))
+            .item(TTL_ATTRIBUTE, n(tidy))
+            .condition_expression("attribute_not_exists(pk)");
+        match put.send().await {
+            Ok(_) => Ok(true),
+            Err(error)
+                if matches!(error.as_service_error(), Some(PutItemError::ConditionalCheckFailedException(_))) =>
+            {
+                Ok(false)
+            }
+            Err(error) => Err(key_store_error(unavailable("PutItem", &error))),
+        }
     }
 }

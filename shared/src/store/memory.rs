@@ -12,6 +12,7 @@ use super::{
     StoreError, TotpChange, TotpState, User, UserStanding, UserStore, UsersPage,
 };
 use crate::onetime::Purpose;
+use crate::signing::{DelegatedKeyRecord, DelegatedKeyStore, KeyPeriod, SigningError};
 use crate::token::SessionId;
 
 /// Users and sessions in process memory; lost when the process ends.
@@ -31,6 +32,8 @@ struct State {
     pointers: HashMap<(String, Purpose), String>,
     /// The recorded active administrators (`None`: no record yet).
     admins: Option<std::collections::BTreeSet<String>>,
+    /// Delegated signing keys, one per period.
+    signing_keys: HashMap<KeyPeriod, DelegatedKeyRecord>,
 }
 
 impl MemoryStore {
@@ -466,4 +469,28 @@ fn apply_totp(totp: &mut TotpState, change: &TotpChange) -> bool {
         _ => return false,
     }
     true
+}
+
+#[async_trait]
+impl DelegatedKeyStore for MemoryStore {
+    async fn delegated_key(
+        &self,
+        period: KeyPeriod,
+        private: bool,
+    ) -> Result<Option<DelegatedKeyRecord>, SigningError> {
+        let record = self.lock().signing_keys.get(&period).cloned();
+        Ok(record.map(|record| DelegatedKeyRecord {
+            sealed_private: if private { record.sealed_private } else { None },
+            ..record
+        }))
+    }
+
+    async fn put_delegated_key(&self, record: &DelegatedKeyRecord) -> Result<bool, SigningError> {
+        let mut state = self.lock();
+        if state.signing_keys.contains_key(&record.period) {
+            return Ok(false);
+        }
+        state.signing_keys.insert(record.period, record.clone());
+        Ok(true)
+    }
 }

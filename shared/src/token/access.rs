@@ -154,7 +154,9 @@ impl AccessTokenIssuer {
             nbf: now,
             exp: now + self.lifetime_secs,
         };
-        let token = sign_jwt(self.signer.as_ref(), &claims).await?;
+        // A delegated signer answers with its current period's key; any other signs itself.
+        let delegated = self.signer.signer_at(now).await?;
+        let token = sign_jwt(delegated.as_deref().unwrap_or(self.signer.as_ref()), &claims).await?;
         Ok(IssuedAccessToken { token, expires_in: self.lifetime_secs, claims })
     }
 }

@@ -10,6 +10,8 @@
 //! claims against the caller's clock (the library reads the process clock, which
 //! tests cannot move), and non-empty identity claims. docs/security.md has the table.
 
+use std::sync::Arc;
+
 use jsonwebtoken::Validation;
 use jsonwebtoken::errors::ErrorKind;
 use serde_json::{Map, Value};
@@ -17,7 +19,7 @@ use serde_json::{Map, Value};
 use super::{AccessClaims, TOKEN_TYPE};
 use crate::config::Config;
 use crate::encoding::{b64url_decode, is_b64url};
-use crate::signing::{KeySet, SigningAlgorithm};
+use crate::signing::{DelegatedKeys, KeySet, SigningAlgorithm};
 
 /// Tokens longer than this many bytes are refused before any decoding.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
@@ -87,13 +89,23 @@ pub enum TokenError {
     /// `iat` is in the future, beyond the leeway.
     #[error("issued in the future")]
     IssuedInFuture,
+    /// Signed by a delegated key outside the key's period, or longer-lived than
+    /// its vouch allows.
+    #[error("outside the delegated key's period")]
+    OutsideKeyPeriod,
+    /// A delegated key could not be learnt (the store failed); refused, fail closed.
+    #[error("delegated key unavailable: {0}")]
+    KeyUnavailable(String),
 }
 
-/// Verifies access tokens against a [`KeySet`], issuer, audience and leeway.
-/// Makes no network call.
+/// Verifies access tokens against a [`KeySet`], issuer, audience and leeway, and,
+/// with delegated signing, the delegated keys it learns. [`Verifier::verify`] makes
+/// no network call; [`Verifier::verify_live`] makes one store read per new
+/// delegated key.
 #[derive(Debug, Clone)]
 pub struct Verifier {
     keys: KeySet,
+    delegated: Option<Arc<DelegatedKeys>>,
     /// The header segment Latchkey's issuer writes for each key, with its `(alg,
     /// kid)`: a token whose header is byte-for-byte one of these skips Latchkey's
     /// header parse (each entry passed [`check_header`] when the verifier was built).
@@ -127,6 +139,7 @@ impl Verifier {
         };
         Self {
             keys,
+            delegated: None,
             known_headers,
             es256: validation(SigningAlgorithm::Es256),
             rs256: validation(SigningAlgorithm::Rs256),
@@ -134,9 +147,37 @@ impl Verifier {
         }
     }
 
-    /// The accepted keys.
+    /// The same verifier also accepting the delegated keys `delegated` learns.
+    pub fn with_delegated(mut self, delegated: Arc<DelegatedKeys>) -> Self {
+        self.delegated = Some(delegated);
+        self
+    }
+
+    /// The accepted long-term keys.
     pub fn keys(&self) -> &KeySet {
         &self.keys
+    }
+
+    /// The delegated keys, with delegated signing.
+    pub fn delegated(&self) -> Option<&Arc<DelegatedKeys>> {
+        self.delegated.as_ref()
+    }
+
+    /// [`Verifier::verify`], and when the token names a delegated key not yet known,
+    /// one store read to learn it (vouch checked), then the verification. A store
+    /// failure refuses the token.
+    pub async fn verify_live(&self, token: &str, now: u64) -> Result<AccessClaims, TokenError> {
+        match self.verify(token, now) {
+            Err(TokenError::UnknownKey) => {}
+            other => return other,
+        }
+        let Some(delegated) = &self.delegated else { return Err(TokenError::UnknownKey) };
+        let (_, kid) = check_header(token.split('.').next().unwrap_or_default())?;
+        match delegated.learn(&kid, now, self.leeway).await {
+            Ok(Some(_)) => self.verify(token, now),
+            Ok(None) => Err(TokenError::UnknownKey),
+            Err(error) => Err(TokenError::KeyUnavailable(error.to_string())),
+        }
     }
 
     /// Verifies `token` at time `now` (Unix seconds) and returns its claims.
@@ -172,7 +213,14 @@ impl Verifier {
                 (&parsed.0, &parsed.1)
             }
         };
-        let key = self.keys.get(kid).ok_or(TokenError::UnknownKey)?;
+        let delegated = match self.keys.get(kid) {
+            Some(_) => None,
+            None => Some(self.delegated.as_ref().and_then(|keys| keys.known(kid)).ok_or(TokenError::UnknownKey)?),
+        };
+        let key = match &delegated {
+            Some(delegated) => &delegated.key,
+            None => self.keys.get(kid).ok_or(TokenError::UnknownKey)?,
+        };
         let algorithm = key.public.algorithm;
         if alg != algorithm.jose_name() {
             return Err(TokenError::AlgorithmMismatch(alg.clone()));
@@ -195,6 +243,9 @@ impl Verifier {
             .map_err(|error| library_refusal(error.into_kind()))?
             .claims;
         self.check_claims(&claims, now)?;
+        if delegated.is_some_and(|key| !key.allows(claims.iat, claims.exp, self.leeway)) {
+            return Err(TokenError::OutsideKeyPeriod);
+        }
         Ok(claims)
     }
 

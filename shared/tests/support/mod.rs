@@ -120,6 +120,7 @@ pub struct Backend {
     pub sessions: Arc<dyn SessionStore>,
     pub attempts: Arc<dyn LoginAttemptStore>,
     pub credentials: Arc<dyn CredentialStore>,
+    pub signing_keys: Arc<dyn latchkey::signing::DelegatedKeyStore>,
     pub clock: Arc<ManualClock>,
     pub key: RefreshKey,
     /// The DynamoDB table, to scan (`None` on the memory store).
@@ -127,12 +128,21 @@ pub struct Backend {
 }
 
 impl Backend {
-    fn over<S: UserStore + SessionStore + LoginAttemptStore + CredentialStore + 'static>(store: Arc<S>) -> Self {
+    fn over<S>(store: Arc<S>) -> Self
+    where
+        S: UserStore
+            + SessionStore
+            + LoginAttemptStore
+            + CredentialStore
+            + latchkey::signing::DelegatedKeyStore
+            + 'static,
+    {
         Self {
             users: store.clone(),
             sessions: store.clone(),
             attempts: store.clone(),
-            credentials: store,
+            credentials: store.clone(),
+            signing_keys: store,
             clock: Arc::new(ManualClock::new(START)),
             key: RefreshKey::generate().unwrap(),
             table: None,
@@ -253,3 +263,14 @@ impl Write for Capture {
 mod totp;
 #[allow(unused_imports)]
 pub use totp::totp_code;
+
+/// Who a test's access tokens are for: a member with a password-only session.
+pub fn subject() -> latchkey::token::Subject {
+    latchkey::token::Subject {
+        user_id: "user-1".into(),
+        email: "ada@example.com".into(),
+        role: "member".into(),
+        session_id: "c2Vzc2lvbi1maXh0dXJlMQ".into(),
+        amr: vec!["pwd".into()],
+    }
+}
