@@ -20,7 +20,7 @@ pub const DEFAULT_NAMESPACE: &str = "Latchkey";
 
 /// Each counted event: the `event` field, the metric it counts, and which of its
 /// fields (bounded values only) become dimensions beside `Function`.
-pub const METRICS: [(&str, &str, &[&str]); 37] = [
+pub const METRICS: [(&str, &str, &[&str]); 38] = [
     ("login_succeeded", "LoginSucceeded", &[]),
     ("login_failed", "LoginFailed", &["reason"]),
     ("login_throttled", "LoginThrottled", &[]),
@@ -35,6 +35,7 @@ pub const METRICS: [(&str, &str, &[&str]); 37] = [
     ("session_check_failed", "SessionCheckFailed", &[]),
     ("delegated_key_made", "DelegatedKeyMade", &[]),
     ("delegated_key_refused", "DelegatedKeyRefused", &[]),
+    ("delegated_key_unusable", "DelegatedKeyUnusable", &[]),
     ("signing_failed", "SigningFailed", &["throttled"]),
     ("cold_start", "ColdStart", &[]),
     ("reset_requested", "PasswordResetRequested", &["outcome"]),

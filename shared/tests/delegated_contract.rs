@@ -164,6 +164,13 @@ async fn a_verifier_learns_a_key_with_one_read_and_refuses_made_up_kids_cheaply(
         assert_eq!(authorizer.verify_live(&token, now).await, Err(TokenError::UnknownKey));
     }
     assert_eq!(store.reads(), 2, "one read for the whole flood");
+    // Another period length than the deployment's: no read.
+    let other_length = KeyPeriod::containing(600, now).kid(&"B".repeat(43));
+    assert_eq!(
+        authorizer.verify_live(&token_with_kid(&forged, &other_length, now).await, now).await,
+        Err(TokenError::UnknownKey)
+    );
+    assert_eq!(store.reads(), 2);
     // A period no valid token can come from: no read at all.
     let old = KeyPeriod::containing(300, now - 3 * 3600);
     let token = token_with_kid(&forged, &old.kid(&"A".repeat(43)), now).await;
@@ -263,8 +270,10 @@ async fn a_key_the_long_term_key_did_not_vouch_for_is_refused_everywhere(b: Back
     let authorizer = verifier(&b, &root);
     assert_eq!(authorizer.verify_live(&token, now).await, Err(TokenError::UnknownKey));
     assert!(published_kids(&authorizer, now).await.is_empty(), "never published");
-    let refused = instance(&b, &root).issue(&subject(), now).await;
-    assert!(matches!(refused, Err(SigningError::KeyStore(_))), "a signer refuses it too: {refused:?}");
+    // A signer does not use it either: it signs that period with the long-term key.
+    let fallback = instance(&b, &root).issue(&subject(), now).await.unwrap().token;
+    assert_eq!(kid_of(&fallback), root.public_key().kid, "signed by the long-term key itself");
+    assert!(authorizer.verify_live(&fallback, now).await.is_ok());
 
     // A period key cannot vouch for another: only long-term keys are roots.
     let next = period.next();
@@ -336,7 +345,62 @@ async fn the_table_holds_no_usable_private_key_and_verifiers_never_read_it(b: Ba
     }
 }
 
+/// Made-up kids for the next period, sent before and across the boundary, do not
+/// keep the real key out: the first read learns the period's key whatever kid asked,
+/// and then no other kid of that period costs a read.
+async fn made_up_kids_cannot_keep_the_real_key_out(b: Backend) {
+    let root = Root::new();
+    let issuer = instance(&b, &root);
+    let authorizer = verifier(&b, &root);
+    let start = b.clock.now();
+    let next = KeyPeriod::containing(300, start).next();
+    let forged = LocalSigner::generate().unwrap();
+    let made_up = token_with_kid(&forged, &next.kid(&"C".repeat(43)), start).await;
+    // Past the middle: the real next key exists; the attacker's kid is read first.
+    b.clock.set(start + 200);
+    issuer.issue(&subject(), b.clock.now()).await.unwrap();
+    assert_eq!(authorizer.verify_live(&made_up, b.clock.now()).await, Err(TokenError::UnknownKey));
+    b.clock.set(next.start);
+    assert_eq!(authorizer.verify_live(&made_up, next.start).await, Err(TokenError::UnknownKey));
+    let real = issuer.issue(&subject(), next.start).await.unwrap().token;
+    assert!(authorizer.verify_live(&real, next.start).await.is_ok(), "the real key was learnt all the same");
+}
+
+/// The middle of a KMS key rotation: the period's key was vouched for by the old
+/// long-term key. A signer on the new key signs that period with the new key itself
+/// (no outage); the next period gets a key the new one vouches for. Raising the
+/// token lifetime mid-period does the same (the stored key's vouch caps tokens shorter).
+async fn a_rotated_long_term_key_or_a_longer_lifetime_signs_without_an_outage(b: Backend) {
+    let (old, new) = (Root::new(), Root::new());
+    let now = b.clock.now();
+    let before = instance(&b, &old).issue(&subject(), now).await.unwrap().token;
+    let both = verifier_over(
+        &config(),
+        KeySet::new([old.public_key().clone(), new.public_key().clone()]).unwrap(),
+        b.signing_keys.clone(),
+    );
+    let during = instance(&b, &new).issue(&subject(), now + 1).await.unwrap().token;
+    assert_eq!(kid_of(&during), new.public_key().kid, "the new long-term key signs this period");
+    for token in [&before, &during] {
+        assert!(both.verify_live(token, now + 1).await.is_ok());
+    }
+    let next = KeyPeriod::containing(300, now).next();
+    let after = instance(&b, &new).issue(&subject(), next.start).await.unwrap().token;
+    assert!(kid_of(&after).starts_with("d1.300."), "a new period key");
+    assert!(both.verify_live(&after, next.start).await.is_ok());
+    let vouch = b.signing_keys.delegated_key(next, false).await.unwrap().unwrap().vouch;
+    let header: serde_json::Value = serde_json::from_slice(&b64(vouch.split('.').next().unwrap())).unwrap();
+    assert_eq!(header["kid"], new.public_key().kid.as_str());
+
+    let longer = Config { access_token_ttl: Duration::from_secs(1800), ..config() };
+    let signer = issuing_signer(&longer, new.clone(), b.signing_keys.clone(), &b.key).unwrap();
+    let long = AccessTokenIssuer::new(signer, &longer).issue(&subject(), next.start + 1).await.unwrap().token;
+    assert_eq!(kid_of(&long), new.public_key().kid, "a 30-minute token is not signed by a 15-minute key");
+}
+
 contract!(
+    made_up_kids_cannot_keep_the_real_key_out,
+    a_rotated_long_term_key_or_a_longer_lifetime_signs_without_an_outage,
     tokens_roll_over_every_period_boundary_without_a_failed_verification,
     instances_starting_together_share_one_key,
     a_verifier_learns_a_key_with_one_read_and_refuses_made_up_kids_cheaply,

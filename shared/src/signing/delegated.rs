@@ -184,10 +184,13 @@ impl DelegatedKey {
 /// delegated key never vouches), for this issuer, naming this `kid`, its period and
 /// a key whose thumbprint the `kid` carries. `None` for anything else.
 pub fn check_vouch(roots: &KeySet, issuer: &str, kid: &str, vouch: &str) -> Option<DelegatedKey> {
-    let (period, _) = KeyPeriod::of_kid(kid)?;
+    let (period, thumbprint) = KeyPeriod::of_kid(kid)?;
     let (signing_input, signature) = vouch.rsplit_once('.')?;
     let (header, claims) = signing_input.split_once('.')?;
     let header: VouchHeader = serde_json::from_slice(&b64url_decode(header)?).ok()?;
+    if KeyPeriod::of_kid(&header.kid).is_some() {
+        return None;
+    }
     let root = roots.get(&header.kid)?;
     if header.typ != VOUCH_TYPE || header.alg != root.public.algorithm.jose_name() {
         return None;
@@ -204,10 +207,15 @@ pub fn check_vouch(roots: &KeySet, issuer: &str, kid: &str, vouch: &str) -> Opti
     if !names_this_key {
         return None;
     }
-    let public = PublicKey::from_jwk_json(&claims.jwk).ok()?;
-    if public.algorithm != SigningAlgorithm::Es256 || public.kid != kid {
+    // The JWK is read as a long-term key's would be (its kid its thumbprint), then
+    // published under the period's kid.
+    let mut jwk = claims.jwk.clone();
+    jwk["kid"] = serde_json::Value::String(thumbprint.to_owned());
+    let mut public = PublicKey::from_jwk_json(&jwk).ok()?;
+    if public.algorithm != SigningAlgorithm::Es256 {
         return None;
     }
+    public.kid = kid.to_owned();
     Some(DelegatedKey { key: VerifyingKey::new(public).ok()?, period, max_token_seconds: claims.max_token_seconds })
 }
 
@@ -257,7 +265,9 @@ pub struct DelegatedSigner {
     issuer: String,
     period_seconds: u64,
     max_token_seconds: u64,
-    keys: Mutex<Vec<(KeyPeriod, Arc<LocalSigner>)>>,
+    /// Each period's key, or `None` for a period this instance signs with the
+    /// long-term key (its stored key is one it cannot use).
+    keys: Mutex<Vec<(KeyPeriod, Option<Arc<LocalSigner>>)>>,
     loading: tokio::sync::Mutex<()>,
 }
 
@@ -294,13 +304,17 @@ impl DelegatedSigner {
         })
     }
 
-    fn cached(&self, period: KeyPeriod) -> Option<Arc<LocalSigner>> {
+    fn cached(&self, period: KeyPeriod) -> Option<Option<Arc<LocalSigner>>> {
         let keys = self.keys.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         keys.iter().find(|(held, _)| *held == period).map(|(_, key)| key.clone())
     }
 
     /// The key of `period`: held, else read from the store (one read), else made.
-    async fn key_for(&self, period: KeyPeriod, now: u64) -> Result<Arc<LocalSigner>, SigningError> {
+    /// `None`: this instance cannot use the period's stored key (vouched by another
+    /// long-term key, as in the middle of a KMS key rotation, for shorter tokens than
+    /// it issues, or sealed under another refresh-MAC key): it signs with the
+    /// long-term key for that period, as `kms` mode does, rather than fail.
+    async fn key_for(&self, period: KeyPeriod, now: u64) -> Result<Option<Arc<LocalSigner>>, SigningError> {
         if let Some(key) = self.cached(period) {
             return Ok(key);
         }
@@ -310,19 +324,21 @@ impl DelegatedSigner {
             return Ok(key);
         }
         let key = match self.store.delegated_key(period, true).await? {
-            Some(record) => self.open(&record)?,
+            Some(record) => self.open(&record, period),
             None => {
                 let (record, made) = self.make(period, now).await?;
                 if self.store.put_delegated_key(&record).await? {
                     tracing::info!(event = "delegated_key_made", kid = %record.kid);
-                    made
+                    Some(made)
                 } else {
                     let winner = self.store.delegated_key(period, true).await?;
-                    self.open(&winner.ok_or_else(|| SigningError::KeyStore("the period's key vanished".to_owned()))?)?
+                    let winner =
+                        winner.ok_or_else(|| SigningError::KeyStore("the period's key vanished".to_owned()))?;
+                    self.open(&winner, period)
                 }
             }
         };
-        let key = Arc::new(key);
+        let key = key.map(Arc::new);
         let mut keys = self.keys.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         keys.retain(|(held, _)| held.start >= period.previous().start);
         keys.push((period, key.clone()));
@@ -342,21 +358,34 @@ impl DelegatedSigner {
         Ok((DelegatedKeyRecord { period, kid, vouch, sealed_private: Some(sealed), created_at: now }, key))
     }
 
-    /// The key a stored record holds, after checking that the long-term key vouched
-    /// for it: a record planted by anything that cannot sign with that key is refused.
-    fn open(&self, record: &DelegatedKeyRecord) -> Result<LocalSigner, SigningError> {
-        let unusable = |why: &str| SigningError::KeyStore(format!("stored key {}: {why}", record.kid));
-        if check_vouch(&self.roots, &self.issuer, &record.kid, &record.vouch).is_none() {
-            return Err(unusable("its vouch does not verify under the signing key"));
+    /// The key the stored record of `period` holds, if this instance can sign with
+    /// it: vouched by its own long-term key for this period, for tokens at least as
+    /// long-lived as it issues, and opening under its sealing key. Otherwise `None`
+    /// (logged): a record planted by anything that cannot sign with the long-term key
+    /// is never used.
+    fn open(&self, record: &DelegatedKeyRecord, period: KeyPeriod) -> Option<LocalSigner> {
+        let unusable = |why: &str| {
+            tracing::warn!(event = "delegated_key_unusable", kid = %record.kid, why);
+            None
+        };
+        let Some(vouched) = check_vouch(&self.roots, &self.issuer, &record.kid, &record.vouch) else {
+            return unusable("its vouch does not verify under this signing key");
+        };
+        if vouched.period != period {
+            return unusable("stored for another period");
         }
-        let sealed = record.sealed_private.as_deref().ok_or_else(|| unusable("no private half"))?;
-        let der = self.seal.open(record.kid.as_bytes(), sealed).ok_or_else(|| unusable("does not open"))?;
-        let key = LocalSigner::from_pkcs8_der(&der)?;
-        let (_, thumbprint) = KeyPeriod::of_kid(&record.kid).ok_or_else(|| unusable("malformed kid"))?;
-        if key.public_key().kid != thumbprint {
-            return Err(unusable("private half is not the vouched key"));
+        if vouched.max_token_seconds < self.max_token_seconds {
+            return unusable("vouched for shorter tokens than this instance issues");
         }
-        Ok(key.renamed(record.kid.clone()))
+        let Some(der) =
+            record.sealed_private.as_deref().and_then(|sealed| self.seal.open(record.kid.as_bytes(), sealed))
+        else {
+            return unusable("its private half does not open");
+        };
+        match LocalSigner::from_pkcs8_der(&der) {
+            Ok(key) if vouched.key.public.jwk == key.public_key().jwk => Some(key.renamed(record.kid.clone())),
+            _ => unusable("its private half is not the vouched key"),
+        }
     }
 }
 
@@ -383,7 +412,7 @@ impl Signer for DelegatedSigner {
                 tracing::warn!(event = "delegated_key_ahead_failed", error = %error);
             }
         }
-        Ok(Some(key))
+        Ok(key.map(|key| key as Arc<dyn Signer>))
     }
 }
 
@@ -435,15 +464,33 @@ impl DelegatedKeys {
             return Ok(Some(key));
         }
         let Some((period, _)) = KeyPeriod::of_kid(kid) else { return Ok(None) };
-        if !period.may_sign_valid_tokens(now, leeway) || self.missed_recently(period, now) {
+        // Only this deployment's period length, only periods a valid token can come
+        // from, one key per period (a period whose key is known has no other), and a
+        // period without a vouched key read at most once a second.
+        let plausible = period.seconds == self.period_seconds && period.may_sign_valid_tokens(now, leeway);
+        if !plausible || self.knows_period(period) || self.missed_recently(period, now) {
             return Ok(None);
         }
         let record = self.store.delegated_key(period, false).await?;
-        let key = record.filter(|record| record.kid == kid).and_then(|record| self.accept(&record, now));
-        if key.is_none() {
-            self.misses.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).insert(period, now);
+        // The period's key is learnt whichever kid asked: a made-up kid cannot keep
+        // the real one out.
+        match record.and_then(|record| self.accept(&record, now)) {
+            Some(key) => Ok((key.key.public.kid == kid).then_some(key)),
+            None => {
+                self.missed(period, now);
+                Ok(None)
+            }
         }
-        Ok(key)
+    }
+
+    fn knows_period(&self, period: KeyPeriod) -> bool {
+        self.learnt.read().is_ok_and(|learnt| learnt.values().any(|key| key.period == period))
+    }
+
+    fn missed(&self, period: KeyPeriod, now: u64) {
+        let mut misses = self.misses.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        misses.retain(|_, at| now < at.saturating_add(MISS_RETRY_SECS));
+        misses.insert(period, now);
     }
 
     fn missed_recently(&self, period: KeyPeriod, now: u64) -> bool {
@@ -454,7 +501,9 @@ impl DelegatedKeys {
     /// Checks a record's vouch and remembers its key, forgetting keys whose
     /// tokens have all expired.
     fn accept(&self, record: &DelegatedKeyRecord, now: u64) -> Option<Arc<DelegatedKey>> {
-        let Some(key) = check_vouch(&self.roots, &self.issuer, &record.kid, &record.vouch) else {
+        let in_its_slot = KeyPeriod::of_kid(&record.kid).is_some_and(|(period, _)| period == record.period);
+        let Some(key) = check_vouch(&self.roots, &self.issuer, &record.kid, &record.vouch).filter(|_| in_its_slot)
+        else {
             tracing::warn!(event = "delegated_key_refused", kid = %record.kid);
             return None;
         };
@@ -489,7 +538,7 @@ impl DelegatedKeys {
             let record = self.store.delegated_key(period, false).await?;
             let key = record.and_then(|record| self.accept(&record, now));
             if key.is_none() {
-                self.misses.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).insert(period, now);
+                self.missed(period, now);
             }
             Ok(key.map(|key| key.key.public.clone()))
         });

@@ -141,12 +141,8 @@ impl PublicKey {
             }
             _ => return Err(JwkError::Unsupported),
         };
-        let mut key = Self::new(jwk)?;
-        // A delegated key's kid is its period, then its thumbprint.
-        let delegated = super::KeyPeriod::of_kid(&entry.kid).is_some_and(|(_, thumbprint)| thumbprint == key.kid);
-        if delegated {
-            key.kid = entry.kid.clone();
-        } else if entry.kid != key.kid {
+        let key = Self::new(jwk)?;
+        if entry.kid != key.kid {
             return Err(JwkError::KidMismatch { given: entry.kid, expected: key.kid });
         }
         let alg_fits = entry.alg.as_deref().is_none_or(|alg| alg == key.algorithm.jose_name());

@@ -67,14 +67,21 @@ impl KeySet {
 
     /// Reads a JWKS document (`{"keys": [...]}`). Every entry must be usable (see
     /// [`PublicKey::from_jwk_json`]): a bad entry fails the whole set, so a typo in
-    /// configuration stops start-up instead of silently dropping a key.
+    /// configuration stops start-up instead of silently dropping a key. Period keys
+    /// of delegated signing (`kid` `d1.…`, as Latchkey's own JWKS lists them) are
+    /// left out: they are never long-term keys; verifiers learn them from the store,
+    /// vouch checked, bound to their period.
     pub fn from_jwks_json(json: &str) -> Result<Self, JwkError> {
         #[derive(serde::Deserialize)]
         struct Jwks {
             keys: Vec<serde_json::Value>,
         }
         let jwks: Jwks = serde_json::from_str(json).map_err(|_| JwkError::Malformed("JWKS document"))?;
-        let keys = jwks.keys.iter().map(PublicKey::from_jwk_json).collect::<Result<Vec<_>, _>>()?;
+        let long_term = |entry: &&serde_json::Value| {
+            let kid = entry.get("kid").and_then(serde_json::Value::as_str).unwrap_or_default();
+            super::KeyPeriod::of_kid(kid).is_none()
+        };
+        let keys = jwks.keys.iter().filter(long_term).map(PublicKey::from_jwk_json).collect::<Result<Vec<_>, _>>()?;
         if keys.is_empty() {
             return Err(JwkError::Malformed("JWKS has no keys"));
         }
@@ -155,6 +162,21 @@ mod tests {
         assert!(KeySet::from_jwks_json(&json.to_string()).is_err());
         assert!(KeySet::from_jwks_json(r#"{"keys": []}"#).is_err());
         assert!(KeySet::from_jwks_json("not json").is_err());
+    }
+
+    #[test]
+    fn period_keys_in_a_jwks_are_never_long_term_keys() {
+        let long_term = LocalSigner::generate().unwrap();
+        let period = LocalSigner::generate().unwrap();
+        let mut entry = period.public_key().to_jwk_json();
+        let kid = crate::signing::KeyPeriod { seconds: 3600, start: 7200 }.kid(&period.public_key().kid);
+        entry["kid"] = serde_json::Value::String(kid.clone());
+        let json = serde_json::json!({"keys": [long_term.public_key().to_jwk_json(), entry]});
+        let set = KeySet::from_jwks_json(&json.to_string()).unwrap();
+        assert_eq!(set.len(), 1, "only the long-term key");
+        assert!(set.get(&kid).is_none() && set.get(&long_term.public_key().kid).is_some());
+        let alone = serde_json::json!({"keys": [json["keys"][1].clone()]});
+        assert!(KeySet::from_jwks_json(&alone.to_string()).is_err(), "no long-term key at all");
     }
 
     #[tokio::test]
