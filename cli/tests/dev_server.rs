@@ -201,6 +201,13 @@ async fn token_decode_and_verify_explain_a_token() {
 
     let verified = latchkey(&["token", "verify", &token]);
     assert!(verified.status.success(), "{}", String::from_utf8_lossy(&verified.stderr));
+    // In scripts/test's delegated pass the server signs with a period key, which the
+    // CLI checks as the JWKS lists it, bounded by its period.
+    let delegated = std::env::var("LATCHKEY_SIGNING").is_ok_and(|mode| mode == "delegated");
+    let kid = printed["header"]["kid"].as_str().unwrap().to_owned();
+    assert_eq!(kid.starts_with("d1."), delegated, "{kid}");
+    let said = String::from_utf8_lossy(&verified.stderr);
+    assert_eq!(said.contains("signed by a period key"), delegated, "{said}");
     let mut tampered = token.clone();
     tampered.push('x');
     let refused = latchkey(&["token", "verify", &tampered]);

@@ -16,6 +16,11 @@ use latchkey::http::{LoginState, login};
 use serde_json::json;
 
 async fn log_in(state: &LoginState, email: &str, password: &str) -> u16 {
+    log_in_answer(state, email, password).await.0
+}
+
+/// The status and body of a login.
+async fn log_in_answer(state: &LoginState, email: &str, password: &str) -> (u16, serde_json::Value) {
     let body = json!({"email": email, "password": password}).to_string();
     let event = json!({
         "version": "2.0", "routeKey": "POST /login", "rawPath": "/login", "rawQueryString": "",
@@ -25,7 +30,9 @@ async fn log_in(state: &LoginState, email: &str, password: &str) -> u16 {
             "requestId": "r", "routeKey": "POST /login", "stage": "$default", "time": "", "timeEpoch": 0},
         "body": body, "isBase64Encoded": false
     });
-    login(state, lambda_http::request::from_str(&event.to_string()).unwrap()).await.status().as_u16()
+    let answer = login(state, lambda_http::request::from_str(&event.to_string()).unwrap()).await;
+    let body = serde_json::from_slice(answer.body()).unwrap_or_default();
+    (answer.status().as_u16(), body)
 }
 
 #[tokio::test]
@@ -136,6 +143,22 @@ async fn setup_then_user_admin_then_the_handlers_use_the_printed_environment() {
     ));
     assert_eq!(log_in(&login_state, "ops@example.com", "s3cret-passw0rd").await, 401);
     assert_eq!(log_in(&login_state, "ops@example.com", "new-passw0rd!").await, 200);
+
+    // `token verify` explains a token of delegated signing as the authorizer would:
+    // its period key read from the table, the vouch checked against the KMS key.
+    let mut delegated_env = env.clone();
+    delegated_env.push(("LATCHKEY_SIGNING".to_owned(), "delegated".to_owned()));
+    let delegated =
+        Config::from_lookup(|name| delegated_env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())).unwrap();
+    let delegated = LoginState::deployed(&delegated, &Aws::from_env().await).await.unwrap();
+    let (status, answer) = log_in_answer(&delegated, "ops@example.com", "new-passw0rd!").await;
+    assert_eq!(status, 200, "{answer}");
+    let token = answer["accessToken"].as_str().unwrap().to_owned();
+    let verified = latchkey(&["token", "verify", &token], &env, None);
+    let said = String::from_utf8_lossy(&verified.stderr).into_owned();
+    assert!(verified.status.success() && said.contains("its vouch from the table checked"), "{said}");
+    let refused = latchkey(&["token", "verify", &format!("{token}x")], &env, None);
+    assert!(!refused.status.success());
 
     // An operator's reset of a second factor (a lost phone), on the same table.
     let account = latchkey::http::AccountState::deployed(&config, &Aws::from_env().await).await.unwrap();

@@ -149,7 +149,9 @@ async fn decide(
 }
 
 /// The claims of a token that verifies and (with the session check on) whose
-/// session is still live. A token that fails verification costs no store read.
+/// session is still live. A token that fails verification costs no session read;
+/// one naming a period key this instance has not seen costs at most one read of
+/// that key (delegated signing, bounded per period in [`crate::signing::DelegatedKeys`]).
 /// `session_check` says what the check did (`off`, `cached`, `read`, `failed`).
 async fn verified(
     state: &AuthorizerState,

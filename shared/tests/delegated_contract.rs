@@ -107,19 +107,25 @@ async fn tokens_roll_over_every_period_boundary_without_a_failed_verification(b:
             kids.entry(KeyPeriod::containing(300, now)).or_insert_with(BTreeSet::new).insert(kid);
             issued.push((token.token, token.claims.exp));
         }
-        // Every token still unexpired verifies, the ones from earlier periods too.
+        // Every token a verifier still accepts (unexpired, or within the clock
+        // leeway past `exp`) verifies, and the JWKS still has its key: the ones from
+        // earlier periods too, signed just before a boundary.
+        let published = published_kids(&jwks, now).await;
+        let leeway = config().clock_skew.as_secs();
         for (token, exp) in &issued {
-            if now < *exp {
+            if now < *exp + leeway {
                 let verified = authorizer.verify_live(token, now).await;
                 assert!(verified.is_ok(), "at {now}: {verified:?}");
+                assert!(published.contains(&kid_of(token)), "at {now} the JWKS lacks the key of a valid token");
             }
         }
-        ever_published.extend(published_kids(&jwks, now).await);
+        ever_published.extend(published);
         b.clock.advance(7);
     }
     assert_eq!(kids.len(), 5, "five periods");
     assert!(kids.values().all(|kids| kids.len() == 1), "both instances sign with the one key of a period: {kids:?}");
-    assert!(published_kids(&jwks, b.clock.now()).await.len() <= 5, "previous three, current, next");
+    let published = published_kids(&jwks, b.clock.now()).await.len();
+    assert!(published <= 6, "{published} keys: previous four (15 min + 30 s of leeway), current, next");
     // One long-term signature per period (each key's vouch, made once by the first
     // instance to need it), not one per token.
     let signatures = root.signatures.load(Ordering::SeqCst);
@@ -398,7 +404,30 @@ async fn a_rotated_long_term_key_or_a_longer_lifetime_signs_without_an_outage(b:
     assert_eq!(kid_of(&long), new.public_key().kid, "a 30-minute token is not signed by a 15-minute key");
 }
 
+/// A store outage in the second half of a period: tokens still issue with the
+/// current key, and the next key is attempted once per retry window, not per token.
+async fn a_failing_ahead_attempt_is_not_repeated_for_every_token(b: Backend) {
+    let root = Root::new();
+    let store =
+        Arc::new(CountingKeys { inner: b.signing_keys.clone(), reads: AtomicU32::new(0), failing: false.into() });
+    let issuer =
+        AccessTokenIssuer::new(issuing_signer(&config(), root.clone(), store.clone(), &b.key).unwrap(), &config());
+    let start = KeyPeriod::containing(300, b.clock.now()).start;
+    let current = kid_of(&token_again(&issuer, start + 10).await);
+    store.fail();
+    let reads = store.reads();
+    for _ in 0..20 {
+        assert_eq!(kid_of(&token_again(&issuer, start + 160).await), current, "the current key still signs");
+    }
+    assert_eq!(store.reads(), reads + 1, "one attempt at the next key, not one per token");
+    token_again(&issuer, start + 189).await;
+    assert_eq!(store.reads(), reads + 1, "none within 30 s of the failure");
+    token_again(&issuer, start + 190).await;
+    assert_eq!(store.reads(), reads + 2, "then one more");
+}
+
 contract!(
+    a_failing_ahead_attempt_is_not_repeated_for_every_token,
     made_up_kids_cannot_keep_the_real_key_out,
     a_rotated_long_term_key_or_a_longer_lifetime_signs_without_an_outage,
     tokens_roll_over_every_period_boundary_without_a_failed_verification,

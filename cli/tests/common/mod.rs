@@ -18,7 +18,10 @@ use serde_json::Value;
 /// shell may have some): each test gives the settings it means.
 pub fn latchkey_command() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_latchkey"));
-    for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("LATCHKEY_")) {
+    // The signing mode is the one setting kept: scripts/test runs these tests again
+    // with LATCHKEY_SIGNING=delegated, and the servers they start must sign that way.
+    let kept = |name: &str| matches!(name, "LATCHKEY_SIGNING" | "LATCHKEY_SIGNING_KEY_PERIOD_SECONDS");
+    for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("LATCHKEY_") && !kept(name)) {
         command.env_remove(name);
     }
     command

@@ -29,6 +29,10 @@ const SEAL_LABEL: &[u8] = b"latchkey delegated signing key seal v1";
 const MISS_RETRY_SECS: u64 = 1;
 /// Longest access-token lifetime any deployment issues (`LATCHKEY_ACCESS_TOKEN_TTL_SECONDS`).
 const LONGEST_TOKEN_SECS: u64 = 3600;
+/// After a failed attempt to make the next period's key ahead, an instance tries
+/// again no sooner than this many seconds later, so a KMS or DynamoDB outage does
+/// not put a failing call in front of every token of the half period.
+const AHEAD_RETRY_SECS: u64 = 30;
 
 /// One signing period: `[start, start + seconds)`, `start` a multiple of `seconds`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -184,7 +188,7 @@ impl DelegatedKey {
 /// delegated key never vouches), for this issuer, naming this `kid`, its period and
 /// a key whose thumbprint the `kid` carries. `None` for anything else.
 pub fn check_vouch(roots: &KeySet, issuer: &str, kid: &str, vouch: &str) -> Option<DelegatedKey> {
-    let (period, thumbprint) = KeyPeriod::of_kid(kid)?;
+    let (period, _) = KeyPeriod::of_kid(kid)?;
     let (signing_input, signature) = vouch.rsplit_once('.')?;
     let (header, claims) = signing_input.split_once('.')?;
     let header: VouchHeader = serde_json::from_slice(&b64url_decode(header)?).ok()?;
@@ -207,16 +211,27 @@ pub fn check_vouch(roots: &KeySet, issuer: &str, kid: &str, vouch: &str) -> Opti
     if !names_this_key {
         return None;
     }
-    // The JWK is read as a long-term key's would be (its kid its thumbprint), then
-    // published under the period's kid.
-    let mut jwk = claims.jwk.clone();
-    jwk["kid"] = serde_json::Value::String(thumbprint.to_owned());
-    let mut public = PublicKey::from_jwk_json(&jwk).ok()?;
+    listed_period_key(&claims.jwk, claims.max_token_seconds).filter(|key| key.period == period)
+}
+
+/// A period key as a JWK lists it (Latchkey's JWKS, or a vouch): ES256, under a
+/// period `kid` that carries its thumbprint, bound to that period and to tokens no
+/// longer-lived than `max_token_seconds`. `None` for anything else. Only a vouch
+/// makes it trusted; without one it is what a third-party verifier reading the
+/// JWKS sees.
+pub fn listed_period_key(jwk: &serde_json::Value, max_token_seconds: u64) -> Option<DelegatedKey> {
+    let kid = jwk.get("kid")?.as_str()?;
+    let (period, thumbprint) = KeyPeriod::of_kid(kid)?;
+    // Read as a long-term key's JWK would be (its kid its thumbprint), then named
+    // by the period's kid.
+    let mut as_long_term = jwk.clone();
+    as_long_term["kid"] = serde_json::Value::String(thumbprint.to_owned());
+    let mut public = PublicKey::from_jwk_json(&as_long_term).ok()?;
     if public.algorithm != SigningAlgorithm::Es256 {
         return None;
     }
     public.kid = kid.to_owned();
-    Some(DelegatedKey { key: VerifyingKey::new(public).ok()?, period, max_token_seconds: claims.max_token_seconds })
+    Some(DelegatedKey { key: VerifyingKey::new(public).ok()?, period, max_token_seconds })
 }
 
 /// The vouch of `public` for `period`, signed by `root`.
@@ -269,6 +284,8 @@ pub struct DelegatedSigner {
     /// long-term key (its stored key is one it cannot use).
     keys: Mutex<Vec<(KeyPeriod, Option<Arc<LocalSigner>>)>>,
     loading: tokio::sync::Mutex<()>,
+    /// When making the next period's key ahead last failed, and for which period.
+    ahead_failed: Mutex<Option<(KeyPeriod, u64)>>,
 }
 
 impl fmt::Debug for DelegatedSigner {
@@ -301,7 +318,13 @@ impl DelegatedSigner {
             max_token_seconds: config.access_token_ttl.as_secs(),
             keys: Mutex::new(Vec::new()),
             loading: tokio::sync::Mutex::new(()),
+            ahead_failed: Mutex::new(None),
         })
+    }
+
+    fn ahead_failed_lately(&self, ahead: KeyPeriod, now: u64) -> bool {
+        let failed = self.ahead_failed.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        failed.is_some_and(|(period, at)| period == ahead && now < at.saturating_add(AHEAD_RETRY_SECS))
     }
 
     fn cached(&self, period: KeyPeriod) -> Option<Option<Arc<LocalSigner>>> {
@@ -405,11 +428,15 @@ impl Signer for DelegatedSigner {
         let period = KeyPeriod::containing(self.period_seconds, now);
         let key = self.key_for(period, now).await?;
         let ahead = period.next();
-        if now >= period.start + period.seconds / 2 && self.cached(ahead).is_none() {
-            // Failing to make the next key early is not this token's failure: the
-            // first token of the next period makes it then.
+        if now >= period.start + period.seconds / 2
+            && self.cached(ahead).is_none()
+            && !self.ahead_failed_lately(ahead, now)
+        {
+            // Failing to make the next key early is not this token's failure: a later
+            // token tries again (after AHEAD_RETRY_SECS), the next period's first at the latest.
             if let Err(error) = self.key_for(ahead, now).await {
                 tracing::warn!(event = "delegated_key_ahead_failed", error = %error);
+                *self.ahead_failed.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some((ahead, now));
             }
         }
         Ok(key.map(|key| key as Arc<dyn Signer>))
@@ -424,6 +451,7 @@ pub struct DelegatedKeys {
     issuer: String,
     period_seconds: u64,
     token_seconds: u64,
+    leeway_seconds: u64,
     learnt: RwLock<HashMap<String, Arc<DelegatedKey>>>,
     /// Periods read and found without a key (or with another key): when, so a
     /// made-up `kid` costs at most one read per period per [`MISS_RETRY_SECS`].
@@ -446,6 +474,7 @@ impl DelegatedKeys {
             issuer: config.issuer.clone(),
             period_seconds: config.signing.key_period.as_secs(),
             token_seconds: config.access_token_ttl.as_secs(),
+            leeway_seconds: config.clock_skew.as_secs(),
             learnt: RwLock::new(HashMap::new()),
             misses: Mutex::new(HashMap::new()),
         }
@@ -517,11 +546,12 @@ impl DelegatedKeys {
 
     /// The keys to publish at `now`, those that exist and whose vouch verifies: the
     /// next period's (made ahead), the current one's, and each earlier one that can
-    /// have signed a token still valid (one with the default 15-minute tokens and
-    /// hourly keys: three keys in all). One store read per period not yet known.
+    /// have signed a token still valid, the clock leeway included (one with the
+    /// default 15-minute tokens and hourly keys: three keys in all). One store read
+    /// per period not yet known.
     pub async fn published(&self, now: u64) -> Result<Vec<PublicKey>, SigningError> {
         let current = KeyPeriod::containing(self.period_seconds, now);
-        let back = self.token_seconds.div_ceil(current.seconds).max(1);
+        let back = self.token_seconds.saturating_add(self.leeway_seconds).div_ceil(current.seconds).max(1);
         let mut periods = vec![current.next(), current];
         for _ in 0..back {
             let earliest = periods.last().copied().unwrap_or(current);

@@ -15,7 +15,7 @@ use async_trait::async_trait;
 
 pub use delegated::{
     DELEGATED_KID_TAG, DelegatedKey, DelegatedKeyRecord, DelegatedKeyStore, DelegatedKeys, DelegatedSigner, KeyPeriod,
-    VOUCH_TYPE, check_vouch,
+    VOUCH_TYPE, check_vouch, listed_period_key,
 };
 pub use der::ecdsa_der_to_jose;
 pub use jwk::{Jwk, JwkError, MIN_RSA_BITS, PublicKey};
