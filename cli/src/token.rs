@@ -74,7 +74,7 @@ async fn verify_as_the_authorizer(config: &Config, jwt: &str, now: u64) -> anyho
     let store = Arc::new(DynamoStore::new(aws.dynamodb().clone(), config.table_name.clone()));
     let delegated = Arc::new(DelegatedKeys::new(keys.clone(), store, config));
     let verifier = Verifier::new(keys, config).with_delegated(delegated);
-    let period_key = is_period_key(jwt).then_some("its vouch from the table checked");
+    let period_key = period_kid(jwt).map(|_| "its vouch from the table checked");
     Ok(verifier.verify_live(jwt, now).await.map(|claims| (claims, period_key)).map_err(|e| e.to_string()))
 }
 
@@ -82,14 +82,13 @@ async fn verify_as_the_authorizer(config: &Config, jwt: &str, now: u64) -> anyho
 /// as it lists it (as a third-party verifier reads Latchkey's JWKS: the vouch is in
 /// the table, not the JWKS), bounded by the period its `kid` names.
 fn verify_with_jwks(config: &Config, jwks: &str, jwt: &str, now: u64) -> anyhow::Result<Verified> {
-    let keys = KeySet::from_jwks_json(jwks).context("cannot read LATCHKEY_JWKS")?;
-    if !is_period_key(jwt) {
+    let Some(kid) = period_kid(jwt) else {
+        let keys = KeySet::from_jwks_json(jwks).context("cannot read LATCHKEY_JWKS")?;
         return Ok(Verifier::new(keys, config)
             .verify(jwt, now)
             .map(|claims| (claims, None))
             .map_err(|e| e.to_string()));
-    }
-    let kid = kid_of(jwt).unwrap_or_default();
+    };
     let document: serde_json::Value = serde_json::from_str(jwks).context("cannot read LATCHKEY_JWKS")?;
     let listed = document["keys"].as_array().into_iter().flatten().find(|entry| entry["kid"] == kid.as_str());
     let Some(listed) = listed else { return Ok(Err(format!("period key {kid} is not in LATCHKEY_JWKS"))) };
@@ -106,11 +105,9 @@ fn verify_with_jwks(config: &Config, jwks: &str, jwt: &str, now: u64) -> anyhow:
     Ok(Ok((claims, Some("as LATCHKEY_JWKS lists it, bounded by its period; its vouch is not in a JWKS"))))
 }
 
-fn kid_of(jwt: &str) -> Option<String> {
+/// The token's `kid` when it names a period key of delegated signing.
+fn period_kid(jwt: &str) -> Option<String> {
     let (header, _) = decode_unverified(jwt).ok()?;
-    header["kid"].as_str().map(str::to_owned)
-}
-
-fn is_period_key(jwt: &str) -> bool {
-    kid_of(jwt).is_some_and(|kid| KeyPeriod::of_kid(&kid).is_some())
+    let kid = header["kid"].as_str()?;
+    KeyPeriod::of_kid(kid).map(|_| kid.to_owned())
 }

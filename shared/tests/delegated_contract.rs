@@ -146,8 +146,7 @@ async fn instances_starting_together_share_one_key(b: Backend) {
 
 async fn a_verifier_learns_a_key_with_one_read_and_refuses_made_up_kids_cheaply(b: Backend) {
     let root = Root::new();
-    let store =
-        Arc::new(CountingKeys { inner: b.signing_keys.clone(), reads: AtomicU32::new(0), failing: false.into() });
+    let store = CountingKeys::over(b.signing_keys.clone());
     let issuer = AccessTokenIssuer::new(
         issuing_signer(&config(), root.clone(), b.signing_keys.clone(), &b.key).unwrap(),
         &config(),
@@ -197,6 +196,10 @@ struct CountingKeys {
 }
 
 impl CountingKeys {
+    fn over(inner: Arc<dyn DelegatedKeyStore>) -> Arc<Self> {
+        Arc::new(Self { inner, reads: AtomicU32::new(0), failing: false.into() })
+    }
+
     fn reads(&self) -> u32 {
         self.reads.load(Ordering::SeqCst)
     }
@@ -408,8 +411,7 @@ async fn a_rotated_long_term_key_or_a_longer_lifetime_signs_without_an_outage(b:
 /// current key, and the next key is attempted once per retry window, not per token.
 async fn a_failing_ahead_attempt_is_not_repeated_for_every_token(b: Backend) {
     let root = Root::new();
-    let store =
-        Arc::new(CountingKeys { inner: b.signing_keys.clone(), reads: AtomicU32::new(0), failing: false.into() });
+    let store = CountingKeys::over(b.signing_keys.clone());
     let issuer =
         AccessTokenIssuer::new(issuing_signer(&config(), root.clone(), store.clone(), &b.key).unwrap(), &config());
     let start = KeyPeriod::containing(300, b.clock.now()).start;

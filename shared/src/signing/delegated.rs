@@ -211,7 +211,8 @@ pub fn check_vouch(roots: &KeySet, issuer: &str, kid: &str, vouch: &str) -> Opti
     if !names_this_key {
         return None;
     }
-    listed_period_key(&claims.jwk, claims.max_token_seconds).filter(|key| key.period == period)
+    // The JWK's kid is `kid` (checked above), so the key is bound to its period.
+    listed_period_key(&claims.jwk, claims.max_token_seconds)
 }
 
 /// A period key as a JWK lists it (Latchkey's JWKS, or a vouch): ES256, under a
@@ -497,7 +498,7 @@ impl DelegatedKeys {
         // from, one key per period (a period whose key is known has no other), and a
         // period without a vouched key read at most once a second.
         let plausible = period.seconds == self.period_seconds && period.may_sign_valid_tokens(now, leeway);
-        if !plausible || self.knows_period(period) || self.missed_recently(period, now) {
+        if !plausible || self.of_period(period).is_some() || self.missed_recently(period, now) {
             return Ok(None);
         }
         let record = self.store.delegated_key(period, false).await?;
@@ -512,8 +513,9 @@ impl DelegatedKeys {
         }
     }
 
-    fn knows_period(&self, period: KeyPeriod) -> bool {
-        self.learnt.read().is_ok_and(|learnt| learnt.values().any(|key| key.period == period))
+    /// The learnt key of `period` (a period has one key).
+    fn of_period(&self, period: KeyPeriod) -> Option<Arc<DelegatedKey>> {
+        self.learnt.read().ok()?.values().find(|key| key.period == period).cloned()
     }
 
     fn missed(&self, period: KeyPeriod, now: u64) {
@@ -530,9 +532,9 @@ impl DelegatedKeys {
     /// Checks a record's vouch and remembers its key, forgetting keys whose
     /// tokens have all expired.
     fn accept(&self, record: &DelegatedKeyRecord, now: u64) -> Option<Arc<DelegatedKey>> {
-        let in_its_slot = KeyPeriod::of_kid(&record.kid).is_some_and(|(period, _)| period == record.period);
-        let Some(key) = check_vouch(&self.roots, &self.issuer, &record.kid, &record.vouch).filter(|_| in_its_slot)
-        else {
+        // Stored in its own period's slot: the vouched key's period is its kid's.
+        let vouched = check_vouch(&self.roots, &self.issuer, &record.kid, &record.vouch);
+        let Some(key) = vouched.filter(|key| key.period == record.period) else {
             tracing::warn!(event = "delegated_key_refused", kid = %record.kid);
             return None;
         };
@@ -558,10 +560,7 @@ impl DelegatedKeys {
             periods.push(earliest.previous());
         }
         let reads = periods.iter().map(|&period| async move {
-            let known =
-                self.learnt.read().ok().and_then(|learnt| {
-                    learnt.values().find(|key| key.period == period).map(|key| key.key.public.clone())
-                });
+            let known = self.of_period(period).map(|key| key.key.public.clone());
             if known.is_some() || self.missed_recently(period, now) {
                 return Ok::<_, SigningError>(known);
             }
