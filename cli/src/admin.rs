@@ -114,7 +114,7 @@ pub enum SessionsCommand {
     /// Revoke one session (--session) or every session of a user (--email E --all).
     Revoke {
         /// The session id.
-        #[arg(long, conflicts_with_all = ["email", "all"], required_unless_present = "email")]
+        #[arg(long, conflicts_with_all = ["email", "all"], required_unless_present = "email", allow_hyphen_values = true)]
         session: Option<String>,
         /// The user's email (with --all).
         #[arg(long, requires = "all")]

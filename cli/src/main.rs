@@ -76,3 +76,32 @@ async fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use clap::Parser as _;
+
+    use super::Cli;
+
+    /// User and session ids are base64url: one in 64 starts with `-`, and must still
+    /// be read as the id, not as an unknown flag.
+    #[test]
+    fn ids_that_start_with_a_hyphen_are_ids() {
+        for args in [
+            &["latchkey", "api", "--url", "http://x", "set-role", "-F0aB", "Admin"][..],
+            &["latchkey", "api", "--url", "http://x", "reset-mfa", "-F0aB"],
+            &["latchkey", "api", "--url", "http://x", "end-sessions", "-F0aB", "--session", "-s1"],
+            &["latchkey", "api", "--url", "http://x", "end-sessions", "-F0aB", "--all"],
+            &["latchkey", "sessions", "revoke", "--session", "-s1"],
+        ] {
+            let parsed = format!("{:?}", Cli::try_parse_from(args).unwrap());
+            assert!(parsed.contains("\"-F0aB\"") || parsed.contains("\"-s1\""), "{parsed}");
+        }
+        let both = format!(
+            "{:?}",
+            Cli::try_parse_from(["latchkey", "api", "--url", "u", "end-sessions", "-a", "--session", "-s1"]).unwrap()
+        );
+        assert!(both.contains("\"-a\"") && both.contains("\"-s1\""), "{both}");
+    }
+}

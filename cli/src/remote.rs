@@ -47,6 +47,7 @@ enum ApiCommand {
     /// Show one user.
     User {
         /// The user id.
+        #[arg(allow_hyphen_values = true)]
         id: String,
     },
     /// Create a user: with --password-stdin the new user's password is the second
@@ -64,6 +65,7 @@ enum ApiCommand {
     /// Change a user's role.
     SetRole {
         /// The user id.
+        #[arg(allow_hyphen_values = true)]
         id: String,
         /// The new role.
         role: String,
@@ -71,34 +73,40 @@ enum ApiCommand {
     /// Disable a user (every session ends).
     Disable {
         /// The user id.
+        #[arg(allow_hyphen_values = true)]
         id: String,
     },
     /// Enable a disabled user.
     Enable {
         /// The user id.
+        #[arg(allow_hyphen_values = true)]
         id: String,
     },
     /// Delete a user (every session ends; the email is free).
     Delete {
         /// The user id.
+        #[arg(allow_hyphen_values = true)]
         id: String,
     },
     /// List a user's live sessions.
     Sessions {
         /// The user id.
+        #[arg(allow_hyphen_values = true)]
         id: String,
     },
     /// Remove a user's second factor (a lost device).
     ResetMfa {
         /// The user id.
+        #[arg(allow_hyphen_values = true)]
         id: String,
     },
     /// End one session of a user, or every one with --all.
     EndSessions {
         /// The user id.
+        #[arg(allow_hyphen_values = true)]
         id: String,
         /// The session id.
-        #[arg(long, conflicts_with = "all", required_unless_present = "all")]
+        #[arg(long, conflicts_with = "all", required_unless_present = "all", allow_hyphen_values = true)]
         session: Option<String>,
         /// Every session of the user.
         #[arg(long)]
